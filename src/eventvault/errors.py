@@ -1,0 +1,280 @@
+"""The whole error hierarchy of eventvault, and nothing else.
+
+Every error derives from `EventVaultError`, carries the values involved as attributes and names
+them in its message. Errors about bad arguments also derive from `ValueError` or `TypeError`, so
+code that catches those keeps working.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+__all__ = [
+    "DatabaseLockedError",
+    "DuplicateEventIdError",
+    "EventVaultError",
+    "HashChainError",
+    "ImportFileError",
+    "InvalidEventError",
+    "InvalidExpectedVersionError",
+    "InvalidStreamNameError",
+    "InvalidURLError",
+    "NotAnEventVaultDatabaseError",
+    "NotEmptyError",
+    "PayloadTooLargeError",
+    "SchemaVersionError",
+    "StorageError",
+    "StoreClosedError",
+    "WrongExpectedVersionError",
+]
+
+
+class EventVaultError(Exception):
+    """The root of every error eventvault raises."""
+
+
+# -- bad input -------------------------------------------------------------------------------
+
+
+class InvalidStreamNameError(EventVaultError, ValueError):
+    """A stream name is empty, longer than 200 characters, not a string, or has control characters.
+
+    Attributes:
+        stream_name: the offending value.
+        reason: what is wrong with it.
+    """
+
+    def __init__(self, stream_name: object, reason: str) -> None:
+        self.stream_name = stream_name
+        self.reason = reason
+        super().__init__(f"invalid stream name {stream_name!r}: {reason}")
+
+
+class InvalidEventError(EventVaultError, ValueError):
+    """An event cannot be stored as given: bad type name, data not a JSON object, not encodable.
+
+    Attributes:
+        index: the event's index within its append (0-based), or None.
+        reason: what is wrong with it.
+    """
+
+    def __init__(self, reason: str, *, index: int | None = None) -> None:
+        self.index = index
+        self.reason = reason
+        where = f"event {index}: " if index is not None else ""
+        super().__init__(f"{where}{reason}")
+
+
+class PayloadTooLargeError(InvalidEventError):
+    """An event's encoded data and metadata exceed the store's size limit.
+
+    Attributes:
+        size: the encoded size in bytes.
+        limit: the store's limit in bytes (`max_event_bytes`).
+    """
+
+    def __init__(self, size: int, limit: int, *, index: int | None = None) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"encoded data and metadata are {size} bytes, over the limit of {limit} bytes "
+            "(raise it with connect(..., max_event_bytes=N))",
+            index=index,
+        )
+
+
+class InvalidExpectedVersionError(EventVaultError, TypeError):
+    """`expected_version` is neither a `StreamState` nor a non-negative int.
+
+    Attributes:
+        value: the offending value.
+    """
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+        super().__init__(
+            f"expected_version must be StreamState.ANY, StreamState.NO_STREAM, "
+            f"StreamState.STREAM_EXISTS or a stream position (int >= 0), not {value!r}"
+        )
+
+
+class InvalidURLError(EventVaultError, ValueError):
+    """A store URL names no engine eventvault knows, or is malformed.
+
+    Attributes:
+        url: the offending URL.
+        reason: what is wrong with it.
+    """
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(f"cannot open {url!r}: {reason}")
+
+
+# -- the contract ----------------------------------------------------------------------------
+
+
+class WrongExpectedVersionError(EventVaultError):
+    """A stream's version did not match the append's `expected_version`; nothing was written.
+
+    Attributes:
+        stream_name: the stream whose version did not match.
+        expected: the expected version given (a `StreamState` or an int).
+        actual: the stream's version (the position of its last event), None if it has no events.
+    """
+
+    def __init__(self, stream_name: str, expected: object, actual: int | None) -> None:
+        self.stream_name = stream_name
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"stream {stream_name!r}: expected {_describe_expected(expected)}, "
+            f"actual {'no stream' if actual is None else f'version {actual}'}"
+        )
+
+
+def _describe_expected(expected: object) -> str:
+    name = getattr(expected, "name", None)
+    if name == "NO_STREAM":
+        return "no stream"
+    if name == "STREAM_EXISTS":
+        return "the stream to exist"
+    if name == "ANY":
+        return "any version"
+    return f"version {expected}"
+
+
+class DuplicateEventIdError(EventVaultError):
+    """An event id is already stored somewhere the append would not put it.
+
+    Re-sending an append whose ids are stored in the same stream at the same positions is an
+    idempotent retry and succeeds; anything else with a stored id raises this.
+
+    Attributes:
+        event_id: the id already stored.
+        stream_name: the stream the append was for.
+        existing_stream_name: the stream that holds the id.
+        existing_stream_position: its position there.
+    """
+
+    def __init__(
+        self,
+        event_id: uuid.UUID,
+        stream_name: str,
+        existing_stream_name: str,
+        existing_stream_position: int,
+    ) -> None:
+        self.event_id = event_id
+        self.stream_name = stream_name
+        self.existing_stream_name = existing_stream_name
+        self.existing_stream_position = existing_stream_position
+        super().__init__(
+            f"event id {event_id} appended to stream {stream_name!r} is already stored as "
+            f"{existing_stream_name!r}@{existing_stream_position}"
+        )
+
+
+class HashChainError(EventVaultError):
+    """An event's hash does not match its bytes and the previous hash: the data was changed.
+
+    Attributes:
+        stream_name: the stream of the event.
+        stream_position: the event's position in its stream.
+        expected: the hash recomputed from the bytes.
+        actual: the hash found.
+    """
+
+    def __init__(self, stream_name: str, stream_position: int, expected: str, actual: str) -> None:
+        self.stream_name = stream_name
+        self.stream_position = stream_position
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"hash mismatch at {stream_name!r}@{stream_position}: stored {actual[:16]}..., "
+            f"recomputed {expected[:16]}... (the event or one before it was changed)"
+        )
+
+
+class ImportFileError(EventVaultError):
+    """An import file cannot be read: not JSON Lines, missing fields, positions out of order.
+
+    Attributes:
+        line: the 1-based line number, or None when the whole file is at fault.
+        reason: what is wrong.
+    """
+
+    def __init__(self, reason: str, *, line: int | None = None) -> None:
+        self.line = line
+        self.reason = reason
+        where = f"line {line}: " if line is not None else ""
+        super().__init__(f"{where}{reason}")
+
+
+class NotEmptyError(EventVaultError):
+    """An import or copy targets a store that already holds events.
+
+    Attributes:
+        url: the target store.
+        event_count: how many events it holds (at least one).
+    """
+
+    def __init__(self, url: str, event_count: int) -> None:
+        self.url = url
+        self.event_count = event_count
+        super().__init__(
+            f"target store {url!r} is not empty (its log reaches position {event_count}); "
+            "import and copy only write into an empty store"
+        )
+
+
+# -- the storage engine ----------------------------------------------------------------------
+
+
+class StorageError(EventVaultError):
+    """The storage engine failed: I/O error, full disk, a lost connection, a driver error."""
+
+
+class DatabaseLockedError(StorageError):
+    """The database stayed locked by another process for longer than the busy timeout."""
+
+
+class NotAnEventVaultDatabaseError(StorageError):
+    """The file or database exists but is not an eventvault store.
+
+    Attributes:
+        location: the path or URL opened.
+        reason: what was found instead.
+    """
+
+    def __init__(self, location: str, reason: str) -> None:
+        self.location = location
+        self.reason = reason
+        super().__init__(f"{location!r} is not an eventvault database: {reason}")
+
+
+class SchemaVersionError(StorageError):
+    """The store's storage schema is newer than this version of eventvault understands.
+
+    Attributes:
+        location: the path or URL opened.
+        found: the schema version stored.
+        supported: the newest schema version this eventvault knows.
+    """
+
+    def __init__(self, location: str, found: int, supported: int) -> None:
+        self.location = location
+        self.found = found
+        self.supported = supported
+        super().__init__(
+            f"{location!r} has storage schema version {found}, this eventvault supports up to "
+            f"{supported}: upgrade eventvault"
+        )
+
+
+class StoreClosedError(EventVaultError):
+    """An operation was attempted on a store that was closed."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        super().__init__(f"the store {location!r} is closed")

@@ -1,0 +1,16 @@
+"""The storage engines behind one API, `EventStore`."""
+
+from eventvault.store.aio import AsyncEventStore, AsyncSubscription
+from eventvault.store.base import EventStore, StoreStats, Subscription
+from eventvault.store.connect import DEFAULT_URL, connect, connect_async
+
+__all__ = [
+    "DEFAULT_URL",
+    "AsyncEventStore",
+    "AsyncSubscription",
+    "EventStore",
+    "StoreStats",
+    "Subscription",
+    "connect",
+    "connect_async",
+]

@@ -1,0 +1,648 @@
+"""`EventStore`: the one API every engine offers, and the spec of its guarantees.
+
+An engine subclasses `EventStore` and supplies a handful of primitives (an atomic append of
+validated events, one page of a read, an import transaction); validation, paging, subscriptions,
+export and import are written once here, so every engine behaves the same way.
+"""
+
+from __future__ import annotations
+
+import abc
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Final, Self
+
+from eventvault.errors import EventVaultError, InvalidEventError, StoreClosedError
+from eventvault.serialization import (
+    DEFAULT_MAX_EVENT_BYTES,
+    ChainVerifier,
+    to_micros,
+    validate_stream_name,
+)
+from eventvault.store._append import PendingAppend, StoredRow, prepare, prepare_many
+from eventvault.store.notify import Notifier
+from eventvault.types import (
+    AppendResult,
+    ExpectedVersion,
+    NewEvent,
+    RawEvent,
+    RecordedEvent,
+    StreamAppend,
+    StreamInfo,
+)
+
+__all__ = ["EventStore", "StoreStats", "Subscription"]
+
+DEFAULT_PAGE_SIZE: Final = 1000
+POLL_INTERVAL: Final = 0.05
+"""Seconds a live subscriber waits for a wake-up before it re-queries anyway."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """Figures about a store.
+
+    Attributes:
+        event_count: events stored.
+        stream_count: streams with at least one event.
+        head_position: the global position of the last event (0 when empty).
+        first_recorded_at: when the first event was recorded, None when empty.
+        last_recorded_at: when the last event was recorded, None when empty.
+    """
+
+    event_count: int
+    stream_count: int
+    head_position: int
+    first_recorded_at: datetime | None
+    last_recorded_at: datetime | None
+
+
+def _check_limit(limit: int | None) -> int | None:
+    if limit is not None and (type(limit) is not int or limit < 0):
+        raise InvalidEventError(f"limit must be an int >= 0 or None, not {limit!r}")
+    return limit
+
+
+def _check_position(name: str, value: int | None) -> None:
+    if value is not None and (type(value) is not int or value < 0):
+        raise InvalidEventError(f"{name} must be an int >= 0, not {value!r}")
+
+
+def _check_filters(
+    event_types: Sequence[str] | None, stream_prefix: str | None
+) -> tuple[tuple[str, ...] | None, str | None]:
+    types: tuple[str, ...] | None = None
+    if event_types is not None:
+        if isinstance(event_types, str) or not all(isinstance(t, str) for t in event_types):
+            raise InvalidEventError(f"event_types must be a list of str, not {event_types!r}")
+        types = tuple(event_types)
+    if stream_prefix is not None and (not isinstance(stream_prefix, str) or not stream_prefix):
+        raise InvalidEventError(f"stream_prefix must be a non-empty str, not {stream_prefix!r}")
+    return types, stream_prefix
+
+
+class EventStore(abc.ABC):
+    """An append-only log of events in named streams: the system of record.
+
+    Guarantees, held by every engine and checked by the contract suite in `eventvault.testing`:
+
+    1. Append-only: no operation changes a stored event.
+    2. Atomic appends: all events of one append (also of one `append_to_streams`) are stored,
+       or none; a reader never sees part of one.
+    3. Optimistic concurrency: `expected_version` is required; a mismatch raises
+       `WrongExpectedVersionError` and writes nothing.
+    4. Idempotent retries: re-sending an append whose event ids are stored, in the same stream at
+       the same positions, returns the original result and stores nothing twice.
+    5. Durability: when an append returns, its events survive a process crash.
+    6. Order: within a stream by stream position; across the store by global position, in commit
+       order. A reader never sees a global position that is later filled in below one it saw.
+    7. Delivery: a subscription delivers every matching event exactly once, in order, from its
+       catch-up into the live log without gap or duplicate.
+
+    A store is a context manager; leaving the block closes it.
+    """
+
+    url: str
+    max_event_bytes: int
+
+    def __init__(self, url: str, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        if type(max_event_bytes) is not int or max_event_bytes < 1:
+            raise InvalidEventError(f"max_event_bytes must be an int >= 1, not {max_event_bytes!r}")
+        self.url = url
+        self.max_event_bytes = max_event_bytes
+        self._closed = False
+        self._subscriptions: set[Subscription] = set()
+        self._subscriptions_lock = threading.Lock()
+
+    # -- engine primitives -------------------------------------------------------------------
+
+    @property
+    @abc.abstractmethod
+    def notifier(self) -> Notifier:
+        """Bumped after every commit that adds events; live subscribers wait on it."""
+
+    @abc.abstractmethod
+    def _append(self, appends: list[PendingAppend]) -> list[AppendResult]:
+        """Store validated appends atomically, all or none; one result per append."""
+
+    @abc.abstractmethod
+    def _read_stream_page(
+        self, stream_name: str, start: int | None, backwards: bool, limit: int
+    ) -> list[RecordedEvent]:
+        """Up to `limit` events of a stream from position `start` (inclusive).
+
+        Forwards, `start` None means 0; backwards, it means the end of the stream.
+        """
+
+    @abc.abstractmethod
+    def _read_all_page(
+        self,
+        after: int,
+        backwards: bool,
+        limit: int,
+        event_types: tuple[str, ...] | None,
+        stream_prefix: str | None,
+    ) -> list[RecordedEvent]:
+        """Up to `limit` events of the log after global position `after` (forwards), or
+        before it (backwards, where 0 means from the end)."""
+
+    @abc.abstractmethod
+    def _read_raw_page(self, after: int, limit: int) -> list[RawEvent]:
+        """Up to `limit` events after global position `after`, with their stored bytes."""
+
+    @abc.abstractmethod
+    def _list_streams_page(self, after: str | None, limit: int) -> list[StreamInfo]:
+        """Up to `limit` streams whose names sort after `after`, in name order."""
+
+    @abc.abstractmethod
+    def _import(self, batches: Iterator[list[StoredRow]]) -> None:
+        """Store verified rows, keeping their positions, in one transaction; roll it back if
+        the iterator raises. Raises `NotEmptyError` when the store holds events."""
+
+    @abc.abstractmethod
+    def get_stream_version(self, stream_name: str) -> int | None:
+        """The stream position of a stream's last event.
+
+        Args:
+            stream_name: the stream.
+
+        Returns:
+            The version (2 for a stream of three events), or None when the stream has no events.
+
+        Raises:
+            InvalidStreamNameError: the name breaks the naming rules.
+        """
+
+    @abc.abstractmethod
+    def head_position(self) -> int:
+        """The global position of the last event in the store (0 when it is empty)."""
+
+    @abc.abstractmethod
+    def stats(self) -> StoreStats:
+        """Counts and times that describe the store."""
+
+    @abc.abstractmethod
+    def _close(self) -> None:
+        """Release the engine's connections and files."""
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError(self.url)
+
+    def append_to_stream(
+        self,
+        stream_name: str,
+        events: Sequence[NewEvent],
+        *,
+        expected_version: ExpectedVersion,
+    ) -> AppendResult:
+        """Append events to a stream, atomically, if its version is as expected.
+
+        Args:
+            stream_name: the stream, 1 to 200 characters without control characters.
+            events: one or more events, stored in this order at consecutive positions.
+            expected_version: `StreamState.ANY`, `StreamState.NO_STREAM`,
+                `StreamState.STREAM_EXISTS`, or the stream position of the stream's last event.
+
+        Returns:
+            The stream position and global position of the last event written. A retry of an
+            append already stored (same event ids, same stream, same positions) returns the
+            original result and writes nothing.
+
+        Raises:
+            WrongExpectedVersionError: the stream's version is not the expected one.
+            DuplicateEventIdError: an event id is stored elsewhere.
+            InvalidStreamNameError, InvalidEventError, PayloadTooLargeError,
+            InvalidExpectedVersionError: bad input.
+            StorageError: the engine failed; the append was not stored.
+        """
+        self._check_open()
+        pending = prepare(stream_name, events, expected_version, self.max_event_bytes)
+        return self._append([pending])[0]
+
+    def append_to_streams(self, appends: Sequence[StreamAppend]) -> list[AppendResult]:
+        """Append to several streams in one atomic transaction.
+
+        Every stream's expected version is checked; if any does not match, nothing is written.
+
+        Args:
+            appends: one `StreamAppend` per stream (a stream may appear once).
+
+        Returns:
+            One result per `StreamAppend`, in order.
+
+        Raises:
+            WrongExpectedVersionError: naming the first stream whose version did not match.
+            The other errors of `append_to_stream`.
+        """
+        self._check_open()
+        pending = prepare_many(appends, self.max_event_bytes)
+        return self._append(pending)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def read_stream(
+        self,
+        stream_name: str,
+        *,
+        from_position: int | None = None,
+        backwards: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[RecordedEvent]:
+        """Read a stream's events, lazily, a page at a time.
+
+        Args:
+            stream_name: the stream; one that does not exist reads as empty.
+            from_position: the first stream position to read (inclusive). None: the start
+                (forwards) or the last event (backwards).
+            backwards: read from newer to older.
+            limit: the most events to yield; None for all.
+
+        Returns:
+            An iterator of events in stream order (or reverse stream order).
+
+        Raises:
+            InvalidStreamNameError: the name breaks the naming rules.
+        """
+        self._check_open()
+        validate_stream_name(stream_name)
+        _check_position("from_position", from_position)
+        _check_limit(limit)
+        return self._iter_stream(stream_name, from_position, backwards, limit)
+
+    def _iter_stream(
+        self, stream_name: str, start: int | None, backwards: bool, limit: int | None
+    ) -> Iterator[RecordedEvent]:
+        remaining = limit
+        while remaining is None or remaining > 0:
+            size = DEFAULT_PAGE_SIZE if remaining is None else min(remaining, DEFAULT_PAGE_SIZE)
+            self._check_open()
+            page = self._read_stream_page(stream_name, start, backwards, size)
+            yield from page
+            if len(page) < size:
+                return
+            if remaining is not None:
+                remaining -= len(page)
+            last = page[-1].stream_position
+            if backwards:
+                if last == 0:
+                    return
+                start = last - 1
+            else:
+                start = last + 1
+
+    def read_all(
+        self,
+        *,
+        after: int = 0,
+        backwards: bool = False,
+        limit: int | None = None,
+        event_types: Sequence[str] | None = None,
+        stream_prefix: str | None = None,
+    ) -> Iterator[RecordedEvent]:
+        """Read the global log, lazily, a page at a time.
+
+        Args:
+            after: a global position. Forwards, the events after it (0: from the start);
+                backwards, the events before it (0: from the end).
+            backwards: read from newer to older.
+            limit: the most events to yield; None for all.
+            event_types: only events of these types.
+            stream_prefix: only events of streams whose names start with this.
+
+        Returns:
+            An iterator of events in global order (or reverse global order).
+        """
+        self._check_open()
+        _check_position("after", after)
+        _check_limit(limit)
+        types, prefix = _check_filters(event_types, stream_prefix)
+        return self._iter_all(after, backwards, limit, types, prefix)
+
+    def _iter_all(
+        self,
+        after: int,
+        backwards: bool,
+        limit: int | None,
+        types: tuple[str, ...] | None,
+        prefix: str | None,
+    ) -> Iterator[RecordedEvent]:
+        remaining = limit
+        while remaining is None or remaining > 0:
+            size = DEFAULT_PAGE_SIZE if remaining is None else min(remaining, DEFAULT_PAGE_SIZE)
+            self._check_open()
+            page = self._read_all_page(after, backwards, size, types, prefix)
+            yield from page
+            if len(page) < size:
+                return
+            if remaining is not None:
+                remaining -= len(page)
+            after = page[-1].global_position
+            if backwards and after <= 1:
+                return
+
+    def list_streams(self) -> Iterator[StreamInfo]:
+        """Every stream with at least one event, in name order, lazily.
+
+        Returns:
+            An iterator of `StreamInfo`.
+        """
+        self._check_open()
+        after: str | None = None
+        while True:
+            page = self._list_streams_page(after, DEFAULT_PAGE_SIZE)
+            yield from page
+            if len(page) < DEFAULT_PAGE_SIZE:
+                return
+            after = page[-1].stream_name
+
+    # -- subscriptions -----------------------------------------------------------------------
+
+    def subscribe_to_all(
+        self,
+        *,
+        after: int = 0,
+        event_types: Sequence[str] | None = None,
+        stream_prefix: str | None = None,
+    ) -> Subscription:
+        """Follow the global log: catch up from a position, then wait for live events.
+
+        Args:
+            after: deliver events after this global position (0: from the start).
+            event_types: only events of these types.
+            stream_prefix: only events of streams whose names start with this.
+
+        Returns:
+            A `Subscription`: iterate it to receive events, each exactly once, in global order;
+            `close()` it (from any thread) to end the iteration.
+        """
+        self._check_open()
+        _check_position("after", after)
+        types, prefix = _check_filters(event_types, stream_prefix)
+
+        def fetch(position: int) -> list[RecordedEvent]:
+            return self._read_all_page(position, False, DEFAULT_PAGE_SIZE, types, prefix)
+
+        return self._register(Subscription(self, fetch, after, global_order=True))
+
+    def subscribe_to_stream(self, stream_name: str, *, after: int | None = None) -> Subscription:
+        """Follow one stream: catch up from a position, then wait for live events.
+
+        Args:
+            stream_name: the stream (it need not exist yet).
+            after: deliver events after this stream position; None: from the start.
+
+        Returns:
+            A `Subscription` delivering the stream's events in stream order.
+        """
+        self._check_open()
+        validate_stream_name(stream_name)
+        _check_position("after", after)
+
+        def fetch(position: int) -> list[RecordedEvent]:
+            return self._read_stream_page(stream_name, position + 1, False, DEFAULT_PAGE_SIZE)
+
+        start = -1 if after is None else after
+        return self._register(Subscription(self, fetch, start, global_order=False))
+
+    def _register(self, subscription: Subscription) -> Subscription:
+        with self._subscriptions_lock:
+            self._subscriptions.add(subscription)
+        return subscription
+
+    def _unregister(self, subscription: Subscription) -> None:
+        with self._subscriptions_lock:
+            self._subscriptions.discard(subscription)
+
+    # -- export and import -------------------------------------------------------------------
+
+    def export_events(self, *, after: int = 0) -> Iterator[RawEvent]:
+        """The whole log after a position, with the exact stored bytes of every event.
+
+        Returns:
+            A lazy iterator of `RawEvent` in global order, for `import_events` into another
+            store (of any engine) or for an export file.
+        """
+        self._check_open()
+        _check_position("after", after)
+        while True:
+            page = self._read_raw_page(after, DEFAULT_PAGE_SIZE)
+            yield from page
+            if len(page) < DEFAULT_PAGE_SIZE:
+                return
+            after = page[-1].global_position
+
+    def import_events(
+        self,
+        events: Iterable[RawEvent],
+        *,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Load exported events into this empty store, keeping ids, positions, times, hashes.
+
+        Every event's hash is recomputed and checked against its bytes and the previous hash of
+        its stream, and its positions checked, before anything is committed; all events are
+        stored in one transaction, so a bad event leaves the store as empty as it was.
+
+        Args:
+            events: events in global order, as `export_events` gives them.
+            on_progress: called with the number of events checked so far, every 1,000 events.
+
+        Returns:
+            The number of events imported.
+
+        Raises:
+            NotEmptyError: the store already holds events.
+            HashChainError: an event's bytes do not match its hash (the file was changed).
+            ImportFileError: positions out of order or with gaps.
+        """
+        self._check_open()
+        verifier = ChainVerifier()
+
+        def batches() -> Iterator[list[StoredRow]]:
+            from eventvault.errors import ImportFileError
+
+            batch: list[StoredRow] = []
+            for event in events:
+                try:
+                    verifier.check(event)
+                except ValueError as exc:
+                    raise ImportFileError(str(exc)) from exc
+                batch.append(
+                    (
+                        event.stream_name,
+                        event.stream_position,
+                        event.global_position,
+                        event.event_id.bytes,
+                        event.event_type,
+                        event.schema_version,
+                        bytes(event.data),
+                        bytes(event.metadata),
+                        to_micros(event.recorded_at),
+                        bytes.fromhex(event.hash),
+                    )
+                )
+                if len(batch) >= DEFAULT_PAGE_SIZE:
+                    yield batch
+                    batch = []
+                    if on_progress is not None:
+                        on_progress(verifier.count)
+            if batch:
+                yield batch
+            if on_progress is not None:
+                on_progress(verifier.count)
+
+        self._import(batches())
+        if verifier.count:
+            self.notifier.notify()
+        return verifier.count
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close()` was called."""
+        return self._closed
+
+    def close(self) -> None:
+        """Close the store and end its subscriptions. Closing twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._subscriptions_lock:
+            subscriptions = list(self._subscriptions)
+        for subscription in subscriptions:
+            subscription.close()
+        self._close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<{type(self).__name__} {self.url!r} ({state})>"
+
+
+class Subscription:
+    """A live feed of events: catch-up from a position, then new events as they are committed.
+
+    Iterating blocks while there is nothing new and ends when `close()` is called, from any
+    thread. `position` is the position of the last event delivered (global for
+    `subscribe_to_all`, stream position for `subscribe_to_stream`): persist it as a checkpoint
+    and pass it as `after` to resume.
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        fetch: Callable[[int], list[RecordedEvent]],
+        after: int,
+        *,
+        global_order: bool,
+        poll_interval: float = POLL_INTERVAL,
+    ) -> None:
+        self._store = store
+        self._fetch = fetch
+        self.position = after
+        self._cursor = after
+        self._global_order = global_order
+        self._poll_interval = poll_interval
+        self._buffer: list[RecordedEvent] = []
+        self._index = 0
+        self._closed = threading.Event()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the subscription has ended."""
+        return self._closed.is_set()
+
+    def close(self) -> None:
+        """End the subscription; a thread blocked iterating it stops within a poll interval."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._store.notifier.notify()
+        self._store._unregister(self)
+
+    def _position_of(self, event: RecordedEvent) -> int:
+        return event.global_position if self._global_order else event.stream_position
+
+    def _wait_for_page(self, timeout: float | None) -> list[RecordedEvent]:
+        notifier = self._store.notifier
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._closed.is_set():
+            seen = notifier.generation
+            try:
+                page = self._fetch(self._cursor)
+            except EventVaultError:
+                if self._closed.is_set() or self._store.closed:
+                    return []
+                raise
+            if page:
+                self._cursor = self._position_of(page[-1])
+                return page
+            wait = self._poll_interval
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return []
+                wait = min(wait, left)
+            notifier.wait(seen, wait)
+        return []
+
+    def next_batch(self, timeout: float | None = None) -> list[RecordedEvent]:
+        """Wait for the next events and return them (at most one page).
+
+        Args:
+            timeout: the most seconds to wait; None waits until events arrive or `close()`.
+
+        Returns:
+            The events, in order; empty when the timeout passed or the subscription was closed.
+        """
+        if self._index < len(self._buffer):
+            batch = self._buffer[self._index :]
+            self._buffer, self._index = [], 0
+        else:
+            batch = self._wait_for_page(timeout)
+        if batch:
+            self.position = self._position_of(batch[-1])
+        return batch
+
+    def __iter__(self) -> Iterator[RecordedEvent]:
+        return self
+
+    def __next__(self) -> RecordedEvent:
+        if self._index >= len(self._buffer):
+            self._buffer = self._wait_for_page(None)
+            self._index = 0
+            if not self._buffer:
+                raise StopIteration
+        event = self._buffer[self._index]
+        self._index += 1
+        self.position = self._position_of(event)
+        return event
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

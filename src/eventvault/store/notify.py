@@ -1,0 +1,84 @@
+"""Wake-ups for live subscriptions: a hint that the log may have grown, never the data itself.
+
+A subscriber always re-queries after a wake-up, and also after a short timeout, so a wake-up
+that is lost (another process wrote, a notification was dropped) delays an event, never loses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+
+__all__ = ["Notifier", "shared_notifier"]
+
+
+class Notifier:
+    """A counter that writers bump after each commit and subscribers wait on."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._generation = 0
+        self._async_waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+
+    @property
+    def generation(self) -> int:
+        """How many notifications have been sent so far."""
+        return self._generation
+
+    def notify(self) -> None:
+        """Wake every waiter."""
+        with self._condition:
+            self._generation += 1
+            self._condition.notify_all()
+            waiters = list(self._async_waiters)
+        for loop, event in waiters:
+            # A closed loop raises RuntimeError: nobody is waiting there any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(event.set)
+
+    def wait(self, seen: int, timeout: float) -> int:
+        """Block until a notification newer than `seen` arrives or `timeout` seconds pass.
+
+        Returns:
+            The current generation.
+        """
+        with self._condition:
+            if self._generation == seen:
+                self._condition.wait(timeout)
+            return self._generation
+
+    async def wait_async(self, seen: int, timeout: float) -> int:
+        """The coroutine form of `wait`."""
+        loop = asyncio.get_running_loop()
+        event = asyncio.Event()
+        entry = (loop, event)
+        with self._condition:
+            if self._generation != seen:
+                return self._generation
+            self._async_waiters.add(entry)
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            with self._condition:
+                self._async_waiters.discard(entry)
+        return self._generation
+
+
+_shared: dict[str, Notifier] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_notifier(key: str) -> Notifier:
+    """The one notifier of this process for a database (by its resolved path or URL).
+
+    Every store opened on the same database in one process shares it, so an append through
+    one wakes the subscribers of all of them at once.
+    """
+    with _shared_lock:
+        notifier = _shared.get(key)
+        if notifier is None:
+            notifier = _shared[key] = Notifier()
+        return notifier

@@ -1,0 +1,484 @@
+"""The embedded engine: one SQLite file, durable, zero set-up.
+
+One write connection, used by whichever thread leads the current group commit (see
+`_groupcommit`); readers use connections of their own from a small pool, so a long read never
+blocks a writer (WAL). Several processes may open one file: SQLite's write lock serializes their
+commits, and `BEGIN IMMEDIATE` takes it before the first read of a transaction, so two writers
+never both pass a version check.
+
+See docs/adr/0002-sqlite-durability.md for the durability settings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from importlib import resources
+from typing import Any, Final, Literal
+
+from eventvault.errors import (
+    DatabaseLockedError,
+    EventVaultError,
+    NotAnEventVaultDatabaseError,
+    NotEmptyError,
+    SchemaVersionError,
+    StorageError,
+    StoreClosedError,
+)
+from eventvault.serialization import (
+    DEFAULT_MAX_EVENT_BYTES,
+    GENESIS_HASH,
+    decode_rows,
+    from_micros,
+    now_micros,
+    raw_rows,
+    validate_stream_name,
+)
+from eventvault.store._append import (
+    PendingAppend,
+    StoredRow,
+    chain,
+    resolve_existing_ids,
+    version_matches,
+    wrong_version,
+)
+from eventvault.store._groupcommit import GroupCommitter
+from eventvault.store.base import EventStore, StoreStats
+from eventvault.store.notify import Notifier, shared_notifier
+from eventvault.types import AppendResult, RawEvent, RecordedEvent, StreamInfo
+
+__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SQLiteEventStore", "Synchronous"]
+
+APPLICATION_ID: Final = 0x45564C54
+"""`PRAGMA application_id` of an eventvault file ("EVLT")."""
+SCHEMA_VERSION: Final = 1
+"""`PRAGMA user_version` of the storage schema this code writes."""
+SCHEMA_FILES: Final = (
+    "events.sql",
+    "events_stream_uq.sql",
+    "events_event_id_uq.sql",
+    "streams.sql",
+)
+MAX_READERS: Final = 8
+
+Synchronous = Literal["FULL", "NORMAL", "EXTRA"]
+
+_COLUMNS: Final = (
+    "stream_name, stream_position, global_position, event_id, event_type, schema_version, "
+    "data, metadata, recorded_at, hash"
+)
+_INSERT: Final = f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_STREAM_HEAD: Final = "SELECT version, last_hash FROM streams WHERE stream_name = ?"
+_INSERT_STREAM: Final = (
+    "INSERT INTO streams (version, last_global_position, last_hash, stream_name) "
+    "VALUES (?, ?, ?, ?)"
+)
+_UPDATE_STREAM: Final = (
+    "UPDATE streams SET version = ?, last_global_position = ?, last_hash = ? WHERE stream_name = ?"
+)
+_READ_STREAM_FORWARDS: Final = (
+    f"SELECT {_COLUMNS} FROM events WHERE stream_name = ? AND stream_position >= ? "
+    "ORDER BY stream_position LIMIT ?"
+)
+_READ_STREAM_BACKWARDS: Final = (
+    f"SELECT {_COLUMNS} FROM events WHERE stream_name = ? AND stream_position <= ? "
+    "ORDER BY stream_position DESC LIMIT ?"
+)
+_MAX_POSITION: Final = 2**63 - 1
+
+
+def _translate(exc: sqlite3.Error, location: str) -> EventVaultError:
+    """The one place where SQLite's errors become eventvault's."""
+    message = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in message:
+        return DatabaseLockedError(
+            f"{location!r} stayed locked by another connection past the busy timeout: {message}"
+        )
+    if isinstance(exc, sqlite3.DatabaseError) and (
+        "not a database" in message or "malformed" in message
+    ):
+        return NotAnEventVaultDatabaseError(location, message)
+    if isinstance(exc, sqlite3.ProgrammingError) and "closed" in message:
+        return StoreClosedError(location)
+    return StorageError(f"SQLite error on {location!r}: {message}")
+
+
+class SQLiteEventStore(EventStore):
+    """An event store in one SQLite database file.
+
+    Args:
+        path: the database file (created when missing), or ":memory:" for a private in-memory
+            database that lives as long as the store.
+        max_event_bytes: the limit on one event's encoded data plus metadata (default 1 MiB).
+        synchronous: SQLite's `synchronous` setting; `FULL` (the default) makes every
+            acknowledged append survive power loss, `NORMAL` only a process crash.
+        busy_timeout: seconds to wait for another process's write lock before failing.
+        url: the URL the store was opened with, for messages.
+
+    Raises:
+        NotAnEventVaultDatabaseError: the file is not a SQLite database, or belongs to another
+            application.
+        SchemaVersionError: the file was written by a newer eventvault.
+        StorageError: the file cannot be opened.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        synchronous: Synchronous = "FULL",
+        busy_timeout: float = 30.0,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(url or path, max_event_bytes=max_event_bytes)
+        if synchronous not in ("FULL", "NORMAL", "EXTRA"):
+            raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
+        self.path = path
+        self._in_memory = path == ":memory:"
+        self._synchronous = synchronous
+        self._busy_timeout = busy_timeout
+        self._conn_lock = threading.Lock()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        if not self._in_memory and os.path.isdir(path):
+            raise NotAnEventVaultDatabaseError(path, "it is a directory")
+        self._writer = self._connect()
+        try:
+            self._initialize(self._writer)
+        except BaseException:
+            self._writer.close()
+            raise
+        self._notifier = Notifier() if self._in_memory else shared_notifier(os.path.realpath(path))
+        self._committer: GroupCommitter[list[PendingAppend], list[AppendResult]] = GroupCommitter(
+            self._commit_batch
+        )
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=self._busy_timeout,
+            )
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+        try:
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise _translate(exc, self.path) from exc
+        return conn
+
+    def _initialize(self, conn: sqlite3.Connection) -> None:
+        try:
+            application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            if application_id == 0:
+                if not self._in_memory:
+                    conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._create_schema(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            if application_id != APPLICATION_ID:
+                raise NotAnEventVaultDatabaseError(
+                    self.path,
+                    f"a SQLite database of another application (application_id "
+                    f"{application_id:#x})",
+                )
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise SchemaVersionError(self.path, version, SCHEMA_VERSION)
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        # Another process may have created it between our check and our lock: look again.
+        if conn.execute("PRAGMA application_id").fetchone()[0] != 0:
+            return
+        tables = [
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        ]
+        if tables:
+            raise NotAnEventVaultDatabaseError(
+                self.path, f"a SQLite database of another application (tables: {', '.join(tables)})"
+            )
+        schema = resources.files("eventvault.store.sqlite") / "schema"
+        for name in SCHEMA_FILES:
+            conn.execute((schema / name).read_text(encoding="utf-8"))
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """A connection to read with: the writer's under its lock for ":memory:", else a pooled
+        reader, so a read never waits for a commit."""
+        self._check_open()
+        if self._in_memory:
+            with self._conn_lock:
+                yield self._writer
+            return
+        with self._readers_lock:
+            conn = self._readers.pop() if self._readers else None
+        if conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA query_only = 1")
+        try:
+            yield conn
+        finally:
+            with self._readers_lock:
+                if len(self._readers) < MAX_READERS and not self._closed:
+                    self._readers.append(conn)
+                    conn = None
+            if conn is not None:
+                conn.close()
+
+    def _query(self, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
+        try:
+            with self._reading() as conn:
+                return conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+
+    @property
+    def notifier(self) -> Notifier:
+        return self._notifier
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _append(self, appends: list[PendingAppend]) -> list[AppendResult]:
+        return self._committer.submit(appends)
+
+    def _commit_batch(
+        self, requests: list[list[PendingAppend]]
+    ) -> list[list[AppendResult] | BaseException]:
+        """Commit a batch of appends in one transaction; a failing append fails alone."""
+        outcomes: list[list[AppendResult] | BaseException] = []
+        written = False
+        with self._conn_lock:
+            self._check_open()
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from exc
+            try:
+                head = conn.execute("SELECT max(global_position) FROM events").fetchone()[0] or 0
+                recorded_at = now_micros()
+                isolated = len(requests) > 1
+                for request in requests:
+                    if isolated:
+                        conn.execute("SAVEPOINT append")
+                    try:
+                        results, new_head = self._apply(conn, request, head, recorded_at)
+                    except EventVaultError as exc:
+                        if not isolated:
+                            conn.execute("ROLLBACK")
+                            return [exc]
+                        conn.execute("ROLLBACK TO append")
+                        conn.execute("RELEASE append")
+                        outcomes.append(exc)
+                        continue
+                    if isolated:
+                        conn.execute("RELEASE append")
+                    written = written or new_head != head
+                    head = new_head
+                    outcomes.append(results)
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise _translate(exc, self.path) from exc
+                raise
+        if written:
+            self._notifier.notify()
+        return outcomes
+
+    def _find_ids(
+        self, conn: sqlite3.Connection, ids: list[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[str, int, int]]:
+        marks = ", ".join("?" * len(ids))
+        rows = conn.execute(
+            "SELECT event_id, stream_name, stream_position, global_position FROM events "
+            f"WHERE event_id IN ({marks})",
+            [event_id.bytes for event_id in ids],
+        ).fetchall()
+        return {uuid.UUID(bytes=row[0]): (row[1], row[2], row[3]) for row in rows}
+
+    def _apply(
+        self,
+        conn: sqlite3.Connection,
+        request: list[PendingAppend],
+        head: int,
+        recorded_at: int,
+    ) -> tuple[list[AppendResult], int]:
+        results: list[AppendResult] = []
+        for append in request:
+            current = conn.execute(_STREAM_HEAD, (append.stream_name,)).fetchone()
+            version: int | None = None if current is None else current[0]
+            given = append.given_ids
+            found = self._find_ids(conn, given) if given else {}
+            if not version_matches(append.expected_version, version):
+                retry = resolve_existing_ids(append, found)
+                if retry is None:
+                    raise wrong_version(append, version)
+                results.append(retry)
+                continue
+            if found:
+                retry = resolve_existing_ids(append, found)
+                if retry is not None:
+                    results.append(retry)
+                    continue
+            previous = GENESIS_HASH if current is None else current[1]
+            rows = chain(append, version, previous, head + 1, recorded_at)
+            if len(rows) == 1:
+                conn.execute(_INSERT, rows[0])
+            else:
+                conn.executemany(_INSERT, rows)
+            last = rows[-1]
+            conn.execute(
+                _INSERT_STREAM if current is None else _UPDATE_STREAM,
+                (last[1], last[2], last[9], append.stream_name),
+            )
+            head = last[2]
+            results.append(AppendResult(last[1], last[2]))
+        return results, head
+
+    def _import(self, batches: Iterator[list[StoredRow]]) -> None:
+        with self._conn_lock:
+            self._check_open()
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    head = conn.execute("SELECT max(global_position) FROM events").fetchone()[0]
+                    if head:
+                        raise NotEmptyError(self.url, head)
+                    heads: dict[str, StoredRow] = {}
+                    for batch in batches:
+                        conn.executemany(_INSERT, batch)
+                        for row in batch:
+                            heads[row[0]] = row
+                    conn.executemany(
+                        _INSERT_STREAM,
+                        [(row[1], row[2], row[9], name) for name, row in heads.items()],
+                    )
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from exc
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _read_stream_page(
+        self, stream_name: str, start: int | None, backwards: bool, limit: int
+    ) -> list[RecordedEvent]:
+        if backwards:
+            sql = _READ_STREAM_BACKWARDS
+            bound = _MAX_POSITION if start is None else start
+        else:
+            sql = _READ_STREAM_FORWARDS
+            bound = start or 0
+        rows = self._query(sql, (stream_name, bound, limit))
+        return decode_rows(rows)
+
+    def _read_all_page(
+        self,
+        after: int,
+        backwards: bool,
+        limit: int,
+        event_types: tuple[str, ...] | None,
+        stream_prefix: str | None,
+    ) -> list[RecordedEvent]:
+        if backwards:
+            conditions = ["global_position < ?"]
+            params: list[object] = [after if after > 0 else _MAX_POSITION]
+        else:
+            conditions = ["global_position > ?"]
+            params = [after]
+        if event_types is not None:
+            conditions.append(f"event_type IN ({', '.join('?' * len(event_types))})")
+            params.extend(event_types)
+        if stream_prefix is not None:
+            conditions.append("substr(stream_name, 1, ?) = ?")
+            params.extend((len(stream_prefix), stream_prefix))
+        order = "DESC" if backwards else "ASC"
+        sql = (
+            f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(conditions)} "
+            f"ORDER BY global_position {order} LIMIT ?"
+        )
+        params.append(limit)
+        return decode_rows(self._query(sql, tuple(params)))
+
+    def _read_raw_page(self, after: int, limit: int) -> list[RawEvent]:
+        rows = self._query(
+            f"SELECT {_COLUMNS} FROM events WHERE global_position > ? "
+            "ORDER BY global_position LIMIT ?",
+            (after, limit),
+        )
+        return raw_rows(rows)
+
+    def _list_streams_page(self, after: str | None, limit: int) -> list[StreamInfo]:
+        rows = self._query(
+            "SELECT stream_name, version, last_global_position FROM streams "
+            "WHERE stream_name > ? ORDER BY stream_name LIMIT ?",
+            ("" if after is None else after, limit),
+        )
+        return [StreamInfo(str(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+    def get_stream_version(self, stream_name: str) -> int | None:
+        validate_stream_name(stream_name)
+        rows = self._query("SELECT version FROM streams WHERE stream_name = ?", (stream_name,))
+        return int(rows[0][0]) if rows else None
+
+    def head_position(self) -> int:
+        rows = self._query("SELECT max(global_position) FROM events", ())
+        return int(rows[0][0] or 0)
+
+    def stats(self) -> StoreStats:
+        rows = self._query(
+            "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM streams), "
+            "(SELECT max(global_position) FROM events), "
+            "(SELECT recorded_at FROM events ORDER BY global_position ASC LIMIT 1), "
+            "(SELECT recorded_at FROM events ORDER BY global_position DESC LIMIT 1)",
+            (),
+        )
+        count, streams, head, first, last = rows[0]
+        return StoreStats(
+            event_count=int(count),
+            stream_count=int(streams),
+            head_position=int(head or 0),
+            first_recorded_at=None if first is None else from_micros(int(first)),
+            last_recorded_at=None if last is None else from_micros(int(last)),
+        )
+
+    def integrity_check(self) -> list[str]:
+        """Run SQLite's `PRAGMA integrity_check`.
+
+        Returns:
+            The problems found; `["ok"]` when the file is sound.
+        """
+        return [str(row[0]) for row in self._query("PRAGMA integrity_check", ())]
+
+    def _close(self) -> None:
+        with self._conn_lock:
+            self._writer.close()
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            conn.close()

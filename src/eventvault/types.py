@@ -1,0 +1,181 @@
+"""The vocabulary of the store: events written, events read back, expected versions.
+
+`NewEvent` is what a writer hands to the store; `RecordedEvent` is what a reader gets back,
+with the positions, timestamp and hash the store assigned. Both are immutable.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeAlias
+
+import msgspec
+
+__all__ = [
+    "AppendResult",
+    "ExpectedVersion",
+    "GlobalPosition",
+    "JSONObject",
+    "NewEvent",
+    "RawEvent",
+    "RecordedEvent",
+    "StreamAppend",
+    "StreamInfo",
+    "StreamPosition",
+    "StreamState",
+]
+
+StreamPosition: TypeAlias = int
+"""0-based position of an event within its stream; gapless."""
+
+GlobalPosition: TypeAlias = int
+"""1-based position of an event in the whole store, in commit order."""
+
+JSONObject: TypeAlias = Mapping[str, object]
+"""A JSON object as Python sees it: a mapping of strings to JSON values."""
+
+
+class StreamState(enum.Enum):
+    """Expected versions that are not an exact stream position.
+
+    `ANY` skips the check; `NO_STREAM` requires that the stream has no events yet;
+    `STREAM_EXISTS` requires that it has at least one.
+    """
+
+    ANY = "any"
+    NO_STREAM = "no_stream"
+    STREAM_EXISTS = "stream_exists"
+
+    def __repr__(self) -> str:
+        return f"StreamState.{self.name}"
+
+
+ExpectedVersion: TypeAlias = StreamState | int
+"""A `StreamState`, or the exact stream position of the stream's last event."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to append.
+
+    Args:
+        event_type: the stable registered name of the event's type, such as `AccountOpened`.
+        data: the payload, a JSON object (a `dict`, or a `msgspec.Struct` that encodes to one).
+        metadata: a JSON object; the keys `correlation_id`, `causation_id`, `actor` and
+            `tenant` are reserved for their documented meaning.
+        event_id: the idempotency key; a random UUID when not given. Re-sending an append
+            with the same ids returns the original result and stores nothing twice.
+        schema_version: the version of the event type's schema that `data` conforms to.
+    """
+
+    event_type: str
+    data: JSONObject | msgspec.Struct
+    metadata: JSONObject | None = field(default=None, kw_only=True)
+    event_id: uuid.UUID | None = field(default=None, kw_only=True)
+    schema_version: int = field(default=1, kw_only=True)
+
+
+class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
+    """An event as the store recorded it.
+
+    Attributes:
+        stream_name: the stream the event belongs to.
+        stream_position: 0-based, gapless within the stream.
+        global_position: 1-based, store-wide, in commit order.
+        event_id: the event's UUID (the idempotency key).
+        event_type: the registered name of the event's type.
+        schema_version: the schema version the payload conforms to.
+        data: the payload, decoded.
+        metadata: the metadata, decoded (an empty dict when none was given).
+        recorded_at: when the store recorded the event (UTC, microseconds); informative only.
+        hash: hex SHA-256 over the stored bytes of this event and the previous event's hash
+            in the same stream.
+    """
+
+    stream_name: str
+    stream_position: StreamPosition
+    global_position: GlobalPosition
+    event_id: uuid.UUID
+    event_type: str
+    schema_version: int
+    data: dict[str, object]
+    metadata: dict[str, object]
+    recorded_at: datetime
+    hash: str
+
+    @property
+    def category(self) -> str:
+        """The part of the stream name before the first `-` (the whole name if it has none)."""
+        return self.stream_name.partition("-")[0]
+
+
+class RawEvent(msgspec.Struct, frozen=True, gc=False):
+    """An event with its payload as the exact stored bytes: the unit of export, import and copy.
+
+    `data` and `metadata` are the JSON bytes the hash was computed over, so an event moved
+    between stores keeps a hash that still verifies.
+    """
+
+    global_position: GlobalPosition
+    stream_name: str
+    stream_position: StreamPosition
+    event_id: uuid.UUID
+    event_type: str
+    schema_version: int
+    data: msgspec.Raw
+    metadata: msgspec.Raw
+    recorded_at: datetime
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """The outcome of a successful append: where its last event landed.
+
+    Attributes:
+        stream_position: the stream position of the last event written (the stream's version).
+        global_position: the global position of the last event written.
+    """
+
+    stream_position: StreamPosition
+    global_position: GlobalPosition
+
+
+@dataclass(frozen=True, slots=True)
+class StreamAppend:
+    """One stream's part of an atomic multi-stream append (`append_to_streams`).
+
+    Args:
+        stream_name: the stream to append to.
+        events: the events, in order.
+        expected_version: as for `append_to_stream`.
+    """
+
+    stream_name: str
+    events: Sequence[NewEvent]
+    expected_version: ExpectedVersion
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    """A stream's summary, as listed by `list_streams`.
+
+    Attributes:
+        stream_name: the stream's name.
+        version: the stream position of its last event.
+        event_count: how many events it holds (`version + 1`).
+        last_global_position: the global position of its last event.
+    """
+
+    stream_name: str
+    version: StreamPosition
+    last_global_position: GlobalPosition
+
+    @property
+    def event_count(self) -> int:
+        """The number of events in the stream."""
+        return self.version + 1
