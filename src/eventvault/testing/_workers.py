@@ -1,0 +1,90 @@
+"""Child processes for the contract suite: writers racing on a stream, crash victims, tailers.
+
+Run as `python -m eventvault.testing._workers COMMAND URL ...`; each prints one JSON line per
+result so the parent can check what was acknowledged.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import msgspec
+
+from eventvault import NewEvent, StreamState, WrongExpectedVersionError, connect
+
+__all__ = ["main"]
+
+
+def race(url: str, stream_name: str, attempts: int, worker: str) -> None:
+    """Try `attempts` times to append to one stream at the version just read; print each win."""
+    with connect(url) as store:
+        for attempt in range(attempts):
+            version = store.get_stream_version(stream_name)
+            expected = StreamState.NO_STREAM if version is None else version
+            try:
+                result = store.append_to_stream(
+                    stream_name,
+                    [NewEvent("Raced", {"worker": worker, "attempt": attempt})],
+                    expected_version=expected,
+                )
+            except WrongExpectedVersionError:
+                continue
+            line = {"worker": worker, "attempt": attempt, "position": result.stream_position}
+            sys.stdout.write(msgspec.json.encode(line).decode() + "\n")
+            sys.stdout.flush()
+
+
+def append_forever(url: str, stream_name: str, worker: str) -> None:
+    """Append events of 1 to 3 events each until killed; print each acknowledged append."""
+    with connect(url) as store:
+        number = 0
+        while True:
+            size = number % 3 + 1
+            events = [
+                NewEvent("Crashed", {"worker": worker, "n": number, "i": i, "pad": "x" * 200})
+                for i in range(size)
+            ]
+            result = store.append_to_stream(
+                f"{stream_name}-{number % 5}", events, expected_version=StreamState.ANY
+            )
+            line = {
+                "n": number,
+                "stream": f"{stream_name}-{number % 5}",
+                "position": result.stream_position,
+                "global": result.global_position,
+                "size": size,
+            }
+            sys.stdout.write(msgspec.json.encode(line).decode() + "\n")
+            sys.stdout.flush()
+            number += 1
+
+
+def append_timed(url: str, stream_name: str, count: int, pause: float) -> None:
+    """Append `count` events, one at a time, printing the wall-clock time each was acknowledged."""
+    with connect(url) as store:
+        for number in range(count):
+            time.sleep(pause)
+            result = store.append_to_stream(
+                stream_name, [NewEvent("Timed", {"n": number})], expected_version=StreamState.ANY
+            )
+            line = {"global": result.global_position, "acked_at": time.time()}
+            sys.stdout.write(msgspec.json.encode(line).decode() + "\n")
+            sys.stdout.flush()
+
+
+def main(argv: list[str]) -> None:
+    """Dispatch a worker command."""
+    command, url, stream_name, *rest = argv
+    if command == "race":
+        race(url, stream_name, int(rest[0]), rest[1])
+    elif command == "append-forever":
+        append_forever(url, stream_name, rest[0])
+    elif command == "append-timed":
+        append_timed(url, stream_name, int(rest[0]), float(rest[1]))
+    else:
+        raise SystemExit(f"unknown worker command {command!r}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

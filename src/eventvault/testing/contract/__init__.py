@@ -1,0 +1,59 @@
+"""The contract every engine passes: the guarantees of the store, as pytest classes.
+
+Apply it to an engine by defining an `engine` fixture that returns an `EngineSpec` and
+subclassing the classes in a test module::
+
+    import pytest
+    from eventvault.testing.contract import *  # noqa: F403
+
+    @pytest.fixture
+    def engine(tmp_path):
+        return EngineSpec("sqlite", str(tmp_path / "test.db"), durable=True, multiprocess=True)
+
+    class TestAppend(AppendContract): ...
+
+Each class holds one area; every test asks only for `store` or `engine`.
+"""
+
+from eventvault.testing.contract.appends import AppendContract, BadInputContract
+from eventvault.testing.contract.base import ContractBase, EngineSpec, events
+from eventvault.testing.contract.concurrency import (
+    ConcurrencyContract,
+    CrashContract,
+    ImportContract,
+)
+from eventvault.testing.contract.reads import HashChainContract, IdempotencyContract, ReadContract
+from eventvault.testing.contract.stateful import StatefulContract
+from eventvault.testing.contract.subscriptions import AsyncContract, SubscriptionContract
+
+ALL_CONTRACTS = (
+    AppendContract,
+    BadInputContract,
+    IdempotencyContract,
+    ReadContract,
+    HashChainContract,
+    ConcurrencyContract,
+    CrashContract,
+    ImportContract,
+    SubscriptionContract,
+    AsyncContract,
+    StatefulContract,
+)
+
+__all__ = [
+    "ALL_CONTRACTS",
+    "AppendContract",
+    "AsyncContract",
+    "BadInputContract",
+    "ConcurrencyContract",
+    "ContractBase",
+    "CrashContract",
+    "EngineSpec",
+    "HashChainContract",
+    "IdempotencyContract",
+    "ImportContract",
+    "ReadContract",
+    "StatefulContract",
+    "SubscriptionContract",
+    "events",
+]

@@ -1,0 +1,59 @@
+"""The contract suite of `eventvault.testing`, applied to every engine (see conftest.py)."""
+
+from eventvault.testing.contract import (
+    AppendContract,
+    AsyncContract,
+    BadInputContract,
+    ConcurrencyContract,
+    CrashContract,
+    HashChainContract,
+    IdempotencyContract,
+    ImportContract,
+    ReadContract,
+    StatefulContract,
+    SubscriptionContract,
+)
+
+
+class TestAppend(AppendContract):
+    pass
+
+
+class TestBadInput(BadInputContract):
+    pass
+
+
+class TestIdempotency(IdempotencyContract):
+    pass
+
+
+class TestRead(ReadContract):
+    pass
+
+
+class TestHashChain(HashChainContract):
+    pass
+
+
+class TestConcurrency(ConcurrencyContract):
+    pass
+
+
+class TestCrash(CrashContract):
+    pass
+
+
+class TestImport(ImportContract):
+    pass
+
+
+class TestSubscription(SubscriptionContract):
+    pass
+
+
+class TestAsync(AsyncContract):
+    pass
+
+
+class TestStateful(StatefulContract):
+    pass

@@ -1,0 +1,99 @@
+"""The group committer: batching, failures that stay with their request, leadership hand-off."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from eventvault.store._groupcommit import GroupCommitter
+
+
+def test_a_lone_request_is_committed_by_its_own_thread() -> None:
+    seen: list[str] = []
+
+    def commit(requests: list[int]) -> list[int | BaseException]:
+        seen.append(threading.current_thread().name)
+        return [r * 2 for r in requests]
+
+    committer: GroupCommitter[int, int] = GroupCommitter(commit)
+    assert committer.submit(21) == 42
+    assert seen == [threading.current_thread().name]
+
+
+def test_requests_queued_during_a_commit_are_committed_together() -> None:
+    batches: list[list[int]] = []
+    release = threading.Event()
+
+    def commit(requests: list[int]) -> list[int | BaseException]:
+        batches.append(list(requests))
+        if requests == [0]:
+            release.wait(5)
+        return list(requests)
+
+    committer: GroupCommitter[int, int] = GroupCommitter(commit)
+    results: dict[int, int] = {}
+
+    def submit(n: int) -> None:
+        results[n] = committer.submit(n)
+
+    first = threading.Thread(target=submit, args=(0,))
+    first.start()
+    time.sleep(0.05)
+    others = [threading.Thread(target=submit, args=(n,)) for n in range(1, 6)]
+    for thread in others:
+        thread.start()
+    time.sleep(0.1)
+    release.set()
+    for thread in [first, *others]:
+        thread.join(5)
+    assert results == {n: n for n in range(6)}
+    assert batches[0] == [0]
+    assert sorted(batches[1]) == [1, 2, 3, 4, 5]
+
+
+def test_an_error_for_one_request_is_raised_only_to_its_caller() -> None:
+    def commit(requests: list[int]) -> list[int | BaseException]:
+        return [ValueError(f"bad {r}") if r < 0 else r for r in requests]
+
+    committer: GroupCommitter[int, int] = GroupCommitter(commit)
+    with pytest.raises(ValueError, match="bad -1"):
+        committer.submit(-1)
+    assert committer.submit(3) == 3
+
+
+def test_a_failing_commit_fails_its_batch_and_the_next_batch_still_runs() -> None:
+    calls = 0
+
+    def commit(requests: list[int]) -> list[int | BaseException]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError("disk full")
+        return list(requests)
+
+    committer: GroupCommitter[int, int] = GroupCommitter(commit)
+    with pytest.raises(OSError, match="disk full"):
+        committer.submit(1)
+    assert committer.submit(2) == 2
+
+
+def test_many_threads_each_get_their_own_result() -> None:
+    committer: GroupCommitter[int, int] = GroupCommitter(lambda rs: [r + 1000 for r in rs])
+    results: dict[int, int] = {}
+    lock = threading.Lock()
+
+    def work(base: int) -> None:
+        for n in range(200):
+            value = committer.submit(base + n)
+            with lock:
+                results[base + n] = value
+
+    threads = [threading.Thread(target=work, args=(k * 1000,)) for k in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(results) == 1600
+    assert all(value == key + 1000 for key, value in results.items())

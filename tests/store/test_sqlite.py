@@ -1,0 +1,170 @@
+"""SQLite-specific behaviour: files, settings, recognising foreign files, group commit."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+import eventvault
+from eventvault import NewEvent, StreamState
+from eventvault.errors import (
+    InvalidURLError,
+    NotAnEventVaultDatabaseError,
+    SchemaVersionError,
+    StoreClosedError,
+)
+from eventvault.store.sqlite import APPLICATION_ID, SCHEMA_VERSION, SQLiteEventStore
+
+
+def _pragma(path: Path, name: str) -> object:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(f"PRAGMA {name}").fetchone()[0]
+
+
+def test_a_new_file_is_created_in_wal_mode_and_marked_as_ours(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    with eventvault.connect(str(path)):
+        pass
+    assert _pragma(path, "journal_mode") == "wal"
+    assert _pragma(path, "application_id") == APPLICATION_ID
+    assert _pragma(path, "user_version") == SCHEMA_VERSION
+
+
+def test_writes_use_synchronous_full_by_default(tmp_path: Path) -> None:
+    with eventvault.connect(str(tmp_path / "s.db")) as store:
+        assert isinstance(store, SQLiteEventStore)
+        assert store._writer.execute("PRAGMA synchronous").fetchone()[0] == 2
+
+
+def test_synchronous_normal_can_be_chosen_in_the_url(tmp_path: Path) -> None:
+    with eventvault.connect(f"sqlite:///{tmp_path}/n.db?synchronous=normal") as store:
+        assert isinstance(store, SQLiteEventStore)
+        assert store._writer.execute("PRAGMA synchronous").fetchone()[0] == 1
+
+
+def test_sqlite_url_with_absolute_path_opens_that_file(tmp_path: Path) -> None:
+    path = tmp_path / "abs.db"
+    with eventvault.connect(f"sqlite:///{path}") as store:
+        store.append_to_stream("s-1", [NewEvent("A", {})], expected_version=StreamState.ANY)
+    with eventvault.connect(str(path)) as store:
+        assert store.get_stream_version("s-1") == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///x.db?cache=huge",
+        "sqlite://otherhost/x.db",
+        "sqlite:///x.db?synchronous=off",
+        "redis://x",
+        "memory://x",
+    ],
+)
+def test_bad_urls_are_refused_with_a_clear_error(url: str) -> None:
+    with pytest.raises(InvalidURLError) as caught:
+        eventvault.connect(url)
+    assert url in str(caught.value)
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"these are my notes, not a database" * 100)
+    with pytest.raises(NotAnEventVaultDatabaseError) as caught:
+        eventvault.connect(str(path))
+    assert str(path) in str(caught.value)
+    assert path.read_bytes().startswith(b"these are my notes")
+
+
+def test_a_database_of_another_application_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+    with pytest.raises(NotAnEventVaultDatabaseError, match="customers"):
+        eventvault.connect(str(path))
+    with sqlite3.connect(path) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    assert tables == ["customers"]
+
+
+def test_a_database_with_a_foreign_application_id_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "foreign.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA application_id = 1234")
+    with pytest.raises(NotAnEventVaultDatabaseError, match="application_id"):
+        eventvault.connect(str(path))
+
+
+def test_a_newer_storage_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    with eventvault.connect(str(path)):
+        pass
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(SchemaVersionError) as caught:
+        eventvault.connect(str(path))
+    assert caught.value.found == SCHEMA_VERSION + 1
+
+
+def test_a_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(NotAnEventVaultDatabaseError, match="directory"):
+        eventvault.connect(str(tmp_path))
+
+
+def test_operations_on_a_closed_store_raise(tmp_path: Path) -> None:
+    store = eventvault.connect(str(tmp_path / "c.db"))
+    store.close()
+    store.close()
+    with pytest.raises(StoreClosedError):
+        store.append_to_stream("s-1", [NewEvent("A", {})], expected_version=StreamState.ANY)
+    with pytest.raises(StoreClosedError):
+        list(store.read_all())
+
+
+def test_concurrent_appends_share_transactions(tmp_path: Path) -> None:
+    store = eventvault.connect(str(tmp_path / "g.db"))
+    assert isinstance(store, SQLiteEventStore)
+    batches: list[int] = []
+    commit = store._commit_batch
+
+    def counting(requests: list) -> list:  # type: ignore[type-arg]
+        batches.append(len(requests))
+        return commit(requests)
+
+    store._committer._commit = counting
+    start = threading.Barrier(16)
+
+    def work(worker: int) -> None:
+        start.wait()
+        for n in range(30):
+            store.append_to_stream(
+                f"g-{worker}", [NewEvent("E", {"n": n})], expected_version=StreamState.ANY
+            )
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    store.close()
+    assert sum(batches) == 16 * 30
+    assert len(batches) < 16 * 30 / 2, "appends waiting together commit together"
+
+
+def test_two_stores_on_one_file_see_each_others_events(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.db")
+    with eventvault.connect(path) as first, eventvault.connect(path) as second:
+        first.append_to_stream("s-1", [NewEvent("A", {})], expected_version=StreamState.NO_STREAM)
+        second.append_to_stream("s-1", [NewEvent("B", {})], expected_version=0)
+        assert [e.event_type for e in first.read_stream("s-1")] == ["A", "B"]
+        with first.subscribe_to_all() as subscription:
+            assert len(subscription.next_batch(timeout=1)) == 2
+
+
+def test_integrity_check_reports_ok_for_a_sound_file(tmp_path: Path) -> None:
+    with eventvault.connect(str(tmp_path / "i.db")) as store:
+        assert isinstance(store, SQLiteEventStore)
+        store.append_to_stream("s-1", [NewEvent("A", {})], expected_version=StreamState.ANY)
+        assert store.integrity_check() == ["ok"]

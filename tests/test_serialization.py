@@ -1,0 +1,126 @@
+"""Encoding, validation and the hash chain's framing."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import msgspec
+import pytest
+
+from eventvault import NewEvent
+from eventvault.errors import HashChainError, InvalidEventError, InvalidStreamNameError
+from eventvault.serialization import (
+    GENESIS_HASH,
+    encode_events,
+    event_hash,
+    from_micros,
+    to_micros,
+    uuid_from_bytes,
+    validate_stream_name,
+    verify_chain,
+)
+from eventvault.types import RawEvent
+
+
+def _hash(**overrides: object) -> bytes:
+    fields: dict[str, object] = {
+        "previous": GENESIS_HASH,
+        "stream_name": "s-1",
+        "stream_position": 0,
+        "event_id": bytes(16),
+        "event_type": "A",
+        "schema_version": 1,
+        "recorded_at_us": 0,
+        "data": b"{}",
+        "metadata": b"{}",
+    }
+    fields.update(overrides)
+    return event_hash(**fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"previous": b"\x01" * 32},
+        {"stream_name": "s-2"},
+        {"stream_position": 1},
+        {"event_id": b"\x01" + bytes(15)},
+        {"event_type": "B"},
+        {"schema_version": 2},
+        {"recorded_at_us": 1},
+        {"data": b'{"a":1}'},
+        {"metadata": b'{"a":1}'},
+    ],
+)
+def test_every_field_changes_the_hash(change: dict[str, object]) -> None:
+    assert _hash(**change) != _hash()
+
+
+def test_moving_bytes_between_adjacent_fields_changes_the_hash() -> None:
+    assert _hash(stream_name="ab", event_type="c") != _hash(stream_name="a", event_type="bc")
+
+
+def test_microsecond_timestamps_round_trip() -> None:
+    moment = datetime(2026, 11, 27, 5, 6, 7, 123456, tzinfo=UTC)
+    assert from_micros(to_micros(moment)) == moment
+
+
+def test_fast_uuid_from_bytes_equals_the_standard_one() -> None:
+    value = uuid.uuid4()
+    fast = uuid_from_bytes(value.bytes)
+    assert fast == value and str(fast) == str(value) and hash(fast) == hash(value)
+
+
+def test_validate_stream_name_accepts_unicode_and_dashes() -> None:
+    assert validate_stream_name("kundenkonto-ü-42") == "kundenkonto-ü-42"
+
+
+def test_validate_stream_name_rejects_c1_control_characters() -> None:
+    with pytest.raises(InvalidStreamNameError, match="control"):
+        validate_stream_name("a\x85b")
+
+
+def test_encoding_reports_which_event_failed() -> None:
+    with pytest.raises(InvalidEventError) as caught:
+        encode_events([NewEvent("A", {}), NewEvent("B", {"x": 1j})], 1000)
+    assert caught.value.index == 1
+    assert "event 1" in str(caught.value)
+
+
+def test_verify_chain_detects_a_reordered_pair() -> None:
+    first = _raw(0, GENESIS_HASH, 1)
+    second = _raw(1, bytes.fromhex(first.hash), 2)
+    assert verify_chain([first, second]) == 2
+    swapped = [
+        msgspec.structs.replace(second, global_position=1),
+        msgspec.structs.replace(first, global_position=2),
+    ]
+    with pytest.raises(ValueError, match="position"):
+        verify_chain(swapped)
+
+
+def test_verify_chain_detects_a_changed_hash() -> None:
+    first = _raw(0, GENESIS_HASH, 1)
+    with pytest.raises(HashChainError):
+        verify_chain([msgspec.structs.replace(first, hash="00" * 32)])
+
+
+def _raw(position: int, previous: bytes, global_position: int) -> RawEvent:
+    event_id = uuid.uuid4()
+    recorded = datetime(2026, 1, 1, tzinfo=UTC)
+    digest = event_hash(
+        previous, "s-1", position, event_id.bytes, "A", 1, to_micros(recorded), b"{}", b"{}"
+    )
+    return RawEvent(
+        global_position=global_position,
+        stream_name="s-1",
+        stream_position=position,
+        event_id=event_id,
+        event_type="A",
+        schema_version=1,
+        data=msgspec.Raw(b"{}"),
+        metadata=msgspec.Raw(b"{}"),
+        recorded_at=recorded,
+        hash=digest.hex(),
+    )
