@@ -23,6 +23,7 @@ from eventvault.types import AppendResult, ExpectedVersion, NewEvent, StreamAppe
 
 __all__ = [
     "PendingAppend",
+    "PendingRow",
     "StoredRow",
     "chain",
     "prepare",
@@ -49,6 +50,9 @@ class PendingAppend:
 StoredRow = tuple[str, int, int, bytes, str, int, bytes, bytes, int, bytes]
 """(stream_name, stream_position, global_position, event_id, event_type, schema_version,
 data, metadata, recorded_at_us, hash): one event as the engines store it."""
+
+PendingRow = tuple[str, int, int | None, bytes, str, int, bytes, bytes, int, bytes]
+"""A `StoredRow` whose global position may still be left to the database (None)."""
 
 
 def _check_expected_version(value: object) -> ExpectedVersion:
@@ -130,29 +134,31 @@ def chain(
     append: PendingAppend,
     version: int | None,
     previous_hash: bytes,
-    first_global_position: int,
+    first_global_position: int | None,
     recorded_at_us: int,
-) -> list[StoredRow]:
+) -> list[PendingRow]:
     """Give the events of an append their positions, timestamp and chained hashes.
 
     Args:
         append: the append.
         version: the stream's version before it (None: no events yet).
         previous_hash: the hash of the stream's last event (`GENESIS_HASH` for none).
-        first_global_position: the global position of the append's first event.
+        first_global_position: the global position of the append's first event, or None
+            where the database assigns global positions as it inserts.
         recorded_at_us: the timestamp of the append, in microseconds since the epoch.
 
     Returns:
         The rows to store, in order.
     """
-    rows: list[StoredRow] = []
+    rows: list[PendingRow] = []
     position = -1 if version is None else version
-    global_position = first_global_position - 1
+    global_position = None if first_global_position is None else first_global_position - 1
     stream_name = append.stream_name
     previous = previous_hash
     for event in append.events:
         position += 1
-        global_position += 1
+        if global_position is not None:
+            global_position += 1
         event_id = event.event_id.bytes
         previous = event_hash(
             previous,

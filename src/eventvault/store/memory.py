@@ -11,6 +11,7 @@ import bisect
 import threading
 import uuid
 from collections.abc import Iterator
+from typing import cast
 
 from eventvault.errors import NotEmptyError
 from eventvault.serialization import (
@@ -20,6 +21,7 @@ from eventvault.serialization import (
     from_micros,
     now_micros,
     raw_rows,
+    validate_stream_name,
 )
 from eventvault.store._append import (
     PendingAppend,
@@ -85,7 +87,9 @@ class MemoryEventStore(EventStore):
                     results.append(retry)
                     continue
                 previous = stream[-1][9] if stream else GENESIS_HASH
-                rows = chain(append, version, previous, position, recorded_at)
+                rows = cast(
+                    list[StoredRow], chain(append, version, previous, position, recorded_at)
+                )
                 position += len(rows)
                 planned.append(rows)
                 results.append(AppendResult(rows[-1][1], rows[-1][2]))
@@ -175,8 +179,6 @@ class MemoryEventStore(EventStore):
 
     def get_stream_version(self, stream_name: str) -> int | None:
         self._check_open()
-        from eventvault.serialization import validate_stream_name
-
         validate_stream_name(stream_name)
         with self._lock:
             stream = self._streams.get(stream_name)

@@ -17,6 +17,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Final, Literal
 
@@ -40,6 +41,7 @@ from eventvault.serialization import (
 )
 from eventvault.store._append import (
     PendingAppend,
+    PendingRow,
     StoredRow,
     chain,
     resolve_existing_ids,
@@ -77,9 +79,11 @@ _INSERT_STREAM: Final = (
     "INSERT INTO streams (version, last_global_position, last_hash, stream_name) "
     "VALUES (?, ?, ?, ?)"
 )
-_UPDATE_STREAM: Final = (
-    "UPDATE streams SET version = ?, last_global_position = ?, last_hash = ? WHERE stream_name = ?"
+_UPSERT_STREAM: Final = (
+    f"{_INSERT_STREAM} ON CONFLICT (stream_name) DO UPDATE SET version = excluded.version, "
+    "last_global_position = excluded.last_global_position, last_hash = excluded.last_hash"
 )
+_MAX_CACHED_HEADS: Final = 50_000
 _READ_STREAM_FORWARDS: Final = (
     f"SELECT {_COLUMNS} FROM events WHERE stream_name = ? AND stream_position >= ? "
     "ORDER BY stream_position LIMIT ?"
@@ -105,6 +109,76 @@ def _translate(exc: sqlite3.Error, location: str) -> EventVaultError:
     if isinstance(exc, sqlite3.ProgrammingError) and "closed" in message:
         return StoreClosedError(location)
     return StorageError(f"SQLite error on {location!r}: {message}")
+
+
+@dataclass(slots=True)
+class _Plan:
+    """An append that passed its checks: the stream's version and hash it extends."""
+
+    append: PendingAppend
+    version: int | None
+    previous: bytes
+
+
+class _Slot:
+    """The result of an append whose global position is known once its rows are inserted."""
+
+    __slots__ = ("global_position", "stream_position")
+
+    def __init__(self, stream_position: int) -> None:
+        self.stream_position = stream_position
+        self.global_position = 0
+
+    def result(self) -> AppendResult:
+        return AppendResult(self.stream_position, self.global_position)
+
+
+class _Batch:
+    """The rows of one group commit, inserted together with one `executemany`.
+
+    Global positions are left to SQLite: the rowid of an `INTEGER PRIMARY KEY` table is the
+    highest so far plus one, and this connection holds the write lock, so positions follow
+    commit order, and the rows of one `executemany` get consecutive positions.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, recorded_at: int) -> None:
+        self.conn = conn
+        self.recorded_at = recorded_at
+        self.heads: dict[str, tuple[int, bytes, int]] = {}
+        self._rows: list[PendingRow] = []
+        self._slots: list[tuple[_Slot, int, str]] = []
+
+    def add(self, plan: _Plan | AppendResult) -> AppendResult | _Slot:
+        """Queue a checked append's rows; a retried append keeps its original result."""
+        if isinstance(plan, AppendResult):
+            return plan
+        append = plan.append
+        rows = chain(append, plan.version, plan.previous, None, self.recorded_at)
+        self._rows.extend(rows)
+        last = rows[-1]
+        slot = _Slot(last[1])
+        self._slots.append((slot, len(self._rows) - 1, append.stream_name))
+        self.heads[append.stream_name] = (last[1], last[9], 0)
+        return slot
+
+    def flush(self) -> None:
+        """Insert the queued rows and give their appends their global positions."""
+        rows = self._rows
+        if not rows:
+            return
+        if len(rows) == 1:
+            last = self.conn.execute(_INSERT, rows[0]).lastrowid or 0
+        else:
+            self.conn.executemany(_INSERT, rows)
+            last = self.conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+        first = last - len(rows) + 1
+        for slot, index, name in self._slots:
+            slot.global_position = first + index
+            version, last_hash, _ = self.heads[name]
+            if version == slot.stream_position:
+                self.heads[name] = (version, last_hash, slot.global_position)
+        self._rows = []
+        self._slots = []
 
 
 class SQLiteEventStore(EventStore):
@@ -154,6 +228,8 @@ class SQLiteEventStore(EventStore):
             self._writer.close()
             raise
         self._notifier = Notifier() if self._in_memory else shared_notifier(os.path.realpath(path))
+        self._heads: dict[str, tuple[int, bytes]] = {}
+        self._data_version: int | None = None
         self._committer: GroupCommitter[list[PendingAppend], list[AppendResult]] = GroupCommitter(
             self._commit_batch
         )
@@ -263,9 +339,14 @@ class SQLiteEventStore(EventStore):
     def _commit_batch(
         self, requests: list[list[PendingAppend]]
     ) -> list[list[AppendResult] | BaseException]:
-        """Commit a batch of appends in one transaction; a failing append fails alone."""
-        outcomes: list[list[AppendResult] | BaseException] = []
-        written = False
+        """Commit a batch of appends in one transaction; a failing append fails alone.
+
+        Each request is checked (versions, stored ids) before any of its events is queued for
+        writing, so a request that fails has written nothing and the others commit without
+        savepoints. The events of the whole batch go in with one `executemany`, and stream heads
+        are written once per stream at the end.
+        """
+        outcomes: list[list[AppendResult | _Slot] | BaseException] = []
         with self._conn_lock:
             self._check_open()
             conn = self._writer
@@ -273,39 +354,88 @@ class SQLiteEventStore(EventStore):
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise _translate(exc, self.path) from exc
+            batch = _Batch(conn, now_micros())
             try:
-                head = conn.execute("SELECT max(global_position) FROM events").fetchone()[0] or 0
-                recorded_at = now_micros()
-                isolated = len(requests) > 1
+                # Another connection committed since our last transaction: forget what we
+                # knew of stream heads (data_version ignores this connection's own commits).
+                data_version = conn.execute("PRAGMA data_version").fetchone()[0]
+                if data_version != self._data_version:
+                    self._heads.clear()
+                    self._data_version = data_version
                 for request in requests:
-                    if isolated:
-                        conn.execute("SAVEPOINT append")
                     try:
-                        results, new_head = self._apply(conn, request, head, recorded_at)
+                        plans = [self._plan(batch, append) for append in request]
                     except EventVaultError as exc:
-                        if not isolated:
-                            conn.execute("ROLLBACK")
-                            return [exc]
-                        conn.execute("ROLLBACK TO append")
-                        conn.execute("RELEASE append")
                         outcomes.append(exc)
                         continue
-                    if isolated:
-                        conn.execute("RELEASE append")
-                    written = written or new_head != head
-                    head = new_head
-                    outcomes.append(results)
-                conn.execute("COMMIT")
+                    outcomes.append([batch.add(plan) for plan in plans])
+                batch.flush()
+                if batch.heads:
+                    conn.executemany(
+                        _UPSERT_STREAM,
+                        [(v, gp, h, name) for name, (v, h, gp) in batch.heads.items()],
+                    )
+                    conn.execute("COMMIT")
+                else:
+                    conn.execute("ROLLBACK")
             except BaseException as exc:
                 if conn.in_transaction:
                     with contextlib.suppress(sqlite3.Error):
                         conn.execute("ROLLBACK")
+                self._heads.clear()
                 if isinstance(exc, sqlite3.Error):
                     raise _translate(exc, self.path) from exc
                 raise
-        if written:
+            if len(self._heads) + len(batch.heads) > _MAX_CACHED_HEADS:
+                self._heads.clear()
+            for name, (version, last_hash, _) in batch.heads.items():
+                self._heads[name] = (version, last_hash)
+        if batch.heads:
             self._notifier.notify()
-        return outcomes
+        return [
+            outcome
+            if isinstance(outcome, BaseException)
+            else [item.result() if isinstance(item, _Slot) else item for item in outcome]
+            for outcome in outcomes
+        ]
+
+    def _plan(self, batch: _Batch, append: PendingAppend) -> _Plan | AppendResult:
+        """Check one append against the stream's head; reads only.
+
+        Returns:
+            The append with the stream's version and last hash, ready to write, or the
+            original result of an append this one retries.
+
+        Raises:
+            WrongExpectedVersionError, DuplicateEventIdError: the append must fail.
+        """
+        name = append.stream_name
+        head = batch.heads.get(name)
+        if head is not None:
+            version: int | None = head[0]
+            previous = head[1]
+        else:
+            cached = self._heads.get(name)
+            if cached is None:
+                row = batch.conn.execute(_STREAM_HEAD, (name,)).fetchone()
+                if row is not None:
+                    cached = self._heads[name] = (row[0], row[1])
+            version, previous = (None, GENESIS_HASH) if cached is None else cached
+        given = append.given_ids
+        found: dict[uuid.UUID, tuple[str, int, int]] = {}
+        if given:
+            batch.flush()  # so that ids queued earlier in this batch are found too
+            found = self._find_ids(batch.conn, given)
+        if not version_matches(append.expected_version, version):
+            retry = resolve_existing_ids(append, found)
+            if retry is None:
+                raise wrong_version(append, version)
+            return retry
+        if found:
+            retry = resolve_existing_ids(append, found)
+            if retry is not None:
+                return retry
+        return _Plan(append, version, previous)
 
     def _find_ids(
         self, conn: sqlite3.Connection, ids: list[uuid.UUID]
@@ -317,45 +447,6 @@ class SQLiteEventStore(EventStore):
             [event_id.bytes for event_id in ids],
         ).fetchall()
         return {uuid.UUID(bytes=row[0]): (row[1], row[2], row[3]) for row in rows}
-
-    def _apply(
-        self,
-        conn: sqlite3.Connection,
-        request: list[PendingAppend],
-        head: int,
-        recorded_at: int,
-    ) -> tuple[list[AppendResult], int]:
-        results: list[AppendResult] = []
-        for append in request:
-            current = conn.execute(_STREAM_HEAD, (append.stream_name,)).fetchone()
-            version: int | None = None if current is None else current[0]
-            given = append.given_ids
-            found = self._find_ids(conn, given) if given else {}
-            if not version_matches(append.expected_version, version):
-                retry = resolve_existing_ids(append, found)
-                if retry is None:
-                    raise wrong_version(append, version)
-                results.append(retry)
-                continue
-            if found:
-                retry = resolve_existing_ids(append, found)
-                if retry is not None:
-                    results.append(retry)
-                    continue
-            previous = GENESIS_HASH if current is None else current[1]
-            rows = chain(append, version, previous, head + 1, recorded_at)
-            if len(rows) == 1:
-                conn.execute(_INSERT, rows[0])
-            else:
-                conn.executemany(_INSERT, rows)
-            last = rows[-1]
-            conn.execute(
-                _INSERT_STREAM if current is None else _UPDATE_STREAM,
-                (last[1], last[2], last[9], append.stream_name),
-            )
-            head = last[2]
-            results.append(AppendResult(last[1], last[2]))
-        return results, head
 
     def _import(self, batches: Iterator[list[StoredRow]]) -> None:
         with self._conn_lock:
@@ -380,6 +471,8 @@ class SQLiteEventStore(EventStore):
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
+                finally:
+                    self._heads.clear()
             except sqlite3.Error as exc:
                 raise _translate(exc, self.path) from exc
 
