@@ -292,6 +292,11 @@ class ChainVerifier:
             validate_stream_name(event.stream_name)
         except InvalidStreamNameError as exc:
             raise ValueError(str(exc)) from exc
+        if event.recorded_at.tzinfo is None:
+            raise ValueError(f"recorded_at {event.recorded_at} has no time zone")
+        for name, raw in (("data", event.data), ("metadata", event.metadata)):
+            if not bytes(raw).startswith(b"{"):
+                raise ValueError(f"{name} of event {event.event_id} is not a JSON object")
         head = self._heads.get(event.stream_name)
         next_position, previous = (0, GENESIS_HASH) if head is None else (head[0] + 1, head[1])
         if event.stream_position != next_position:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 
 import msgspec
@@ -120,6 +121,27 @@ class ConcurrencyContract(ContractBase):
             assert [e.data["n"] for e in store.read_stream(f"many-{worker}")] == list(range(50))
         log = [e.global_position for e in store.read_all()]
         assert len(log) == 800 and log == sorted(log)
+
+    def test_the_same_append_sent_from_many_threads_is_stored_once(self, store: EventStore) -> None:
+        batch = [NewEvent("Paid", {"n": n}, event_id=uuid.uuid4()) for n in range(3)]
+        results: list[object] = []
+        lock = threading.Lock()
+        start = threading.Barrier(8)
+
+        def work() -> None:
+            start.wait()
+            result = store.append_to_stream("pay-1", batch, expected_version=StreamState.NO_STREAM)
+            with lock:
+                results.append(result)
+
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(results) == 8
+        assert len(set(map(repr, results))) == 1
+        assert [e.event_id for e in store.read_stream("pay-1")] == [e.event_id for e in batch]
 
     def test_a_failing_append_among_concurrent_ones_fails_alone(self, store: EventStore) -> None:
         store.append_to_stream("fixed-1", events(1), expected_version=StreamState.NO_STREAM)

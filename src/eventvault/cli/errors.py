@@ -1,0 +1,254 @@
+"""How the command line reports failures: one table of exit codes, one red line, a hint.
+
+Every command runs inside `reporting_errors`, the one place that turns an exception into an
+exit code. The table is ordered from the most specific class to the most general; the first
+class an error is an instance of gives its code. Nothing reaches the user as a traceback, unless
+`EVENTVAULT_TRACEBACK=1` asks for one to diagnose a defect.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import os
+import traceback
+from collections.abc import Callable
+from typing import Final, ParamSpec
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from eventvault.errors import (
+    DatabaseLockedError,
+    DuplicateEventIdError,
+    EventVaultError,
+    HashChainError,
+    ImportFileError,
+    InvalidEventError,
+    InvalidExpectedVersionError,
+    InvalidStreamNameError,
+    InvalidURLError,
+    NotAnEventVaultDatabaseError,
+    NotEmptyError,
+    SchemaVersionError,
+    StorageError,
+    WrongExpectedVersionError,
+)
+
+__all__ = [
+    "EXIT_CODES",
+    "CommandLineError",
+    "ExitCode",
+    "StoreNotFoundError",
+    "StreamNotFoundError",
+    "exit_code_for",
+    "hint_for",
+    "report_error",
+    "reporting_errors",
+]
+
+P = ParamSpec("P")
+
+TRACEBACK_ENV: Final = "EVENTVAULT_TRACEBACK"
+"""Set to 1 to see the traceback of an unexpected error (a defect) besides the red line."""
+
+
+class CommandLineError(EventVaultError, ValueError):
+    """A command-line argument or option is malformed, such as JSON that does not parse.
+
+    Attributes:
+        argument: the argument or option at fault, as the user typed it (`DATA_JSON`,
+            `--metadata`).
+        reason: what is wrong with it.
+        hint: what to do about it, when there is a useful suggestion.
+    """
+
+    def __init__(self, argument: str, reason: str, *, hint: str | None = None) -> None:
+        self.argument = argument
+        self.reason = reason
+        self.hint = hint
+        super().__init__(f"{argument}: {reason}")
+
+
+class StoreNotFoundError(EventVaultError):
+    """A command that only reads was pointed at a SQLite file that does not exist.
+
+    Reading commands never create a store, so a mistyped `--url` is reported rather than
+    answered with an empty, newly created file.
+
+    Attributes:
+        url: the URL given.
+        path: the file that does not exist.
+    """
+
+    def __init__(self, url: str, path: str) -> None:
+        self.url = url
+        self.path = path
+        super().__init__(f"no eventvault store at {url!r}: the file {path!r} does not exist")
+
+
+class StreamNotFoundError(EventVaultError):
+    """A stream that was asked for by name has no events.
+
+    Attributes:
+        stream_name: the stream.
+    """
+
+    def __init__(self, stream_name: str) -> None:
+        self.stream_name = stream_name
+        super().__init__(f"stream {stream_name!r} has no events")
+
+
+class ExitCode(enum.IntEnum):
+    """The exit statuses of `eventvault`, one per kind of failure."""
+
+    OK = 0
+    FAILURE = 1
+    BAD_INPUT = 2
+    CONFLICT = 3
+    NOT_FOUND = 4
+    INTEGRITY = 5
+    NOT_EMPTY = 6
+    INCOMPATIBLE = 7
+    STORAGE = 8
+
+
+EXIT_CODES: Final[tuple[tuple[type[BaseException], ExitCode], ...]] = (
+    (CommandLineError, ExitCode.BAD_INPUT),
+    (InvalidStreamNameError, ExitCode.BAD_INPUT),
+    (InvalidEventError, ExitCode.BAD_INPUT),
+    (InvalidExpectedVersionError, ExitCode.BAD_INPUT),
+    (InvalidURLError, ExitCode.BAD_INPUT),
+    (WrongExpectedVersionError, ExitCode.CONFLICT),
+    (DuplicateEventIdError, ExitCode.CONFLICT),
+    (StoreNotFoundError, ExitCode.NOT_FOUND),
+    (StreamNotFoundError, ExitCode.NOT_FOUND),
+    (FileNotFoundError, ExitCode.NOT_FOUND),
+    (HashChainError, ExitCode.INTEGRITY),
+    (ImportFileError, ExitCode.INTEGRITY),
+    (NotEmptyError, ExitCode.NOT_EMPTY),
+    (NotAnEventVaultDatabaseError, ExitCode.INCOMPATIBLE),
+    (SchemaVersionError, ExitCode.INCOMPATIBLE),
+    (StorageError, ExitCode.STORAGE),
+    (OSError, ExitCode.STORAGE),
+    (EventVaultError, ExitCode.FAILURE),
+)
+"""Exception class to exit code, most specific first: the first match wins."""
+
+_HINTS: Final[tuple[tuple[type[BaseException], str], ...]] = (
+    (InvalidURLError, "use a file path, sqlite:///path/to.db, memory:// or postgresql://..."),
+    (
+        WrongExpectedVersionError,
+        "see the stream's version with `eventvault read STREAM --backwards --limit 1`, "
+        "or pass --expected-version any",
+    ),
+    (StoreNotFoundError, "check --url (or EVENTVAULT_URL); `eventvault append` creates a store"),
+    (StreamNotFoundError, "`eventvault streams` lists the streams that have events"),
+    (
+        HashChainError,
+        "the events were changed after they were recorded; export them again from the source",
+    ),
+    (ImportFileError, "an import file holds one event per line, as `eventvault export` writes it"),
+    (NotEmptyError, "choose a new file or URL for the target"),
+    (NotAnEventVaultDatabaseError, "check --url: the file belongs to another application"),
+    (SchemaVersionError, "upgrade eventvault to open this store"),
+    (
+        DatabaseLockedError,
+        "another process holds the write lock; retry, or raise ?busy_timeout=SECONDS in the URL",
+    ),
+)
+
+
+def exit_code_for(exc: BaseException) -> ExitCode:
+    """The exit code of an error, from `EXIT_CODES`.
+
+    Args:
+        exc: the error.
+
+    Returns:
+        The code of the first class in the table that `exc` is an instance of; `FAILURE` when
+        none is.
+    """
+    for cls, code in EXIT_CODES:
+        if isinstance(exc, cls):
+            return code
+    return ExitCode.FAILURE
+
+
+def hint_for(exc: BaseException) -> str | None:
+    """A suggestion of what to do about an error, when there is a useful one.
+
+    Args:
+        exc: the error.
+
+    Returns:
+        One line of advice, or None.
+    """
+    if isinstance(exc, CommandLineError):
+        return exc.hint
+    if isinstance(exc.__cause__, HashChainError):
+        # An import names the line of a changed event by wrapping the HashChainError.
+        exc = exc.__cause__
+    for cls, hint in _HINTS:
+        if isinstance(exc, cls):
+            return hint
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, EventVaultError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename is not None else ""
+        return f"{exc.strerror}{where}"
+    return f"unexpected {type(exc).__name__}: {exc}"
+
+
+def report_error(exc: BaseException, console: Console | None = None) -> ExitCode:
+    """Print an error as one red line on stderr, with a hint line where one helps.
+
+    Args:
+        exc: the error.
+        console: where to print; a console on stderr when None.
+
+    Returns:
+        The exit code the process should end with.
+    """
+    console = console or Console(stderr=True, highlight=False, soft_wrap=True)
+    code = exit_code_for(exc)
+    console.print(Text(f"error: {_describe(exc)}", style="bold red"), soft_wrap=True)
+    hint = hint_for(exc)
+    if hint is None and not isinstance(exc, (EventVaultError, OSError)):
+        hint = f"this is a defect in eventvault; set {TRACEBACK_ENV}=1 to see the traceback"
+    if hint is not None:
+        console.print(Text(f"hint: {hint}", style="yellow"), soft_wrap=True)
+    if os.environ.get(TRACEBACK_ENV) == "1":
+        console.print(Text("".join(traceback.format_exception(exc)), style="dim"))
+    return code
+
+
+def reporting_errors(command: Callable[P, None]) -> Callable[P, None]:
+    """Wrap a command so that an error becomes a red line on stderr and its exit code.
+
+    Usage errors of the parser (a missing argument, an option of the wrong type) are raised
+    before the command runs and keep Typer's own report and exit code 2; a broken pipe
+    (`eventvault log --json | head`) is left to Typer, which ends quietly.
+
+    Args:
+        command: the command's function.
+
+    Returns:
+        The function, with the same signature, reporting its errors by `EXIT_CODES`.
+    """
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except (typer.TyperException, typer.Exit, typer.Abort, BrokenPipeError):
+            raise
+        except Exception as exc:
+            raise typer.Exit(report_error(exc)) from exc
+
+    return run

@@ -1,0 +1,298 @@
+"""The commands that look at a store: `read`, `log` (also live), `streams`, `stats`."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator
+from typing import Annotated, BinaryIO, Final
+
+import msgspec
+import typer
+from rich.text import Text
+
+from eventvault.cli.errors import CommandLineError, StreamNotFoundError
+from eventvault.cli.io import json_line, stream_info_line
+from eventvault.cli.options import JsonOutput, Limit, StoreURL
+from eventvault.cli.render import (
+    event_line,
+    events_table,
+    stats_table,
+    stderr_console,
+    stdout_console,
+    streams_table,
+)
+from eventvault.cli.stores import DEFAULT_URL, engine_name, open_store, storage_size
+from eventvault.store.base import EventStore
+from eventvault.types import RecordedEvent
+
+__all__ = ["TABLE_ROWS", "log", "read", "stats", "streams"]
+
+TABLE_ROWS: Final = 1000
+"""The most rows a table shows when no `--limit` is given; `--json` has no such cap."""
+
+Backwards = Annotated[bool, typer.Option("--backwards", "-b", help="Newest first.")]
+
+
+def _stdout() -> BinaryIO:
+    return typer.get_binary_stream("stdout")
+
+
+def _write_lines(lines: Iterable[bytes], *, flush_each: bool = False) -> None:
+    out = _stdout()
+    for line in lines:
+        out.write(line)
+        if flush_each:
+            out.flush()
+    out.flush()
+
+
+def _note(message: str) -> None:
+    stderr_console().print(Text(message, style="dim"))
+
+
+def _show_events(
+    events: Iterator[RecordedEvent], *, capped: bool, with_stream: bool, empty: str
+) -> None:
+    """Print events as a table; when `capped`, the events hold one row more than the cap."""
+    rows = list(events)
+    if not rows:
+        _note(empty)
+        return
+    table = events_table(rows[:TABLE_ROWS] if capped else rows, with_stream=with_stream)
+    if capped and len(rows) > TABLE_ROWS:
+        table.caption = f"showing the first {TABLE_ROWS} events; use --limit N or --json for more"
+    stdout_console().print(table)
+
+
+def read(
+    stream: Annotated[
+        str, typer.Argument(metavar="STREAM", help="The stream to read, e.g. account-42.")
+    ],
+    from_position: Annotated[
+        int | None,
+        typer.Option(
+            "--from",
+            "-f",
+            min=0,
+            help="Start at this stream position (default: the first event, or the last with "
+            "--backwards).",
+        ),
+    ] = None,
+    backwards: Backwards = False,
+    limit: Limit = None,
+    json_output: JsonOutput = False,
+    url: StoreURL = DEFAULT_URL,
+) -> None:
+    """Show the events of one stream, in stream order.
+
+    A table shows the stream position, global position, type, time and the start of the data;
+    --json prints every event in full, one JSON object per line. A stream without events exits
+    with code 4.
+
+    Example:
+
+        eventvault read account-42
+
+        eventvault read account-42 --backwards --limit 1 --json
+    \f
+    Args:
+        stream: the stream.
+        from_position: the first stream position to show.
+        backwards: newest first.
+        limit: the most events to show.
+        json_output: JSON Lines instead of a table.
+        url: the store.
+
+    Raises:
+        StoreNotFoundError: the SQLite file does not exist.
+        StreamNotFoundError: the stream has no events.
+    """
+    with open_store(url, must_exist=True) as store:
+        if store.get_stream_version(stream) is None:
+            raise StreamNotFoundError(stream)
+        capped = limit is None and not json_output
+        events = store.read_stream(
+            stream,
+            from_position=from_position,
+            backwards=backwards,
+            limit=TABLE_ROWS + 1 if capped else limit,
+        )
+        if json_output:
+            _write_lines(json_line(event) for event in events)
+            return
+        _show_events(
+            events,
+            capped=capped,
+            with_stream=False,
+            empty=f"stream {stream!r} has no events at position {from_position} or "
+            f"{'before' if backwards else 'after'} it",
+        )
+
+
+def log(
+    after: Annotated[
+        int | None,
+        typer.Option(
+            "--after",
+            "-a",
+            min=0,
+            help="Start after this global position (backwards: before it). With --follow the "
+            "default is the current end of the log.",
+        ),
+    ] = None,
+    backwards: Backwards = False,
+    limit: Limit = None,
+    event_types: Annotated[
+        list[str] | None,
+        typer.Option("--type", "-t", metavar="TYPE", help="Only events of this type (repeatable)."),
+    ] = None,
+    prefix: Annotated[
+        str | None,
+        typer.Option("--prefix", "-p", help="Only events of streams whose names start with this."),
+    ] = None,
+    json_output: JsonOutput = False,
+    follow: Annotated[
+        bool,
+        typer.Option("--follow", "-F", help="Keep printing new events as they are appended."),
+    ] = False,
+    url: StoreURL = DEFAULT_URL,
+) -> None:
+    """Show the global log: every stream's events in the order they were committed.
+
+    --follow tails the log live (like tail -f) until Ctrl-C, which ends it with exit code 0.
+
+    Example:
+
+        eventvault log --type AccountOpened --prefix account-
+
+        eventvault log --follow --json
+    \f
+    Args:
+        after: the global position to start after.
+        backwards: newest first.
+        limit: the most events to show.
+        event_types: only these types.
+        prefix: only streams with this prefix.
+        json_output: JSON Lines instead of a table.
+        follow: tail the log live.
+        url: the store.
+
+    Raises:
+        CommandLineError: --follow with --backwards, or an empty --prefix.
+        StoreNotFoundError: the SQLite file does not exist.
+    """
+    if prefix == "":
+        raise CommandLineError("--prefix", "must not be empty")
+    types = event_types or None
+    with open_store(url, must_exist=True) as store:
+        if follow:
+            if backwards:
+                raise CommandLineError("--follow", "cannot follow the log --backwards")
+            start = store.head_position() if after is None else after
+            _follow(store, start, types, prefix, limit, json_output)
+            return
+        capped = limit is None and not json_output
+        events = store.read_all(
+            after=after or 0,
+            backwards=backwards,
+            limit=TABLE_ROWS + 1 if capped else limit,
+            event_types=types,
+            stream_prefix=prefix,
+        )
+        if json_output:
+            _write_lines(json_line(event) for event in events)
+            return
+        _show_events(events, capped=capped, with_stream=True, empty="no events match")
+
+
+def _follow(
+    store: EventStore,
+    after: int,
+    event_types: list[str] | None,
+    prefix: str | None,
+    limit: int | None,
+    json_output: bool,
+) -> None:
+    """Print events as they arrive until Ctrl-C (or `limit` events)."""
+    subscription = store.subscribe_to_all(
+        after=after, event_types=event_types, stream_prefix=prefix
+    )
+    console = stdout_console()
+    out = _stdout()
+    _note(f"following the log after position {after} (Ctrl-C to stop)")
+    try:
+        with subscription:
+            events: Iterable[RecordedEvent] = (
+                subscription if limit is None else itertools.islice(subscription, limit)
+            )
+            for event in events:
+                if json_output:
+                    out.write(json_line(event))
+                    out.flush()
+                else:
+                    console.print(event_line(event), soft_wrap=True)
+    except KeyboardInterrupt:
+        subscription.close()
+
+
+def streams(json_output: JsonOutput = False, url: StoreURL = DEFAULT_URL) -> None:
+    """List the streams that have events: name, event count, version, last global position.
+
+    Example:
+
+        eventvault streams --url sqlite:///bank.db
+    \f
+    Args:
+        json_output: JSON Lines instead of a table.
+        url: the store.
+
+    Raises:
+        StoreNotFoundError: the SQLite file does not exist.
+    """
+    with open_store(url, must_exist=True) as store:
+        infos = store.list_streams()
+        if json_output:
+            _write_lines(stream_info_line(info) for info in infos)
+            return
+        rows = list(itertools.islice(infos, TABLE_ROWS + 1))
+        if not rows:
+            _note("the store has no streams")
+            return
+        table = streams_table(rows[:TABLE_ROWS])
+        if len(rows) > TABLE_ROWS:
+            table.caption = f"showing the first {TABLE_ROWS} streams; use --json for all"
+        stdout_console().print(table)
+
+
+def stats(json_output: JsonOutput = False, url: StoreURL = DEFAULT_URL) -> None:
+    """Show a store's figures: events, streams, head position, first and last times, file size.
+
+    Example:
+
+        eventvault stats --json
+    \f
+    Args:
+        json_output: one JSON object instead of a table.
+        url: the store.
+
+    Raises:
+        StoreNotFoundError: the SQLite file does not exist.
+    """
+    with open_store(url, must_exist=True) as store:
+        figures = store.stats()
+        engine = engine_name(store)
+        size = storage_size(store)
+    if json_output:
+        document = {
+            "url": url,
+            "engine": engine,
+            "event_count": figures.event_count,
+            "stream_count": figures.stream_count,
+            "head_position": figures.head_position,
+            "first_recorded_at": figures.first_recorded_at,
+            "last_recorded_at": figures.last_recorded_at,
+            "file_size_bytes": size,
+        }
+        _write_lines([msgspec.json.encode(document) + b"\n"])
+        return
+    stdout_console().print(stats_table(figures, url=url, engine=engine, size=size))

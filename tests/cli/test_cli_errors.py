@@ -1,0 +1,177 @@
+"""The exit-code table and how errors are reported: one red line, a hint, no traceback."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+import uuid
+from pathlib import Path
+
+import pytest
+import typer
+from rich.console import Console
+from typer.testing import CliRunner
+
+from eventvault.cli.errors import (
+    CommandLineError,
+    ExitCode,
+    StoreNotFoundError,
+    StreamNotFoundError,
+    exit_code_for,
+    hint_for,
+    report_error,
+    reporting_errors,
+)
+from eventvault.errors import (
+    DatabaseLockedError,
+    DuplicateEventIdError,
+    EventVaultError,
+    HashChainError,
+    ImportFileError,
+    InvalidEventError,
+    InvalidExpectedVersionError,
+    InvalidStreamNameError,
+    InvalidURLError,
+    NotAnEventVaultDatabaseError,
+    NotEmptyError,
+    PayloadTooLargeError,
+    SchemaVersionError,
+    StorageError,
+    StoreClosedError,
+    WrongExpectedVersionError,
+)
+from eventvault.store.sqlite import SCHEMA_VERSION
+
+from .cli_harness import Cli, seed
+
+ERRORS_AND_CODES: list[tuple[BaseException, int]] = [
+    (CommandLineError("DATA_JSON", "not valid JSON"), 2),
+    (InvalidStreamNameError("", "must not be empty"), 2),
+    (InvalidEventError("data must be a JSON object"), 2),
+    (PayloadTooLargeError(2_000_000, 1_048_576), 2),
+    (InvalidExpectedVersionError("latest"), 2),
+    (InvalidURLError("mongodb://x", "unknown scheme"), 2),
+    (WrongExpectedVersionError("account-1", 5, 1), 3),
+    (DuplicateEventIdError(uuid.uuid4(), "account-1", "account-2", 0), 3),
+    (StoreNotFoundError("missing.db", "missing.db"), 4),
+    (StreamNotFoundError("account-1"), 4),
+    (FileNotFoundError(2, "No such file or directory", "x.jsonl"), 4),
+    (HashChainError("account-1", 0, "a" * 64, "b" * 64), 5),
+    (ImportFileError("not valid JSON", line=3), 5),
+    (NotEmptyError("target.db", 4), 6),
+    (NotAnEventVaultDatabaseError("x.db", "a SQLite database of another application"), 7),
+    (SchemaVersionError("x.db", 9, 1), 7),
+    (StorageError("disk I/O error"), 8),
+    (DatabaseLockedError("x.db stayed locked"), 8),
+    (PermissionError(13, "Permission denied", "x.jsonl"), 8),
+    (StoreClosedError("x.db"), 1),
+    (EventVaultError("something else"), 1),
+    (RuntimeError("a defect"), 1),
+]
+
+
+@pytest.mark.parametrize(
+    ("error", "code"), ERRORS_AND_CODES, ids=[type(e).__name__ for e, _ in ERRORS_AND_CODES]
+)
+def test_each_error_class_maps_to_its_exit_code(error: BaseException, code: int) -> None:
+    assert exit_code_for(error) == code
+
+
+def test_every_error_class_of_eventvault_is_in_the_table() -> None:
+    import eventvault.errors as errors
+
+    covered = {type(error) for error, _ in ERRORS_AND_CODES}
+    declared = {getattr(errors, name) for name in errors.__all__}
+    assert declared <= covered
+
+
+def report(error: BaseException) -> tuple[ExitCode, str]:
+    console = Console(record=True, width=60, file=io.StringIO())
+    code = report_error(error, console)
+    return code, console.export_text()
+
+
+def test_report_prints_one_error_line_and_one_hint_line() -> None:
+    code, text = report(WrongExpectedVersionError("account-1", 5, 1))
+    lines = text.splitlines()
+    assert code == 3
+    assert lines[0] == "error: stream 'account-1': expected version 5, actual version 1"
+    assert lines[1].startswith("hint: ")
+    assert len(lines) == 2
+
+
+def test_report_keeps_a_long_message_on_one_line() -> None:
+    _, text = report(InvalidURLError("x" * 200, "unknown scheme"))
+    assert len(text.splitlines()) == 2
+
+
+def test_report_of_a_changed_event_in_an_import_gives_the_hash_hint() -> None:
+    error = ImportFileError("hash mismatch", line=2)
+    error.__cause__ = HashChainError("account-1", 0, "a" * 64, "b" * 64)
+    assert "changed after they were recorded" in (hint_for(error) or "")
+
+
+def test_report_of_a_command_line_error_gives_its_own_hint() -> None:
+    assert hint_for(CommandLineError("FILE", "exists", hint="pass --force")) == "pass --force"
+
+
+def failing_app(error: BaseException) -> typer.Typer:
+    app = typer.Typer()
+
+    @app.command()
+    @reporting_errors
+    def fail() -> None:
+        raise error
+
+    return app
+
+
+def test_an_unexpected_error_exits_1_without_a_traceback() -> None:
+    result = CliRunner().invoke(failing_app(RuntimeError("boom")), [])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == "error: unexpected RuntimeError: boom"
+    assert "EVENTVAULT_TRACEBACK=1" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_an_unexpected_error_shows_its_traceback_when_asked() -> None:
+    result = CliRunner().invoke(
+        failing_app(RuntimeError("boom")), [], env={"EVENTVAULT_TRACEBACK": "1"}
+    )
+    assert result.exit_code == 1
+    assert "Traceback (most recent call last)" in result.stderr
+
+
+def test_a_file_that_is_not_a_database_exits_7(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"these are my notes, not a database" * 100)
+    result = cli("stats", "--url", str(path))
+    assert result.exit_code == 7
+    assert "is not an eventvault database" in result.stderr
+
+
+def test_a_sqlite_database_of_another_application_exits_7(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY)")
+    conn.close()
+    result = cli("append", "account-1", "AccountOpened", "--url", str(path))
+    assert result.exit_code == 7
+    assert "another application" in result.stderr
+
+
+def test_a_store_written_by_a_newer_eventvault_exits_7(cli: Cli, db: str) -> None:
+    seed(db, [("account-1", "AccountOpened", {})])
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    result = cli("stats", "--url", db)
+    assert result.exit_code == 7
+    assert "upgrade eventvault" in result.stderr
+
+
+def test_a_store_in_a_directory_that_cannot_be_created_exits_8(cli: Cli, tmp_path: Path) -> None:
+    result = cli("append", "a-1", "Happened", "--url", str(tmp_path / "no" / "such" / "dir.db"))
+    assert result.exit_code == 8
+    assert result.stderr.startswith("error: ")
+    assert "Traceback" not in result.output
