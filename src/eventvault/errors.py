@@ -8,10 +8,15 @@ code that catches those keeps working.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 __all__ = [
+    "AggregateDefinitionError",
+    "AggregateNotFoundError",
+    "AggregateQueryError",
     "DatabaseLockedError",
     "DuplicateEventIdError",
+    "EventRegistrationError",
     "EventVaultError",
     "HashChainError",
     "ImportFileError",
@@ -19,12 +24,16 @@ __all__ = [
     "InvalidExpectedVersionError",
     "InvalidStreamNameError",
     "InvalidURLError",
+    "MissingHandlerError",
     "NotAnEventVaultDatabaseError",
     "NotEmptyError",
     "PayloadTooLargeError",
     "SchemaVersionError",
+    "SnapshotStoreUnavailableError",
     "StorageError",
     "StoreClosedError",
+    "UnknownEventTypeError",
+    "UnregisteredEventError",
     "WrongExpectedVersionError",
 ]
 
@@ -278,3 +287,159 @@ class StoreClosedError(EventVaultError):
     def __init__(self, location: str) -> None:
         self.location = location
         super().__init__(f"the store {location!r} is closed")
+
+
+# -- the domain layer ------------------------------------------------------------------------
+
+
+class EventRegistrationError(EventVaultError, TypeError):
+    """An event class cannot be registered: not a frozen `msgspec.Struct`, a bad name or
+    version, or a name and version (or a class) already taken.
+
+    Attributes:
+        event_class: the class whose registration failed.
+        reason: what is wrong.
+    """
+
+    def __init__(self, event_class: object, reason: str) -> None:
+        self.event_class = event_class
+        self.reason = reason
+        name = getattr(event_class, "__qualname__", repr(event_class))
+        super().__init__(f"cannot register {name}: {reason}")
+
+
+class UnknownEventTypeError(EventVaultError, LookupError):
+    """A recorded event's type name and schema version are not registered.
+
+    Attributes:
+        event_type: the recorded type name.
+        schema_version: the recorded schema version.
+        stream_name: the stream the event was read from.
+        stream_position: its position there.
+    """
+
+    def __init__(
+        self, event_type: str, schema_version: int, stream_name: str, stream_position: int
+    ) -> None:
+        self.event_type = event_type
+        self.schema_version = schema_version
+        self.stream_name = stream_name
+        self.stream_position = stream_position
+        super().__init__(
+            f"{stream_name!r}@{stream_position}: event type {event_type!r} version "
+            f"{schema_version} is not registered (register a class for it, or decode with "
+            "unknown='raw' to get the RecordedEvent)"
+        )
+
+
+class UnregisteredEventError(EventVaultError, TypeError):
+    """An event object to be written is of a class that is not registered.
+
+    Attributes:
+        event_class: the class of the event.
+    """
+
+    def __init__(self, event_class: type) -> None:
+        self.event_class = event_class
+        super().__init__(
+            f"{event_class.__qualname__} is not registered: call "
+            f"registry.register({event_class.__name__}, name=..., version=...) first"
+        )
+
+
+class AggregateDefinitionError(EventVaultError, TypeError):
+    """An aggregate class is defined wrongly: a bad category, two handlers for one event type,
+    no state type.
+
+    Attributes:
+        aggregate_class: the class at fault.
+        reason: what is wrong.
+    """
+
+    def __init__(self, aggregate_class: type, reason: str) -> None:
+        self.aggregate_class = aggregate_class
+        self.reason = reason
+        super().__init__(f"aggregate {aggregate_class.__qualname__}: {reason}")
+
+
+class MissingHandlerError(EventVaultError, TypeError):
+    """An aggregate was given an event it has no handler for.
+
+    Attributes:
+        aggregate_class: the aggregate's class.
+        event_class: the event's class.
+    """
+
+    def __init__(self, aggregate_class: type, event_class: type) -> None:
+        self.aggregate_class = aggregate_class
+        self.event_class = event_class
+        super().__init__(
+            f"aggregate {aggregate_class.__qualname__} has no handler for "
+            f"{event_class.__qualname__}: add a method decorated with "
+            f"@applies({event_class.__name__})"
+        )
+
+
+class AggregateNotFoundError(EventVaultError, LookupError):
+    """No aggregate with that id exists, or it did not exist at the version or time asked for.
+
+    Attributes:
+        stream_name: the aggregate's stream.
+        version: the version asked for, or None.
+        as_of: the time asked for, or None.
+        latest: the stream's version (None when it has no events).
+    """
+
+    def __init__(
+        self,
+        stream_name: str,
+        *,
+        version: int | None = None,
+        as_of: datetime | None = None,
+        latest: int | None = None,
+    ) -> None:
+        self.stream_name = stream_name
+        self.version = version
+        self.as_of = as_of
+        self.latest = latest
+        if latest is None:
+            message = f"aggregate {stream_name!r} not found: the stream has no events"
+        elif version is not None:
+            message = (
+                f"aggregate {stream_name!r} has no version {version}: its latest version is "
+                f"{latest}"
+            )
+        else:
+            message = (
+                f"aggregate {stream_name!r} did not exist as of {as_of}: its first event was "
+                "recorded later"
+            )
+        super().__init__(message)
+
+
+class AggregateQueryError(EventVaultError, ValueError):
+    """A repository was asked for something it cannot give: a negative version, a naive
+    datetime, both a version and a time, a bad number of retries.
+
+    Attributes:
+        reason: what is wrong.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class SnapshotStoreUnavailableError(EventVaultError):
+    """No snapshot store is known for an event store's engine.
+
+    Attributes:
+        engine: the engine's class name.
+    """
+
+    def __init__(self, engine: str) -> None:
+        self.engine = engine
+        super().__init__(
+            f"no snapshot store for the engine {engine}: pass a SnapshotStore to Repository "
+            "(MemorySnapshotStore works with any engine) or use a SQLite or in-memory store"
+        )

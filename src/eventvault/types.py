@@ -21,6 +21,7 @@ __all__ = [
     "GlobalPosition",
     "JSONObject",
     "NewEvent",
+    "PayloadEvent",
     "RawEvent",
     "RecordedEvent",
     "StreamAppend",
@@ -111,6 +112,28 @@ class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
     def category(self) -> str:
         """The part of the stream name before the first `-` (the whole name if it has none)."""
         return self.stream_name.partition("-")[0]
+
+
+class PayloadEvent(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """An event of a stream with its payload undecoded: what a replay needs and no more.
+
+    `read_stream_payloads` yields these so that a reader that knows the payload's type can
+    decode the JSON bytes straight into it (`msgspec.json.Decoder(cls).decode(event.data)`),
+    skipping the dict, the metadata, the id, the hash and the datetime of a `RecordedEvent`.
+
+    Attributes:
+        stream_position: 0-based, gapless within the stream.
+        event_type: the registered name of the event's type.
+        schema_version: the schema version the payload conforms to.
+        data: the stored JSON bytes of the payload.
+        recorded_at_us: when the store recorded the event, in microseconds since the epoch.
+    """
+
+    stream_position: StreamPosition
+    event_type: str
+    schema_version: int
+    data: bytes
+    recorded_at_us: int
 
 
 class RawEvent(msgspec.Struct, frozen=True, gc=False):

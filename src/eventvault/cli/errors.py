@@ -20,6 +20,8 @@ from rich.console import Console
 from rich.text import Text
 
 from eventvault.errors import (
+    AggregateNotFoundError,
+    AggregateQueryError,
     DatabaseLockedError,
     DuplicateEventIdError,
     EventVaultError,
@@ -120,10 +122,12 @@ EXIT_CODES: Final[tuple[tuple[type[BaseException], ExitCode], ...]] = (
     (InvalidEventError, ExitCode.BAD_INPUT),
     (InvalidExpectedVersionError, ExitCode.BAD_INPUT),
     (InvalidURLError, ExitCode.BAD_INPUT),
+    (AggregateQueryError, ExitCode.BAD_INPUT),
     (WrongExpectedVersionError, ExitCode.CONFLICT),
     (DuplicateEventIdError, ExitCode.CONFLICT),
     (StoreNotFoundError, ExitCode.NOT_FOUND),
     (StreamNotFoundError, ExitCode.NOT_FOUND),
+    (AggregateNotFoundError, ExitCode.NOT_FOUND),
     (FileNotFoundError, ExitCode.NOT_FOUND),
     (HashChainError, ExitCode.INTEGRITY),
     (ImportFileError, ExitCode.INTEGRITY),

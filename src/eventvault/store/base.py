@@ -14,7 +14,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Final, Self
+from typing import Final, Self, TypeVar
+
+import msgspec
 
 from eventvault.errors import EventVaultError, InvalidEventError, StoreClosedError
 from eventvault.serialization import (
@@ -29,6 +31,7 @@ from eventvault.types import (
     AppendResult,
     ExpectedVersion,
     NewEvent,
+    PayloadEvent,
     RawEvent,
     RecordedEvent,
     StreamAppend,
@@ -36,6 +39,8 @@ from eventvault.types import (
 )
 
 __all__ = ["EventStore", "StoreStats", "Subscription"]
+
+_Positioned = TypeVar("_Positioned", RecordedEvent, PayloadEvent)
 
 DEFAULT_PAGE_SIZE: Final = 1000
 POLL_INTERVAL: Final = 0.05
@@ -137,6 +142,24 @@ class EventStore(abc.ABC):
 
         Forwards, `start` None means 0; backwards, it means the end of the stream.
         """
+
+    def _read_stream_payload_page(
+        self, stream_name: str, start: int, limit: int
+    ) -> list[PayloadEvent]:
+        """Up to `limit` events of a stream from position `start` (inclusive), forwards, with
+        their payload bytes. Engines override this with a query of the five columns; this
+        fallback re-encodes decoded events."""
+        encode = msgspec.json.encode
+        return [
+            PayloadEvent(
+                event.stream_position,
+                event.event_type,
+                event.schema_version,
+                encode(event.data),
+                to_micros(event.recorded_at),
+            )
+            for event in self._read_stream_page(stream_name, start, False, limit)
+        ]
 
     @abc.abstractmethod
     def _read_all_page(
@@ -279,11 +302,24 @@ class EventStore(abc.ABC):
     def _iter_stream(
         self, stream_name: str, start: int | None, backwards: bool, limit: int | None
     ) -> Iterator[RecordedEvent]:
+        def fetch(position: int | None, size: int) -> list[RecordedEvent]:
+            return self._read_stream_page(stream_name, position, backwards, size)
+
+        return self._pages(fetch, start, backwards, limit)
+
+    def _pages(
+        self,
+        fetch: Callable[[int | None, int], list[_Positioned]],
+        start: int | None,
+        backwards: bool,
+        limit: int | None,
+    ) -> Iterator[_Positioned]:
+        """Page through a stream: `fetch(start, size)` gives one page from a stream position."""
         remaining = limit
         while remaining is None or remaining > 0:
             size = DEFAULT_PAGE_SIZE if remaining is None else min(remaining, DEFAULT_PAGE_SIZE)
             self._check_open()
-            page = self._read_stream_page(stream_name, start, backwards, size)
+            page = fetch(start, size)
             yield from page
             if len(page) < size:
                 return
@@ -296,6 +332,39 @@ class EventStore(abc.ABC):
                 start = last - 1
             else:
                 start = last + 1
+
+    def read_stream_payloads(
+        self,
+        stream_name: str,
+        *,
+        from_position: int | None = None,
+        limit: int | None = None,
+    ) -> Iterator[PayloadEvent]:
+        """Read a stream's events forwards with their payloads undecoded, lazily, a page at a time.
+
+        For readers that decode payloads into known types themselves (aggregate loads): it
+        skips the work of building `RecordedEvent`s.
+
+        Args:
+            stream_name: the stream; one that does not exist reads as empty.
+            from_position: the first stream position to read (inclusive); None: 0.
+            limit: the most events to yield; None for all.
+
+        Returns:
+            An iterator of `PayloadEvent` in stream order.
+
+        Raises:
+            InvalidStreamNameError: the name breaks the naming rules.
+        """
+        self._check_open()
+        validate_stream_name(stream_name)
+        _check_position("from_position", from_position)
+        _check_limit(limit)
+
+        def fetch(position: int | None, size: int) -> list[PayloadEvent]:
+            return self._read_stream_payload_page(stream_name, position or 0, size)
+
+        return self._pages(fetch, from_position, False, limit)
 
     def read_all(
         self,

@@ -85,7 +85,7 @@ def connect(
         return MemoryEventStore(url, max_event_bytes=max_event_bytes)
     if scheme in ("postgresql", "postgres"):
         try:
-            from eventvault.store.postgres import PostgresEventStore  # type: ignore[import-not-found]
+            from eventvault.store.postgres import PostgresEventStore
         except ImportError as exc:
             raise InvalidURLError(
                 url,

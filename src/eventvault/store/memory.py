@@ -33,7 +33,7 @@ from eventvault.store._append import (
 )
 from eventvault.store.base import EventStore, StoreStats
 from eventvault.store.notify import Notifier
-from eventvault.types import AppendResult, RawEvent, RecordedEvent, StreamInfo
+from eventvault.types import AppendResult, PayloadEvent, RawEvent, RecordedEvent, StreamInfo
 
 __all__ = ["MemoryEventStore"]
 
@@ -117,6 +117,13 @@ class MemoryEventStore(EventStore):
                 begin = start or 0
                 rows = stream[begin : begin + limit]
         return decode_rows(rows)
+
+    def _read_stream_payload_page(
+        self, stream_name: str, start: int, limit: int
+    ) -> list[PayloadEvent]:
+        with self._lock:
+            rows = self._streams.get(stream_name, [])[start : start + limit]
+        return [PayloadEvent(row[1], row[4], row[5], row[6], row[8]) for row in rows]
 
     def _rows_after(self, after: int) -> int:
         """The index in the log of the first event after global position `after`."""

@@ -1,7 +1,11 @@
-"""Public testing tools: the contract suite any engine can run.
+"""Public testing tools.
 
-`eventvault.testing.contract` holds the guarantees of the store as pytest classes (it needs
-pytest and hypothesis, the `test` extra).
+- `AggregateScenario`: given events / when a command / then events or an error, for
+  aggregates, without a database.
+- `eventvault.testing.contract`: the guarantees of the store as pytest classes, which any engine
+  can run (it needs pytest and hypothesis, the `test` extra).
 """
 
-__all__: list[str] = []
+from eventvault.testing.aggregates import AggregateScenario
+
+__all__ = ["AggregateScenario"]

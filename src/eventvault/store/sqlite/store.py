@@ -51,7 +51,7 @@ from eventvault.store._append import (
 from eventvault.store._groupcommit import GroupCommitter
 from eventvault.store.base import EventStore, StoreStats
 from eventvault.store.notify import Notifier, shared_notifier
-from eventvault.types import AppendResult, RawEvent, RecordedEvent, StreamInfo
+from eventvault.types import AppendResult, PayloadEvent, RawEvent, RecordedEvent, StreamInfo
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SQLiteEventStore", "Synchronous"]
 
@@ -91,6 +91,10 @@ _READ_STREAM_FORWARDS: Final = (
 _READ_STREAM_BACKWARDS: Final = (
     f"SELECT {_COLUMNS} FROM events WHERE stream_name = ? AND stream_position <= ? "
     "ORDER BY stream_position DESC LIMIT ?"
+)
+_READ_STREAM_PAYLOADS: Final = (
+    "SELECT stream_position, event_type, schema_version, data, recorded_at FROM events "
+    "WHERE stream_name = ? AND stream_position >= ? ORDER BY stream_position LIMIT ?"
 )
 _MAX_POSITION: Final = 2**63 - 1
 
@@ -489,6 +493,12 @@ class SQLiteEventStore(EventStore):
             bound = start or 0
         rows = self._query(sql, (stream_name, bound, limit))
         return decode_rows(rows)
+
+    def _read_stream_payload_page(
+        self, stream_name: str, start: int, limit: int
+    ) -> list[PayloadEvent]:
+        rows = self._query(_READ_STREAM_PAYLOADS, (stream_name, start, limit))
+        return [PayloadEvent(*row) for row in rows]
 
     def _read_all_page(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import msgspec
 import pytest
 
 from eventvault import EventStore, NewEvent, StreamState, WrongExpectedVersionError
@@ -140,6 +141,21 @@ class ReadContract(ContractBase):
         log = [e.global_position for e in store.read_all()]
         assert log == sorted(log) and len(log) == 2500
         assert [e.global_position for e in store.read_all(backwards=True)] == log[::-1]
+
+    def test_read_stream_payloads_gives_the_stored_bytes_of_a_stream(
+        self, store: EventStore
+    ) -> None:
+        store.append_to_stream("s-1", events(2500, kind="x"), expected_version=StreamState.ANY)
+        store.append_to_stream("s-2", events(1), expected_version=StreamState.ANY)
+        recorded = list(store.read_stream("s-1"))
+        payloads = list(store.read_stream_payloads("s-1"))
+        assert [p.stream_position for p in payloads] == list(range(2500))
+        assert [msgspec.json.decode(p.data) for p in payloads] == [e.data for e in recorded]
+        assert [p.event_type for p in payloads] == [e.event_type for e in recorded]
+        assert payloads[7].recorded_at_us == to_micros(recorded[7].recorded_at)
+        window = list(store.read_stream_payloads("s-1", from_position=10, limit=3))
+        assert [p.stream_position for p in window] == [10, 11, 12]
+        assert list(store.read_stream_payloads("missing-1")) == []
 
     def test_read_all_after_a_position(self, store: EventStore) -> None:
         store.append_to_stream("s-1", events(3), expected_version=StreamState.ANY)

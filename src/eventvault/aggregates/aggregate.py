@@ -1,0 +1,246 @@
+"""`Aggregate`: a domain object whose state is rebuilt by applying its events in order.
+
+A subclass declares its stream category, a mutable `msgspec.Struct` holding its state, and one
+handler per event type, marked with `@applies(EventClass)`; commands check invariants and
+`record` new events. The handlers are collected into a plain dict when the class is created:
+nothing else happens behind the reader's back.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar, Final, Generic, TypeVar
+
+import msgspec
+
+from eventvault.aggregates.errors import AggregateDefinitionError, MissingHandlerError
+
+__all__ = ["Aggregate", "Handler", "applies"]
+
+StateT = TypeVar("StateT", bound=msgspec.Struct)
+A = TypeVar("A", bound="Aggregate[Any]")
+E = TypeVar("E", bound=msgspec.Struct)
+
+Handler = Callable[[Any, Any], None]
+"""A handler as stored in `Aggregate.handlers`: called with the aggregate and the event."""
+
+_APPLIES_ATTRIBUTE: Final = "__eventvault_applies__"
+
+
+def applies(event_class: type[E]) -> Callable[[Callable[[A, E], None]], Callable[[A, E], None]]:
+    """Mark an aggregate method as the handler of one event class.
+
+    The handler changes the aggregate's state to reflect the event; it must not check
+    invariants or fail (the event already happened), nor record events.
+
+    Args:
+        event_class: the event class the method handles.
+
+    Returns:
+        A decorator that returns the method unchanged, marked for `Aggregate` to collect.
+
+    Raises:
+        AggregateDefinitionError: (when the class is created) two methods of one class handle
+            the same event class.
+    """
+    if not isinstance(event_class, type) or not issubclass(event_class, msgspec.Struct):
+        raise TypeError(f"@applies takes an event class (a msgspec.Struct), not {event_class!r}")
+
+    def mark(method: Callable[[A, E], None]) -> Callable[[A, E], None]:
+        setattr(method, _APPLIES_ATTRIBUTE, event_class)
+        return method
+
+    return mark
+
+
+class Aggregate(Generic[StateT]):
+    """The base class of event-sourced domain objects.
+
+    Declare in a subclass:
+
+    - `category`: the stream category; the aggregate's stream is `<category>-<id>`. No `-`.
+    - `state_type`: a mutable `msgspec.Struct` whose fields all have defaults; `state` starts
+      as `state_type()` and is what snapshots store.
+    - `snapshot_version`: bump it when `state_type` changes shape; older snapshots are then
+      ignored and the state is rebuilt from the events.
+    - one method per event class, decorated with `@applies(EventClass)`.
+
+    Example::
+
+        class Account(Aggregate[AccountState]):
+            category = "account"
+            state_type = AccountState
+
+            def deposit(self, amount: int) -> None:
+                if amount <= 0:
+                    raise ValueError("amount must be positive")
+                self.record(MoneyDeposited(amount=amount))
+
+            @applies(MoneyDeposited)
+            def _deposited(self, event: MoneyDeposited) -> None:
+                self.state.balance += event.amount
+
+    Args:
+        id: the aggregate's id: a non-empty str.
+
+    Attributes:
+        id: the aggregate's id.
+        version: the stream position of the last event loaded or saved; -1 for an aggregate
+            that has no stored events yet.
+        state: the current state, including the effect of pending events.
+        pending_events: events recorded but not yet saved, in order.
+        pending_event_ids: the ids the pending events will be stored with, chosen when they
+            are recorded, so that saving again after a failure of unknown outcome is an
+            idempotent retry.
+
+    Raises:
+        TypeError: `id` is not a non-empty str.
+    """
+
+    category: ClassVar[str]
+    state_type: type[StateT]
+    snapshot_version: ClassVar[int] = 1
+    handlers: ClassVar[Mapping[type[msgspec.Struct], Handler]] = {}
+
+    id: str
+    version: int
+    state: StateT
+    pending_events: list[msgspec.Struct]
+    pending_event_ids: list[uuid.UUID]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        category = cls.__dict__.get("category")
+        if category is not None and (type(category) is not str or not category or "-" in category):
+            raise AggregateDefinitionError(
+                cls, f"category must be a non-empty str without '-', not {category!r}"
+            )
+        snapshot_version = cls.__dict__.get("snapshot_version", 1)
+        if type(snapshot_version) is not int or snapshot_version < 1:
+            raise AggregateDefinitionError(
+                cls, f"snapshot_version must be an int >= 1, not {snapshot_version!r}"
+            )
+        state_type = cls.__dict__.get("state_type")
+        if state_type is not None and (
+            not isinstance(state_type, type) or not issubclass(state_type, msgspec.Struct)
+        ):
+            raise AggregateDefinitionError(
+                cls, f"state_type must be a msgspec.Struct class, not {state_type!r}"
+            )
+        handlers: dict[type[msgspec.Struct], Handler] = dict(cls.handlers)
+        own: dict[type[msgspec.Struct], str] = {}
+        for name, member in cls.__dict__.items():
+            event_class = getattr(member, _APPLIES_ATTRIBUTE, None)
+            if event_class is None:
+                continue
+            if event_class in own:
+                raise AggregateDefinitionError(
+                    cls,
+                    f"{own[event_class]} and {name} both handle {event_class.__qualname__}",
+                )
+            own[event_class] = name
+            handlers[event_class] = member
+        cls.handlers = handlers
+
+    def __init__(self, id: str) -> None:
+        if type(id) is not str or not id:
+            raise TypeError(f"an aggregate id must be a non-empty str, not {id!r}")
+        cls = type(self)
+        if getattr(cls, "state_type", None) is None:
+            raise AggregateDefinitionError(cls, "declare state_type, a msgspec.Struct class")
+        self.id = id
+        self.version = -1
+        self.state = self.initial_state()
+        self.pending_events = []
+        self.pending_event_ids = []
+
+    def initial_state(self) -> StateT:
+        """The state before the first event: `state_type()`. Override when it needs arguments.
+
+        Returns:
+            A new state object.
+        """
+        return self.state_type()
+
+    @classmethod
+    def stream_name_for(cls, id: str) -> str:
+        """The stream name of the aggregate of this class with a given id: `<category>-<id>`.
+
+        Raises:
+            AggregateDefinitionError: the class declares no `category`.
+        """
+        category = getattr(cls, "category", None)
+        if category is None:
+            raise AggregateDefinitionError(cls, "declare category, the stream category")
+        return f"{category}-{id}"
+
+    @property
+    def stream_name(self) -> str:
+        """The aggregate's stream: `<category>-<id>`."""
+        return self.stream_name_for(self.id)
+
+    @property
+    def is_new(self) -> bool:
+        """Whether the aggregate has no stored events (it was never saved nor loaded)."""
+        return self.version < 0
+
+    def record(self, event: msgspec.Struct) -> None:
+        """Record a new event: apply it to the state and add it to `pending_events`.
+
+        Commands call this once their invariants hold. If the handler raises, nothing is
+        recorded.
+
+        Args:
+            event: an event object of a class this aggregate handles.
+
+        Raises:
+            MissingHandlerError: the aggregate has no handler for the event's class.
+        """
+        handler = self.handlers.get(type(event))
+        if handler is None:
+            raise MissingHandlerError(type(self), type(event))
+        handler(self, event)
+        self.pending_events.append(event)
+        self.pending_event_ids.append(uuid.uuid4())
+
+    def replay(self, events: Iterable[msgspec.Struct]) -> None:
+        """Apply stored events: each advances `version` by one and is not pending.
+
+        The repository loads aggregates with this; tests use it to set up a history.
+
+        Args:
+            events: past events of this aggregate, in stream order, following `version`.
+
+        Raises:
+            MissingHandlerError: an event's class has no handler.
+        """
+        handlers = self.handlers
+        version = self.version
+        try:
+            for event in events:
+                handler = handlers.get(type(event))
+                if handler is None:
+                    raise MissingHandlerError(type(self), type(event))
+                handler(self, event)
+                version += 1
+        finally:
+            self.version = version
+
+    def mark_saved(self) -> list[msgspec.Struct]:
+        """Clear `pending_events` and advance `version` past them, after a successful save.
+
+        Returns:
+            The events that were pending.
+        """
+        saved = self.pending_events
+        self.version += len(saved)
+        self.pending_events = []
+        self.pending_event_ids = []
+        return saved
+
+    def __repr__(self) -> str:
+        pending = f", {len(self.pending_events)} pending" if self.pending_events else ""
+        return (
+            f"<{type(self).__name__} {self.id!r} version {self.version}{pending}: {self.state!r}>"
+        )

@@ -1,0 +1,27 @@
+"""Errors of the domain layer: event registration, aggregates, the repository, snapshots.
+
+They live in `eventvault.errors` with every other error; this module re-exports them for
+`from eventvault.aggregates.errors import ...`.
+"""
+
+from eventvault.errors import (
+    AggregateDefinitionError,
+    AggregateNotFoundError,
+    AggregateQueryError,
+    EventRegistrationError,
+    MissingHandlerError,
+    SnapshotStoreUnavailableError,
+    UnknownEventTypeError,
+    UnregisteredEventError,
+)
+
+__all__ = [
+    "AggregateDefinitionError",
+    "AggregateNotFoundError",
+    "AggregateQueryError",
+    "EventRegistrationError",
+    "MissingHandlerError",
+    "SnapshotStoreUnavailableError",
+    "UnknownEventTypeError",
+    "UnregisteredEventError",
+]

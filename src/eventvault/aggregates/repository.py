@@ -1,0 +1,409 @@
+"""`Repository`: loads aggregates by replaying their streams and saves their new events.
+
+Saving appends an aggregate's pending events with its loaded version as the expected version,
+so two writers that loaded the same version cannot both save: the second gets
+`WrongExpectedVersionError` and `update` re-runs its command on a fresh copy.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Generic, Self, TypeVar
+
+import msgspec
+
+from eventvault.aggregates.aggregate import Aggregate, Handler
+from eventvault.aggregates.errors import (
+    AggregateDefinitionError,
+    AggregateNotFoundError,
+    AggregateQueryError,
+    MissingHandlerError,
+    UnknownEventTypeError,
+    UnregisteredEventError,
+)
+from eventvault.aggregates.registry import EventRegistry
+from eventvault.aggregates.snapshots import Snapshot, SnapshotStore, snapshot_store_for
+from eventvault.errors import EventVaultError, WrongExpectedVersionError
+from eventvault.serialization import to_micros
+from eventvault.store.base import EventStore
+from eventvault.types import (
+    AppendResult,
+    ExpectedVersion,
+    JSONObject,
+    PayloadEvent,
+    StreamAppend,
+    StreamState,
+)
+
+__all__ = ["Repository"]
+
+A = TypeVar("A", bound=Aggregate[Any])
+
+_log = logging.getLogger(__name__)
+_encode_state = msgspec.msgpack.encode
+
+
+class Repository(Generic[A]):
+    """Loads and saves the aggregates of one class in an event store.
+
+    Args:
+        aggregate_type: the aggregate class; it must declare `category` and `state_type`.
+        store: the event store.
+        registry: the registry of the event classes the aggregate handles.
+        snapshot_store: where snapshots are read and written; None for none, unless
+            `snapshot_every` is given, in which case `snapshot_store_for(store)` is opened (and
+            closed by `close()`).
+        snapshot_every: take a snapshot each time a save carries an aggregate of this class
+            across a multiple of this many events; None takes none automatically
+            (`take_snapshot` still works).
+
+    Raises:
+        AggregateDefinitionError: the class lacks `category` or `state_type`.
+        UnregisteredEventError: an event class the aggregate handles is not registered.
+        AggregateQueryError: `snapshot_every` is not an int >= 1.
+        SnapshotStoreUnavailableError: `snapshot_every` is given without a snapshot store and
+            none is known for the engine.
+    """
+
+    def __init__(
+        self,
+        aggregate_type: type[A],
+        store: EventStore,
+        registry: EventRegistry,
+        *,
+        snapshot_store: SnapshotStore | None = None,
+        snapshot_every: int | None = None,
+    ) -> None:
+        if not isinstance(aggregate_type, type) or not issubclass(aggregate_type, Aggregate):
+            raise TypeError(f"aggregate_type must be an Aggregate subclass, not {aggregate_type!r}")
+        if getattr(aggregate_type, "category", None) is None:
+            raise AggregateDefinitionError(aggregate_type, "declare category, the stream category")
+        if getattr(aggregate_type, "state_type", None) is None:
+            raise AggregateDefinitionError(aggregate_type, "declare state_type, a msgspec.Struct")
+        for event_class in aggregate_type.handlers:
+            if not registry.is_registered(event_class):
+                raise UnregisteredEventError(event_class)
+        if snapshot_every is not None and (type(snapshot_every) is not int or snapshot_every < 1):
+            raise AggregateQueryError(
+                f"snapshot_every must be an int >= 1 or None, not {snapshot_every!r}"
+            )
+        self.aggregate_type = aggregate_type
+        self.store = store
+        self.registry = registry
+        self.snapshot_every = snapshot_every
+        self._owns_snapshot_store = snapshot_store is None and snapshot_every is not None
+        if self._owns_snapshot_store:
+            snapshot_store = snapshot_store_for(store)
+        self.snapshot_store = snapshot_store
+        # Each stored (name, version) the aggregate handles, mapped to its class and handler.
+        handlers = aggregate_type.handlers
+        self._table: dict[tuple[str, int], tuple[Callable[[bytes], Any], Handler]] = {
+            (entry.name, entry.version): (
+                msgspec.json.Decoder(entry.cls).decode,
+                handlers[entry.cls],
+            )
+            for entry in registry
+            if entry.cls in handlers
+        }
+
+    def _missing(self, recorded: PayloadEvent, stream_name: str) -> EventVaultError:
+        """The error for an event missing from the table: its type is unregistered, or the
+        aggregate has no handler for its class."""
+        cls = self.registry.class_for(recorded.event_type, recorded.schema_version)
+        if cls is None:
+            return UnknownEventTypeError(
+                recorded.event_type,
+                recorded.schema_version,
+                stream_name,
+                recorded.stream_position,
+            )
+        return MissingHandlerError(self.aggregate_type, cls)
+
+    # -- loading -----------------------------------------------------------------------------
+
+    def get(
+        self,
+        aggregate_id: str,
+        *,
+        version: int | None = None,
+        as_of: datetime | None = None,
+    ) -> A:
+        """Load an aggregate by replaying its events, from its newest usable snapshot if any.
+
+        Args:
+            aggregate_id: the aggregate's id.
+            version: load the state after the event at this stream position (a past state);
+                None for the latest.
+            as_of: load the state after the last event recorded at or before this time (an
+                aware datetime); None for the latest. Events are taken in stream order up to
+                the first one recorded later.
+
+        Returns:
+            The aggregate, with no pending events and `version` set to the position of the last
+            event applied.
+
+        Raises:
+            AggregateNotFoundError: the stream has no events, or none at or before `as_of`, or
+                fewer than `version + 1`.
+            AggregateQueryError: both `version` and `as_of` given, a negative or non-int
+                version, or a naive datetime.
+            UnknownEventTypeError: an event's type and version are not registered.
+            MissingHandlerError: the aggregate has no handler for an event's class.
+        """
+        if version is not None:
+            if as_of is not None:
+                raise AggregateQueryError("give version or as_of, not both")
+            if type(version) is not int or version < 0:
+                raise AggregateQueryError(f"version must be an int >= 0, not {version!r}")
+        if as_of is not None and (not isinstance(as_of, datetime) or as_of.tzinfo is None):
+            raise AggregateQueryError(
+                f"as_of must be an aware datetime (with a tzinfo, such as UTC), not {as_of!r}"
+            )
+        cls = self.aggregate_type
+        stream_name = cls.stream_name_for(aggregate_id)
+        aggregate = cls(aggregate_id)
+        if self.snapshot_store is not None:
+            snapshot = self.snapshot_store.latest(
+                stream_name,
+                schema_version=cls.snapshot_version,
+                max_version=version,
+                as_of=as_of,
+            )
+            if snapshot is not None:
+                self._restore(aggregate, snapshot)
+        start = aggregate.version + 1
+        limit = None if version is None else version + 1 - start
+        if limit != 0:
+            events = self.store.read_stream_payloads(stream_name, from_position=start, limit=limit)
+            self._replay(aggregate, events, as_of, stream_name)
+        if aggregate.version < 0 or (version is not None and aggregate.version < version):
+            latest = aggregate.version if aggregate.version >= 0 else None
+            if latest is None and as_of is not None:
+                latest = self.store.get_stream_version(stream_name)
+            raise AggregateNotFoundError(stream_name, version=version, as_of=as_of, latest=latest)
+        return aggregate
+
+    def _restore(self, aggregate: A, snapshot: Snapshot) -> None:
+        """Set an aggregate's state and version from a snapshot; a snapshot that no longer
+        decodes (the state changed shape without a new `snapshot_version`) is skipped."""
+        try:
+            aggregate.state = msgspec.msgpack.decode(snapshot.state, type=aggregate.state_type)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            _log.warning(
+                "snapshot of %r at version %d does not decode as %s, replaying instead: %s",
+                snapshot.stream_name,
+                snapshot.version,
+                aggregate.state_type.__qualname__,
+                exc,
+            )
+            return
+        aggregate.version = snapshot.version
+
+    def _replay(
+        self,
+        aggregate: A,
+        events: Iterable[PayloadEvent],
+        as_of: datetime | None,
+        stream_name: str,
+    ) -> None:
+        """Apply stored events to an aggregate: the hot loop of every load."""
+        table = self._table
+        as_of_us = None if as_of is None else to_micros(as_of)
+        position = aggregate.version
+        try:
+            for recorded in events:
+                if as_of_us is not None and recorded.recorded_at_us > as_of_us:
+                    break
+                entry = table.get((recorded.event_type, recorded.schema_version))
+                if entry is None:
+                    raise self._missing(recorded, stream_name)
+                decode, handler = entry
+                handler(aggregate, decode(recorded.data))
+                position = recorded.stream_position
+        finally:
+            aggregate.version = position
+
+    def exists(self, aggregate_id: str) -> bool:
+        """Whether the aggregate has at least one stored event."""
+        stream_name = self.aggregate_type.stream_name_for(aggregate_id)
+        return self.store.get_stream_version(stream_name) is not None
+
+    # -- saving ------------------------------------------------------------------------------
+
+    def save(self, *aggregates: A, metadata: JSONObject | None = None) -> list[AppendResult]:
+        """Append the pending events of aggregates, each expecting its loaded version.
+
+        One aggregate is one `append_to_stream`; several are one atomic `append_to_streams`, so
+        either all are saved or none. Aggregates without pending events are skipped. On success
+        each aggregate's `pending_events` is cleared and its `version` advanced; snapshots are
+        taken per the `snapshot_every` policy. Saving again after an error whose outcome is
+        unknown is safe: the events keep their ids, so the store does not write them twice.
+
+        Args:
+            aggregates: the aggregates to save.
+            metadata: metadata for every event written (correlation id, actor, ...).
+
+        Returns:
+            One `AppendResult` per aggregate that had pending events, in order.
+
+        Raises:
+            WrongExpectedVersionError: an aggregate's stream moved on since it was loaded;
+                nothing was written and the aggregates keep their pending events.
+            UnregisteredEventError: a pending event's class is not registered.
+            InvalidEventError: the same aggregate twice, or an event the store rejects.
+        """
+        dirty = [aggregate for aggregate in aggregates if aggregate.pending_events]
+        if not dirty:
+            return []
+        to_new_event = self.registry.to_new_event
+        appends = [
+            StreamAppend(
+                aggregate.stream_name,
+                [
+                    to_new_event(event, metadata=metadata, event_id=event_id)
+                    for event, event_id in zip(
+                        aggregate.pending_events, aggregate.pending_event_ids, strict=True
+                    )
+                ],
+                _expected(aggregate),
+            )
+            for aggregate in dirty
+        ]
+        if len(appends) == 1:
+            one = appends[0]
+            results = [
+                self.store.append_to_stream(
+                    one.stream_name, one.events, expected_version=one.expected_version
+                )
+            ]
+        else:
+            results = self.store.append_to_streams(appends)
+        for aggregate in dirty:
+            before = aggregate.version
+            aggregate.mark_saved()
+            if self._due_for_snapshot(before, aggregate.version):
+                self._snapshot_quietly(aggregate)
+        return results
+
+    def _due_for_snapshot(self, before: int, after: int) -> bool:
+        every = self.snapshot_every
+        return every is not None and (before + 1) // every < (after + 1) // every
+
+    def _snapshot_quietly(self, aggregate: A) -> None:
+        """Take a policy snapshot; its failure must not fail a save that has committed."""
+        try:
+            self.take_snapshot(aggregate)
+        except EventVaultError as exc:
+            _log.warning("snapshot of %r failed: %s", aggregate.stream_name, exc)
+
+    def update(self, aggregate_id: str, command: Callable[[A], object], *, retries: int = 3) -> A:
+        """Load an aggregate, run a command on it and save it, retrying on a conflict.
+
+        When another writer saved the aggregate in between, the save raises
+        `WrongExpectedVersionError`; the aggregate is then loaded afresh and the command run
+        again, up to `retries` more times. The command must therefore decide from the
+        aggregate's state only.
+
+        Args:
+            aggregate_id: the aggregate's id.
+            command: called with the loaded aggregate; records events (or raises to abort).
+            retries: how many times to retry after a conflict, an int >= 0.
+
+        Returns:
+            The saved aggregate.
+
+        Raises:
+            WrongExpectedVersionError: the last retry conflicted too.
+            AggregateNotFoundError: the aggregate does not exist.
+            AggregateQueryError: `retries` is not an int >= 0.
+            Whatever the command raises, at once, without retrying.
+        """
+        if type(retries) is not int or retries < 0:
+            raise AggregateQueryError(f"retries must be an int >= 0, not {retries!r}")
+        attempt = 0
+        while True:
+            aggregate = self.get(aggregate_id)
+            command(aggregate)
+            try:
+                self.save(aggregate)
+            except WrongExpectedVersionError:
+                if attempt >= retries:
+                    raise
+                attempt += 1
+                continue
+            return aggregate
+
+    # -- snapshots ---------------------------------------------------------------------------
+
+    def take_snapshot(self, aggregate: A) -> Snapshot:
+        """Store a snapshot of an aggregate's state at its version.
+
+        Args:
+            aggregate: a loaded or saved aggregate without pending events.
+
+        Returns:
+            The snapshot stored.
+
+        Raises:
+            AggregateQueryError: the repository has no snapshot store, or the aggregate has
+                pending events or was never saved.
+            AggregateNotFoundError: the store has no event at the aggregate's version.
+            StorageError: the snapshot store failed.
+        """
+        if self.snapshot_store is None:
+            raise AggregateQueryError("this repository has no snapshot store")
+        if aggregate.pending_events:
+            raise AggregateQueryError(
+                f"{aggregate.stream_name!r} has {len(aggregate.pending_events)} pending events: "
+                "save it before taking a snapshot"
+            )
+        if aggregate.version < 0:
+            raise AggregateQueryError(f"{aggregate.stream_name!r} has no stored events")
+        found = list(
+            self.store.read_stream(aggregate.stream_name, from_position=aggregate.version, limit=1)
+        )
+        if not found:
+            raise AggregateNotFoundError(
+                aggregate.stream_name,
+                version=aggregate.version,
+                latest=self.store.get_stream_version(aggregate.stream_name),
+            )
+        last = found[0]
+        snapshot = Snapshot(
+            stream_name=aggregate.stream_name,
+            version=aggregate.version,
+            schema_version=type(aggregate).snapshot_version,
+            state=_encode_state(aggregate.state),
+            recorded_at=last.recorded_at,
+            taken_at=datetime.now(UTC),
+        )
+        self.snapshot_store.save(snapshot)
+        return snapshot
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the snapshot store if the repository opened it; the event store stays open."""
+        if self._owns_snapshot_store and self.snapshot_store is not None:
+            self.snapshot_store.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Repository of {self.aggregate_type.__qualname__} in {self.store.url!r}>"
+
+
+def _expected(aggregate: Aggregate[Any]) -> ExpectedVersion:
+    return StreamState.NO_STREAM if aggregate.version < 0 else aggregate.version
