@@ -1,0 +1,426 @@
+"""PostgreSQL engine benchmark: eventvault against raw psycopg and the eventsourcing library.
+
+Every contender runs in this one process (the 4x4 measure spawns its 4 processes), on the same
+server, in fresh schemas that are dropped afterwards:
+
+1. one-event appends from one connection: eventvault vs raw psycopg INSERT + COMMIT per event
+   vs eventsourcing (PERSISTENCE_MODULE=eventsourcing.postgres) saving one event per call;
+2. one-event appends from 16 threads of one process, against the raw single-connection rate;
+3. one-event appends from 4 processes of 4 threads each, against the same raw rate;
+4. read_all of 100,000 events, decoded, vs raw SELECT + json.loads and vs eventsourcing
+   reading its notification log.
+
+Targets: 1 >= 0.7x raw; 2 >= 4x raw single; 3 >= 2x raw single; 4 >= 1.0x raw and >= 2x
+eventsourcing. Run it against a server with fsync on (the figures are about commits):
+
+    EVENTVAULT_PG_PORT=54330 scripts/postgres-test-cluster start --durable
+    python benchmarks/bench_postgres.py --url postgresql://postgres@127.0.0.1:54330/eventvault_test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import psycopg
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import Table, format_rate, format_ratio, interleave, print_table, summarize
+
+from eventvault import NewEvent, StreamAppend, StreamState
+from eventvault.store.postgres import PostgresEventStore
+
+try:
+    import eventsourcing.application as es_application
+    import eventsourcing.domain as es_domain
+
+    HAVE_EVENTSOURCING = True
+except ImportError:  # pragma: no cover - the bench extra installs it
+    HAVE_EVENTSOURCING = False
+
+DATA = {"amount": 100, "currency": "EUR", "note": "deposit"}
+READ_EVENTS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    """How long each sample runs and how much is read."""
+
+    seconds: float
+    rounds: int
+    read_events: int
+
+
+def _store_url(url: str, schema: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}schema={schema}&auto_migrate=true&pool_max=20"
+
+
+@contextmanager
+def _schemas(url: str) -> Iterator[Callable[[str], str]]:
+    made: list[str] = []
+
+    def make(label: str) -> str:
+        name = f"bench_{label}_{uuid.uuid4().hex[:8]}"
+        made.append(name)
+        return name
+
+    try:
+        yield make
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for name in made:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+def _for(seconds: float, action: Callable[[], None]) -> float:
+    """Run `action` repeatedly for about `seconds`; return calls per second."""
+    count = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    while time.perf_counter() < deadline:
+        action()
+        count += 1
+    return count / (time.perf_counter() - start)
+
+
+def _threads(seconds: float, threads: int, action: Callable[[int], None]) -> float:
+    """Run `action(thread_index)` in `threads` threads for about `seconds`; return calls/s."""
+    counts = [0] * threads
+    start_line = threading.Barrier(threads + 1)
+    stop = threading.Event()
+
+    def work(index: int) -> None:
+        start_line.wait()
+        while not stop.is_set():
+            action(index)
+            counts[index] += 1
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    start_line.wait()
+    start = time.perf_counter()
+    time.sleep(seconds)
+    stop.set()
+    for worker in workers:
+        worker.join()
+    return sum(counts) / (time.perf_counter() - start)
+
+
+def _append_one(store: PostgresEventStore, stream: str) -> None:
+    store.append_to_stream(stream, [NewEvent("Deposited", DATA)], expected_version=StreamState.ANY)
+
+
+def _process_worker(url: str, seconds: float, threads: int, start_at: float, out: object) -> None:
+    """One process of the 4x4 measure: `threads` threads appending through one store."""
+    store = PostgresEventStore(url)
+    _append_one(store, f"warm-{os.getpid()}")
+    time.sleep(max(0.0, start_at - time.time()))
+    pid = os.getpid()
+    rate = _threads(seconds, threads, lambda i: _append_one(store, f"p{pid}-{i}"))
+    store.close()
+    out.put(rate)  # type: ignore[attr-defined]
+
+
+def _processes(url: str, seconds: float, processes: int, threads: int) -> float:
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    start_at = time.time() + 2.0
+    workers = [
+        context.Process(target=_process_worker, args=(url, seconds, threads, start_at, queue))
+        for _ in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    rates = [float(queue.get(timeout=60 + seconds)) for _ in workers]
+    for worker in workers:
+        worker.join()
+    return sum(rates)
+
+
+if HAVE_EVENTSOURCING:
+
+    class Account(es_domain.Aggregate):
+        """The eventsourcing library's side: an aggregate that records deposits."""
+
+        @es_domain.event("Deposited")
+        def deposit(self, amount: int, currency: str, note: str) -> None:
+            """Record a deposit."""
+            self.last_amount = amount
+
+    class BenchApplication(es_application.Application[uuid.UUID]):
+        """An eventsourcing application whose notification log reads 1,000 at a time."""
+
+        log_section_size = 1000
+
+
+def _es_app(url: str, schema: str) -> BenchApplication:
+    parts = urllib.parse.urlsplit(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    return BenchApplication(
+        env={
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": parts.path.lstrip("/"),
+            "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(parts.port or 5432),
+            "POSTGRES_USER": parts.username or "postgres",
+            "POSTGRES_PASSWORD": parts.password or "",
+            "POSTGRES_SCHEMA": schema,
+            "CREATE_TABLE": "y",
+        }
+    )
+
+
+def _raw_single(url: str, schema: str) -> tuple[Callable[[], None], Callable[[], None]]:
+    conn = psycopg.connect(url)
+    conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    conn.execute(
+        f'CREATE TABLE "{schema}".events (id bigserial PRIMARY KEY, stream text, '
+        "type text, data bytea, metadata bytea)"
+    )
+    conn.commit()
+    payload = json.dumps(DATA).encode()
+    insert = f'INSERT INTO "{schema}".events (stream, type, data, metadata) VALUES (%s, %s, %s, %s)'
+
+    def one() -> None:
+        conn.execute(insert, ("raw-1", "Deposited", payload, b"{}"))
+        conn.commit()
+
+    return one, conn.close
+
+
+def measure_writes(url: str, sizes: Sizes, schema: Callable[[str], str]) -> list[tuple[str, ...]]:
+    """Measures 1 to 3."""
+    ours = PostgresEventStore(_store_url(url, schema("single")))
+    raw_one, raw_close = _raw_single(url, schema("raw"))
+    contenders: dict[str, Callable[[], float]] = {
+        "eventvault": lambda: _for(sizes.seconds, lambda: _append_one(ours, "single-1")),
+        "raw": lambda: _for(sizes.seconds, raw_one),
+    }
+    if HAVE_EVENTSOURCING:
+        app = _es_app(url, schema("es"))
+        account = Account()
+        app.save(account)
+
+        def es_one() -> None:
+            account.deposit(amount=100, currency="EUR", note="deposit")
+            app.save(account)
+
+        contenders["eventsourcing"] = lambda: _for(sizes.seconds, es_one)
+    single = {
+        name: summarize(s, "median") for name, s in interleave(contenders, sizes.rounds).items()
+    }
+    raw_close()
+
+    threaded_store = PostgresEventStore(_store_url(url, schema("threads")))
+    threaded = summarize(
+        [
+            _threads(sizes.seconds, 16, lambda i: _append_one(threaded_store, f"t-{i}"))
+            for _ in range(sizes.rounds)
+        ],
+        "median",
+    )
+    threaded_store.close()
+    ours.close()
+    processes_url = _store_url(url, schema("procs"))
+    PostgresEventStore(processes_url).close()
+    multi = summarize(
+        [_processes(processes_url, sizes.seconds, 4, 4) for _ in range(sizes.rounds)], "median"
+    )
+
+    raw = single["raw"]
+    rows: list[tuple[str, ...]] = [
+        (
+            "1. append 1 event/commit, 1 connection",
+            "eventvault",
+            format_rate(single["eventvault"]),
+            format_ratio(single["eventvault"] / raw),
+            ">= 0.7x raw",
+        ),
+        ("", "raw psycopg INSERT+COMMIT", format_rate(raw), "1.00x", ""),
+    ]
+    if "eventsourcing" in single:
+        rows.append(
+            (
+                "",
+                "eventsourcing 9.5.6",
+                format_rate(single["eventsourcing"]),
+                format_ratio(single["eventsourcing"] / raw),
+                "",
+            )
+        )
+    rows += [
+        (
+            "2. append 1 event/call, 16 threads",
+            "eventvault",
+            format_rate(threaded),
+            format_ratio(threaded / raw),
+            ">= 4x raw single",
+        ),
+        (
+            "3. append 1 event/call, 4 procs x 4 threads",
+            "eventvault",
+            format_rate(multi),
+            format_ratio(multi / raw),
+            ">= 2x raw single",
+        ),
+    ]
+    return rows
+
+
+def _fill(store: PostgresEventStore, count: int) -> None:
+    for start in range(0, count, 500):
+        store.append_to_streams(
+            [
+                StreamAppend(
+                    f"acct-{start // 500}-{k}",
+                    [NewEvent("Deposited", DATA) for _ in range(100)],
+                    StreamState.NO_STREAM,
+                )
+                for k in range(min(500, count - start) // 100)
+            ]
+        )
+
+
+def measure_reads(url: str, sizes: Sizes, schema: Callable[[str], str]) -> list[tuple[str, ...]]:
+    """Measure 4."""
+    count = sizes.read_events
+    ours_schema = schema("read")
+    store = PostgresEventStore(_store_url(url, ours_schema))
+    _fill(store, count)
+    raw = psycopg.connect(url, autocommit=True)
+    select = (
+        "SELECT stream_name, stream_position, global_position, event_id, event_type, "
+        f'schema_version, data, metadata, recorded_at, hash FROM "{ours_schema}".events '
+        "WHERE global_position > %s ORDER BY global_position LIMIT 1000"
+    )
+
+    def ours() -> None:
+        read = sum(1 for _ in store.read_all())
+        assert read == count, read
+
+    def baseline() -> None:
+        after, read = 0, 0
+        loads = json.loads
+        while True:
+            rows = raw.execute(select, (after,), binary=True).fetchall()
+            for row in rows:
+                loads(row[6])
+                loads(row[7])
+            read += len(rows)
+            if len(rows) < 1000:
+                break
+            after = rows[-1][2]
+        assert read == count, read
+
+    contenders: dict[str, Callable[[], float]] = {
+        "eventvault": lambda: count / _timed(ours),
+        "raw": lambda: count / _timed(baseline),
+    }
+    if HAVE_EVENTSOURCING:
+        app = _es_app(url, schema("esread"))
+        for _ in range(count // 100):
+            account = Account()
+            for _ in range(99):
+                account.deposit(amount=100, currency="EUR", note="deposit")
+            app.save(account)
+
+        def theirs() -> None:
+            select_log = app.notification_log.select
+            to_domain_event = app.mapper.to_domain_event
+            start, read = 1, 0
+            while True:
+                notifications = select_log(start, 1000)
+                for notification in notifications:
+                    to_domain_event(notification)
+                read += len(notifications)
+                if len(notifications) < 1000:
+                    break
+                start = notifications[-1].id + 1
+            assert read == count, read
+
+        contenders["eventsourcing"] = lambda: count / _timed(theirs)
+    for contender in contenders.values():
+        contender()
+    figures = {
+        name: summarize(s, "best") for name, s in interleave(contenders, sizes.rounds).items()
+    }
+    raw.close()
+    store.close()
+    rows: list[tuple[str, ...]] = [
+        (
+            f"4. read_all {count:,} events, decoded",
+            "eventvault",
+            format_rate(figures["eventvault"]),
+            format_ratio(figures["eventvault"] / figures["raw"]),
+            ">= 1.0x raw",
+        ),
+        ("", "raw SELECT + json.loads", format_rate(figures["raw"]), "1.00x", ""),
+    ]
+    if "eventsourcing" in figures:
+        rows.append(
+            (
+                "",
+                "eventsourcing notification log",
+                format_rate(figures["eventsourcing"]),
+                format_ratio(figures["eventsourcing"] / figures["raw"]),
+                f"eventvault {format_ratio(figures['eventvault'] / figures['eventsourcing'])} "
+                "of it (>= 2x)",
+            )
+        )
+    return rows
+
+
+def _timed(action: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("EVENTVAULT_BENCH_POSTGRES_URL")
+        or os.environ.get("EVENTVAULT_TEST_POSTGRES_URL"),
+        help="the server (default: $EVENTVAULT_BENCH_POSTGRES_URL or $EVENTVAULT_TEST_POSTGRES_URL)",
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the script only")
+    args = parser.parse_args(argv)
+    if not args.url:
+        parser.error("give --url or set EVENTVAULT_BENCH_POSTGRES_URL")
+    sizes = Sizes(0.3, 1, 2_000) if args.quick else Sizes(4.0, 3, READ_EVENTS)
+    with psycopg.connect(args.url, autocommit=True) as conn:
+        settings = {
+            name: str(conn.execute(f"SHOW {name}").fetchone()[0])  # type: ignore[index]
+            for name in ("server_version", "fsync", "synchronous_commit")
+        }
+    print(f"server: {settings}", flush=True)
+    with _schemas(args.url) as schema:
+        rows = measure_writes(args.url, sizes, schema) + measure_reads(args.url, sizes, schema)
+    print_table(
+        Table(
+            title="eventvault on PostgreSQL",
+            columns=("measure", "subject", "rate", "ratio", "target"),
+            rows=tuple(rows),
+            right_aligned=frozenset({2, 3}),
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

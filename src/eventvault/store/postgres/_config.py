@@ -1,0 +1,131 @@
+"""PostgreSQL URLs: eventvault's own options, split off before the rest reaches libpq."""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from dataclasses import dataclass
+from typing import Final
+
+from eventvault.errors import InvalidURLError
+
+__all__ = ["DEFAULT_POOL_MAX", "DEFAULT_SCHEMA", "PostgresOptions", "parse_url", "quote_schema"]
+
+DEFAULT_SCHEMA: Final = "eventvault"
+DEFAULT_POOL_MAX: Final = 10
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+_FALSE: Final = frozenset({"0", "false", "no", "off"})
+_OPTIONS: Final = frozenset({"schema", "auto_migrate", "pool_max"})
+
+
+@dataclass(frozen=True, slots=True)
+class PostgresOptions:
+    """A PostgreSQL store location, split into what libpq needs and what eventvault reads.
+
+    Attributes:
+        conninfo: the URL without eventvault's options, handed to psycopg.
+        display_url: the URL with any password masked, for messages.
+        schema: the PostgreSQL schema holding the store's tables.
+        auto_migrate: create or upgrade the schema on first use.
+        pool_max: the most connections the store's pool opens.
+    """
+
+    conninfo: str
+    display_url: str
+    schema: str
+    auto_migrate: bool
+    pool_max: int
+
+
+def check_schema_name(url: str, schema: str) -> str:
+    """Check a schema name: lower case letters, digits and `_`, at most 63 characters.
+
+    Raises:
+        InvalidURLError: the name is not a plain lower-case identifier.
+    """
+    if not isinstance(schema, str) or not _SCHEMA_NAME.fullmatch(schema):
+        raise InvalidURLError(
+            url,
+            f"schema must be a lower-case identifier (letters, digits, _; at most 63 "
+            f"characters, not starting with a digit), not {schema!r}",
+        )
+    return schema
+
+
+def quote_schema(schema: str) -> str:
+    """The schema name as a quoted SQL identifier (the name is already checked)."""
+    return f'"{schema}"'
+
+
+def _mask(parsed: urllib.parse.SplitResult, query: str) -> str:
+    netloc = parsed.netloc
+    if parsed.password is not None:
+        user_part, _, host_part = netloc.rpartition("@")
+        user = user_part.split(":", 1)[0]
+        netloc = f"{user}:***@{host_part}"
+    return urllib.parse.urlunsplit((parsed.scheme, netloc, parsed.path, query, parsed.fragment))
+
+
+def parse_url(
+    url: str,
+    *,
+    schema: str | None = None,
+    auto_migrate: bool | None = None,
+    pool_max: int | None = None,
+) -> PostgresOptions:
+    """Split a `postgresql://` URL into libpq's conninfo and eventvault's options.
+
+    Args:
+        url: `postgresql://user:password@host:port/database?schema=...&auto_migrate=true&
+            pool_max=N`; any other query parameter (such as `sslmode`) goes to libpq.
+        schema: overrides the URL's `schema` (default `eventvault`).
+        auto_migrate: overrides the URL's `auto_migrate` (default false).
+        pool_max: overrides the URL's `pool_max` (default 10).
+
+    Returns:
+        The parsed options.
+
+    Raises:
+        InvalidURLError: not a PostgreSQL URL, or an option has a bad value.
+    """
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme.lower() not in ("postgresql", "postgres"):
+        raise InvalidURLError(url, "a PostgreSQL URL starts with postgresql://")
+    pairs = urllib.parse.parse_qsl(parsed.query, keep_blank_values=True)
+    ours = {key: value for key, value in pairs if key in _OPTIONS}
+    rest = [(key, value) for key, value in pairs if key not in _OPTIONS]
+    query = urllib.parse.urlencode(rest)
+    conninfo = urllib.parse.urlunsplit(
+        (parsed.scheme, parsed.netloc, parsed.path, query, parsed.fragment)
+    )
+    display = _mask(parsed, parsed.query)
+
+    chosen_schema = schema if schema is not None else ours.get("schema", DEFAULT_SCHEMA)
+    check_schema_name(display, chosen_schema)
+
+    if auto_migrate is None:
+        flag = ours.get("auto_migrate", "false").strip().lower()
+        if flag in _TRUE:
+            auto_migrate = True
+        elif flag in _FALSE:
+            auto_migrate = False
+        else:
+            raise InvalidURLError(display, f"auto_migrate must be true or false, not {flag!r}")
+
+    if pool_max is None:
+        raw = ours.get("pool_max", str(DEFAULT_POOL_MAX))
+        try:
+            pool_max = int(raw)
+        except ValueError:
+            raise InvalidURLError(display, f"pool_max must be an int >= 1, not {raw!r}") from None
+    if type(pool_max) is not int or pool_max < 1:
+        raise InvalidURLError(display, f"pool_max must be an int >= 1, not {pool_max!r}")
+
+    return PostgresOptions(
+        conninfo=conninfo,
+        display_url=display,
+        schema=chosen_schema,
+        auto_migrate=auto_migrate,
+        pool_max=pool_max,
+    )

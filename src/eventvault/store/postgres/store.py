@@ -1,0 +1,838 @@
+"""The PostgreSQL engine: many writer processes, an honest global order, live subscriptions.
+
+Writers. Appends of one process share a transaction (group commit, see `_groupcommit`). Each
+transaction first calls `reserve_positions(n)`, which assigns its transaction id and its block
+of global positions together under a short advisory lock, so a larger transaction id always
+holds larger positions. Commits (and their WAL flushes) of many processes then run in parallel.
+
+Readers deliver an event only when its writing transaction's id is below the snapshot's xmin:
+every transaction that could still commit a lower position has then finished, so a reader never
+sees a position that is filled in later. See docs/adr/0004-postgres-global-order.md.
+
+All statements of an append go in two round trips (multi-statement queries): reserve, lock the
+streams' rows and look up given event ids; then insert, update the streams, commit, notify.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Final, cast
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
+
+from eventvault.errors import (
+    EventVaultError,
+    NotAnEventVaultDatabaseError,
+    NotEmptyError,
+    SchemaVersionError,
+    StorageError,
+    StoreClosedError,
+)
+from eventvault.serialization import (
+    DEFAULT_MAX_EVENT_BYTES,
+    GENESIS_HASH,
+    decode_rows,
+    from_micros,
+    now_micros,
+    raw_rows,
+    uuid_from_bytes,
+    validate_stream_name,
+)
+from eventvault.store._append import (
+    PendingAppend,
+    StoredRow,
+    chain,
+    resolve_existing_ids,
+    version_matches,
+    wrong_version,
+)
+from eventvault.store._groupcommit import GroupCommitter
+from eventvault.store.base import EventStore, StoreStats
+from eventvault.store.notify import Notifier
+from eventvault.store.postgres._config import parse_url, quote_schema
+from eventvault.store.postgres._errors import (
+    is_connection_error,
+    is_retryable_conflict,
+    translate,
+)
+from eventvault.store.postgres._horizon import (
+    BLOCKERS_SQL,
+    XID_MODULUS,
+    HorizonStatus,
+    blocker_from_row,
+    describe,
+)
+from eventvault.store.postgres._listener import Listener
+from eventvault.store.postgres.migrations import SCHEMA_VERSION, apply_migrations, stored_version
+from eventvault.types import AppendResult, RawEvent, RecordedEvent, StreamInfo
+
+__all__ = ["PostgresEventStore"]
+
+logger = logging.getLogger("eventvault.postgres")
+
+MAX_WRITE_ATTEMPTS: Final = 20
+"""Tries of one append transaction that collides with concurrent writers before giving up."""
+READ_ATTEMPTS: Final = 4
+"""Tries of one read whose connection died (server restart, terminated backend)."""
+STALL_LOG_INTERVAL: Final = 30.0
+"""Seconds between two warnings about the same stalled horizon."""
+
+_Row = tuple[Any, ...]
+_Outcome = list[AppendResult] | BaseException
+
+
+class _Retry(Exception):
+    """The write transaction collided with another writer, or lost its connection before it
+    wrote anything: run it again."""
+
+
+class _RequestFailed(Exception):
+    """A statement failed on the data of the batch before COMMIT: nothing was stored."""
+
+    def __init__(self, error: EventVaultError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Statements:
+    """Every SQL statement of one store, with its schema name filled in once."""
+
+    def __init__(self, schema: str) -> None:
+        s = quote_schema(schema)
+        columns = (
+            "stream_name, stream_position, global_position, uuid_send(event_id), event_type, "
+            "schema_version, data, metadata, recorded_at, hash"
+        )
+        self.reserve = f"SELECT {s}.reserve_positions(%s)"
+        self.release = f"SELECT {s}.release_positions(%s, %s)"
+        self.lock_streams = (
+            f"SELECT stream_name, version, last_hash FROM {s}.streams "
+            "WHERE stream_name = ANY(%s::text[]) ORDER BY stream_name FOR UPDATE"
+        )
+        self.find_ids = (
+            f"SELECT uuid_send(event_id), stream_name, stream_position, global_position "
+            f"FROM {s}.events WHERE event_id = ANY(%s::uuid[])"
+        )
+        self.insert_events = (
+            f"INSERT INTO {s}.events (stream_name, stream_position, global_position, event_id, "
+            "event_type, schema_version, data, metadata, recorded_at, hash) "
+            "SELECT u.n, u.sp, u.gp, encode(u.id, 'hex')::uuid, u.t, u.v, u.d, u.m, %s::int8, u.h "
+            "FROM unnest(%s::text[], %s::int8[], %s::int8[], %s::bytea[], %s::text[], "
+            "%s::int4[], %s::bytea[], %s::bytea[], %s::bytea[]) AS u(n, sp, gp, id, t, v, d, m, h)"
+        )
+        self.upsert_streams = (
+            f"INSERT INTO {s}.streams (stream_name, version, last_global_position, last_hash) "
+            "SELECT * FROM unnest(%s::text[], %s::int8[], %s::int8[], %s::bytea[]) "
+            "ON CONFLICT ON CONSTRAINT streams_pk DO UPDATE SET version = EXCLUDED.version, "
+            "last_global_position = EXCLUDED.last_global_position, "
+            "last_hash = EXCLUDED.last_hash"
+        )
+        self.notify = "SELECT pg_notify(%s, %s)"
+        self.stored = f"SELECT EXISTS (SELECT 1 FROM {s}.events WHERE global_position = %s)"
+        horizon = "(SELECT pg_snapshot_xmin(pg_current_snapshot()))"
+        self.read_forward = (
+            f"SELECT {columns}, tx_id < {horizon} FROM {s}.events WHERE global_position > %s"
+        )
+        self.read_backward = f"SELECT {columns} FROM {s}.events WHERE global_position <= %s"
+        self.read_stream_forward = (
+            f"SELECT {columns} FROM {s}.events WHERE stream_name = %s AND stream_position >= %s "
+            "ORDER BY stream_position LIMIT %s"
+        )
+        self.read_stream_backward = (
+            f"SELECT {columns} FROM {s}.events WHERE stream_name = %s AND stream_position <= %s "
+            "ORDER BY stream_position DESC LIMIT %s"
+        )
+        self.heads = (
+            f"SELECT coalesce((SELECT global_position FROM {s}.events WHERE tx_id < {horizon} "
+            "ORDER BY global_position DESC LIMIT 1), 0), "
+            f"coalesce((SELECT max(global_position) FROM {s}.events), 0)"
+        )
+        self.horizon = (
+            f"SELECT {horizon}::text, coalesce((SELECT global_position FROM {s}.events "
+            f"WHERE tx_id < {horizon} ORDER BY global_position DESC LIMIT 1), 0), "
+            f"coalesce((SELECT max(global_position) FROM {s}.events), 0)"
+        )
+        self.first_beyond = (
+            f"SELECT tx_id::text FROM {s}.events WHERE global_position > %s "
+            "ORDER BY global_position LIMIT 1"
+        )
+        self.list_streams = (
+            f"SELECT stream_name, version, last_global_position FROM {s}.streams "
+            "WHERE stream_name > %s ORDER BY stream_name LIMIT %s"
+        )
+        self.stream_version = f"SELECT version FROM {s}.streams WHERE stream_name = %s"
+        self.stats = (
+            f"SELECT (SELECT count(*) FROM {s}.events), (SELECT count(*) FROM {s}.streams), "
+            f"(SELECT recorded_at FROM {s}.events ORDER BY global_position LIMIT 1), "
+            f"(SELECT recorded_at FROM {s}.events ORDER BY global_position DESC LIMIT 1)"
+        )
+        self.lock_log = f"SELECT pg_advisory_lock({s}.position_lock_key())"
+        self.unlock_log = f"SELECT pg_advisory_unlock({s}.position_lock_key())"
+        self.max_position = f"SELECT max(global_position) FROM {s}.events"
+        self.copy_events = (
+            f"COPY {s}.events (stream_name, stream_position, global_position, event_id, "
+            "event_type, schema_version, data, metadata, recorded_at, hash) "
+            "FROM STDIN (FORMAT BINARY)"
+        )
+        sequence = f"{s}.events_global_position_seq"
+        self.advance_sequence = (
+            f"SELECT setval('{sequence}', greatest(%s, (SELECT last_value FROM {sequence})))"
+        )
+
+
+_COPY_TYPES: Final = [
+    "text",
+    "int8",
+    "int8",
+    "uuid",
+    "text",
+    "int4",
+    "bytea",
+    "bytea",
+    "int8",
+    "bytea",
+]
+
+
+class PostgresEventStore(EventStore):
+    """An event store in a PostgreSQL schema, shared by any number of processes and machines.
+
+    Args:
+        url: `postgresql://user:password@host:port/database`, with optional eventvault options
+            as query parameters: `schema` (default `eventvault`), `auto_migrate` (`true` to
+            create or upgrade the schema on first use), `pool_max` (connections, default 10).
+            Other parameters (`sslmode`, ...) go to libpq.
+        max_event_bytes: the limit on one event's encoded data plus metadata (default 1 MiB).
+        schema: overrides the URL's `schema`.
+        auto_migrate: overrides the URL's `auto_migrate`.
+        pool_max: overrides the URL's `pool_max`.
+        horizon_wait: the most seconds a read of the global log waits for transactions that
+            were in flight when it started, so that it sees every event committed before it.
+        stall_warning_after: seconds readers may be held below the head by an open
+            transaction before a warning naming it is logged (logger `eventvault.postgres`).
+
+    Raises:
+        InvalidURLError: a bad URL or option.
+        NotAnEventVaultDatabaseError: the schema holds no eventvault store (run
+            `eventvault migrate URL`, or pass `auto_migrate=true`), or something else.
+        SchemaVersionError: the schema is newer than this eventvault, or older and
+            `auto_migrate` is off.
+        StorageError: the server cannot be reached.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        schema: str | None = None,
+        auto_migrate: bool | None = None,
+        pool_max: int | None = None,
+        horizon_wait: float = 0.5,
+        stall_warning_after: float = 5.0,
+    ) -> None:
+        options = parse_url(url, schema=schema, auto_migrate=auto_migrate, pool_max=pool_max)
+        super().__init__(options.display_url, max_event_bytes=max_event_bytes)
+        self.schema = options.schema
+        self.channel = f"eventvault_{options.schema}"
+        self._conninfo = options.conninfo
+        self._sql = _Statements(options.schema)
+        self._horizon_wait = horizon_wait
+        self._stall_warning_after = stall_warning_after
+        if "application_name" not in conninfo_to_dict(options.conninfo):
+            self._conninfo = make_conninfo(
+                options.conninfo, application_name=f"eventvault/{options.schema}"
+            )
+        self._check_schema(options.auto_migrate)
+        self._pool: ConnectionPool[psycopg.Connection[_Row]] = ConnectionPool(
+            self._conninfo,
+            min_size=1,
+            max_size=options.pool_max,
+            kwargs={"autocommit": True, "prepare_threshold": 0},
+            open=True,
+            name=f"eventvault-{options.schema}",
+        )
+        self._notifier = Notifier()
+        self._listener: Listener | None = None
+        self._listener_lock = threading.Lock()
+        self._blocked_since: float | None = None
+        self._last_stall_log = 0.0
+        self._committer: GroupCommitter[list[PendingAppend], list[AppendResult]] = GroupCommitter(
+            self._commit_batch
+        )
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _check_schema(self, auto_migrate: bool) -> None:
+        try:
+            with psycopg.connect(self._conninfo, autocommit=True) as conn:
+                version = stored_version(conn, self.schema)
+                if version == SCHEMA_VERSION:
+                    return
+                if version is not None and version > SCHEMA_VERSION:
+                    raise SchemaVersionError(
+                        f"{self.url} (schema {self.schema})", version, SCHEMA_VERSION
+                    )
+                if auto_migrate:
+                    apply_migrations(conn, self.schema, self.url)
+                    return
+        except psycopg.Error as exc:
+            raise translate(exc, self.url) from exc
+        if version is None:
+            raise NotAnEventVaultDatabaseError(
+                self.url,
+                f"schema {self.schema!r} holds no eventvault store; create it with "
+                f"`eventvault migrate URL`, or open the URL with ?auto_migrate=true",
+            )
+        raise SchemaVersionError(
+            f"{self.url} (schema {self.schema}: version {version} needs upgrading with "
+            "`eventvault migrate URL`)",
+            version,
+            SCHEMA_VERSION,
+        )
+
+    def _fetch(self, query: str, params: Sequence[object] | Mapping[str, object]) -> list[_Row]:
+        """Run one read statement, on a fresh connection again if its connection died."""
+        for attempt in range(READ_ATTEMPTS):
+            self._check_open()
+            try:
+                with self._pool.connection() as conn:
+                    return conn.execute(query, params, binary=True).fetchall()
+            except (PoolClosed, PoolTimeout) as exc:
+                if self._closed:
+                    raise StoreClosedError(self.url) from exc
+                raise translate(exc, self.url) from exc
+            except psycopg.Error as exc:
+                if self._closed:
+                    raise StoreClosedError(self.url) from exc
+                if attempt + 1 < READ_ATTEMPTS and is_connection_error(exc):
+                    logger.info("read on %s lost its connection (%s); retrying", self.url, exc)
+                    # Other idle connections may have died with it: replace them now.
+                    self._pool.check()
+                    continue
+                raise translate(exc, self.url) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @property
+    def notifier(self) -> Notifier:
+        with self._listener_lock:
+            if self._listener is None and not self._closed:
+                self._listener = Listener(self._conninfo, self.channel, self._notifier)
+        return self._notifier
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _append(self, appends: list[PendingAppend]) -> list[AppendResult]:
+        return self._committer.submit(appends)
+
+    def _commit_batch(self, requests: list[list[PendingAppend]]) -> list[_Outcome]:
+        """Commit a batch of appends in one transaction; a failing append fails alone.
+
+        Version checks and idempotent retries are decided before anything is written, so an
+        append that breaks them is left out of the transaction. A statement that fails on the
+        data itself (before COMMIT) fails the batch; then each append is committed alone.
+        """
+        try:
+            return self._run(requests)
+        except _RequestFailed as failed:
+            if len(requests) == 1:
+                return [failed.error]
+        outcomes: list[_Outcome] = []
+        for request in requests:
+            try:
+                outcomes.extend(self._run([request]))
+            except _RequestFailed as failed:
+                outcomes.append(failed.error)
+            except EventVaultError as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def _run(self, requests: list[list[PendingAppend]]) -> list[_Outcome]:
+        for _ in range(MAX_WRITE_ATTEMPTS):
+            self._check_open()
+            try:
+                with self._pool.connection() as conn:
+                    outcomes, written = self._attempt(conn, requests)
+            except _Retry:
+                continue
+            except (PoolClosed, PoolTimeout) as exc:
+                if self._closed:
+                    raise StoreClosedError(self.url) from exc
+                raise translate(exc, self.url) from exc
+            if written:
+                self._notifier.notify()
+            return outcomes
+        raise StorageError(
+            f"PostgreSQL at {self.url!r}: an append collided with concurrent writers "
+            f"{MAX_WRITE_ATTEMPTS} times in a row; nothing was stored"
+        )
+
+    def _attempt(
+        self, conn: psycopg.Connection[_Row], requests: list[list[PendingAppend]]
+    ) -> tuple[list[_Outcome], bool]:
+        sql = self._sql
+        names = sorted({append.stream_name for request in requests for append in request})
+        given = [i for request in requests for append in request for i in append.given_ids]
+        count = sum(len(append.events) for request in requests for append in request)
+        first: int | None = None
+        outcomes: list[_Outcome] = []
+        rows: list[StoredRow] = []
+        cursor = psycopg.ClientCursor(conn)
+        try:
+            # Round trip 1. reserve_positions must be the first write: it assigns the
+            # transaction id under the position lock (FOR UPDATE would assign one before).
+            # Statements of a round trip go as one multi-statement query (client-side bound):
+            # on a busy host that is markedly cheaper than one protocol message per statement.
+            query = f"BEGIN; {sql.reserve}; {sql.lock_streams}"
+            params: list[object] = [count, names]
+            if given:
+                query += f"; {sql.find_ids}"
+                params.append(given)
+            cursor.execute(query, params)
+            cursor.nextset()
+            row = cursor.fetchone()
+            if row is None:  # pragma: no cover - the function always returns a row
+                raise StorageError("reserve_positions returned nothing")
+            first = int(row[0])
+            cursor.nextset()
+            heads: dict[str, tuple[int | None, bytes]] = {
+                str(r[0]): (int(r[1]), bytes(r[2])) for r in cursor.fetchall()
+            }
+            found: dict[uuid.UUID, tuple[str, int, int]] = {}
+            if given:
+                cursor.nextset()
+                for r in cursor.fetchall():
+                    found[uuid_from_bytes(bytes(r[0]))] = (str(r[1]), int(r[2]), int(r[3]))
+            outcomes, rows, touched = _plan(requests, heads, found, first, now_micros())
+            # Round trip 2: write, commit, then announce in a transaction of its own: NOTIFY
+            # in the writing transaction would hold a cluster-wide lock across its commit and
+            # serialize every writer's WAL flush; a separate, asynchronously committed
+            # transaction costs no flush.
+            statements: list[str] = []
+            params = []
+            if rows:
+                statements += [sql.insert_events, sql.upsert_streams]
+                params += [*_event_columns(rows), *_stream_columns(touched)]
+            used = len(rows)
+            if used < count:
+                statements.append(sql.release)
+                params += [first + used, first + count - 1]
+            statements.append("COMMIT")
+            if rows:
+                statements += [
+                    "BEGIN",
+                    "SET LOCAL synchronous_commit TO off",
+                    sql.notify,
+                    "COMMIT",
+                ]
+                params += [self.channel, str(rows[-1][2])]
+            cursor.execute("; ".join(statements), params)
+        except psycopg.Error as exc:
+            _rollback_quietly(conn)
+            if rows and self._stored(conn, rows[-1][2]):
+                # Stored; only the announcement failed. Subscribers poll: nothing is lost.
+                logger.info("append committed but NOTIFY failed on %s: %s", self.url, exc)
+                return outcomes, True
+            if first is not None and not is_connection_error(exc):
+                _release_quietly(conn, sql.release, first, first + count - 1)
+            if is_retryable_conflict(exc):
+                raise _Retry from exc
+            if is_connection_error(exc):
+                if first is None:
+                    raise _Retry from exc  # nothing was written: safe on a fresh connection
+                raise StorageError(
+                    f"PostgreSQL at {self.url!r}: the connection failed during the commit of "
+                    f"an append, which may or may not be stored; retry it with the same event "
+                    f"ids to find out ({exc})"
+                ) from exc
+            raise _RequestFailed(translate(exc, self.url)) from exc
+        except BaseException:
+            _rollback_quietly(conn)
+            raise
+        finally:
+            cursor.close()
+        return outcomes, bool(rows)
+
+    def _stored(self, conn: psycopg.Connection[_Row], position: int) -> bool:
+        """Whether the event at `position` is committed (False when that cannot be told)."""
+        if conn.closed:
+            return False
+        try:
+            row = conn.execute(self._sql.stored, (position,)).fetchone()
+        except psycopg.Error:
+            return False
+        return bool(row and row[0])
+
+    def _import(self, batches: Iterator[list[StoredRow]]) -> None:
+        sql = self._sql
+        self._check_open()
+        try:
+            with self._pool.connection() as conn:
+                # Hold the position lock for the whole import: writers wait for it, then get
+                # larger transaction ids and positions above the imported ones.
+                conn.execute(sql.lock_log)
+                try:
+                    with conn.transaction():
+                        conn.execute("SELECT pg_current_xact_id()")
+                        row = conn.execute(sql.max_position).fetchone()
+                        if row is not None and row[0]:
+                            raise NotEmptyError(self.url, int(row[0]))
+                        heads: dict[str, StoredRow] = {}
+                        with conn.cursor().copy(sql.copy_events) as copy:
+                            copy.set_types(_COPY_TYPES)
+                            for batch in batches:
+                                for stored in batch:
+                                    copy.write_row(
+                                        (*stored[:3], uuid.UUID(bytes=stored[3]), *stored[4:])
+                                    )
+                                    heads[stored[0]] = stored
+                        if heads:
+                            conn.execute(
+                                sql.upsert_streams,
+                                _stream_columns(
+                                    {name: (r[1], r[2], r[9]) for name, r in heads.items()}
+                                ),
+                            )
+                            last = max(r[2] for r in heads.values())
+                            conn.execute(sql.advance_sequence, (last,))
+                            conn.execute(sql.notify, (self.channel, str(last)))
+                finally:
+                    if not conn.closed:
+                        conn.execute(sql.unlock_log)
+        except psycopg.Error as exc:
+            raise translate(exc, self.url) from exc
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _read_stream_page(
+        self, stream_name: str, start: int | None, backwards: bool, limit: int
+    ) -> list[RecordedEvent]:
+        if backwards:
+            bound = 2**63 - 1 if start is None else start
+            query = self._sql.read_stream_backward
+        else:
+            bound = start or 0
+            query = self._sql.read_stream_forward
+        return decode_rows(self._fetch(query, (stream_name, bound, limit)))
+
+    def _read_all_page(
+        self,
+        after: int,
+        backwards: bool,
+        limit: int,
+        event_types: tuple[str, ...] | None,
+        stream_prefix: str | None,
+    ) -> list[RecordedEvent]:
+        if backwards:
+            return decode_rows(self._backward_rows(after, limit, event_types, stream_prefix))
+        return decode_rows(self._forward_rows(after, limit, event_types, stream_prefix))
+
+    def _read_raw_page(self, after: int, limit: int) -> list[RawEvent]:
+        return raw_rows(self._forward_rows(after, limit, None, None))
+
+    @staticmethod
+    def _filters(
+        query: str, event_types: tuple[str, ...] | None, stream_prefix: str | None
+    ) -> tuple[str, list[object]]:
+        params: list[object] = []
+        if event_types is not None:
+            query += " AND event_type = ANY(%s::text[])"
+            params.append(list(event_types))
+        if stream_prefix is not None:
+            query += " AND starts_with(stream_name, %s)"
+            params.append(stream_prefix)
+        return query, params
+
+    def _forward_rows(
+        self,
+        after: int,
+        limit: int,
+        event_types: tuple[str, ...] | None,
+        stream_prefix: str | None,
+    ) -> list[_Row]:
+        """The deliverable rows of one page after `after`.
+
+        The page is the first `limit` committed rows; each says whether its transaction is
+        below the horizon. Positions and transaction ids rise together, so the deliverable rows
+        are a prefix. Rows committed beyond the horizon mean transactions that began before
+        this read are still open: wait (briefly) until those rows become deliverable, so a read
+        sees everything committed before it started.
+        """
+        query, extra = self._filters(self._sql.read_forward, event_types, stream_prefix)
+        query += " ORDER BY global_position LIMIT %s"
+        params = [after, *extra, limit]
+        waited_for: int | None = None
+        deadline = 0.0
+        delay = 0.0005
+        while True:
+            rows = self._fetch(query, params)
+            cut = next((i for i, row in enumerate(rows) if not row[10]), None)
+            if cut is None:
+                self._horizon_clear()
+                return rows
+            if waited_for is None:
+                waited_for = int(rows[cut][2])
+                deadline = time.monotonic() + self._horizon_wait
+            elif cut > 0 and int(rows[cut - 1][2]) >= waited_for:
+                # Everything committed before this read began is deliverable now.
+                self._horizon_clear()
+                return rows[:cut]
+            if time.monotonic() >= deadline or self._closed:
+                self._horizon_blocked()
+                return rows[:cut]
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def _visible_head(self) -> int:
+        """The highest position readers may deliver, after waiting (briefly) for transactions
+        in flight when the call started."""
+        deadline: float | None = None
+        target = 0
+        delay = 0.0005
+        while True:
+            rows = self._fetch(self._sql.heads, ())
+            visible, head = int(rows[0][0]), int(rows[0][1])
+            if deadline is None:
+                target = head
+                deadline = time.monotonic() + self._horizon_wait
+            if visible >= target:
+                self._horizon_clear()
+                return visible
+            if time.monotonic() >= deadline or self._closed:
+                self._horizon_blocked()
+                return visible
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def _backward_rows(
+        self,
+        after: int,
+        limit: int,
+        event_types: tuple[str, ...] | None,
+        stream_prefix: str | None,
+    ) -> list[_Row]:
+        # Every position below a deliverable one is settled, so bounding the scan by the
+        # visible head is enough; no row of it can be filled in later.
+        head = self._visible_head()
+        bound = head if after == 0 else min(after - 1, head)
+        if bound < 1:
+            return []
+        query, extra = self._filters(self._sql.read_backward, event_types, stream_prefix)
+        query += " ORDER BY global_position DESC LIMIT %s"
+        return self._fetch(query, [bound, *extra, limit])
+
+    def _list_streams_page(self, after: str | None, limit: int) -> list[StreamInfo]:
+        rows = self._fetch(self._sql.list_streams, ("" if after is None else after, limit))
+        return [StreamInfo(str(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+    def get_stream_version(self, stream_name: str) -> int | None:
+        self._check_open()
+        validate_stream_name(stream_name)
+        rows = self._fetch(self._sql.stream_version, (stream_name,))
+        return int(rows[0][0]) if rows else None
+
+    def head_position(self) -> int:
+        self._check_open()
+        return self._visible_head()
+
+    def stats(self) -> StoreStats:
+        self._check_open()
+        head = self._visible_head()
+        count, streams, first, last = self._fetch(self._sql.stats, ())[0]
+        return StoreStats(
+            event_count=int(count),
+            stream_count=int(streams),
+            head_position=head,
+            first_recorded_at=None if first is None else from_micros(int(first)),
+            last_recorded_at=None if last is None else from_micros(int(last)),
+        )
+
+    # -- the horizon -------------------------------------------------------------------------
+
+    def _horizon_clear(self) -> None:
+        self._blocked_since = None
+
+    def _horizon_blocked(self) -> None:
+        now = time.monotonic()
+        if self._blocked_since is None:
+            self._blocked_since = now
+            return
+        if (
+            now - self._blocked_since >= self._stall_warning_after
+            and now - self._last_stall_log >= STALL_LOG_INTERVAL
+        ):
+            self._last_stall_log = now
+            try:
+                status = self.horizon_status()
+            except EventVaultError as exc:
+                logger.warning("readers of %s are stalled; status unavailable: %s", self.url, exc)
+                return
+            if status.blocked:
+                logger.warning("%s (schema %s): %s", self.url, self.schema, describe(status))
+
+    def horizon_status(self) -> HorizonStatus:
+        """How far readers can see now, and which open transactions hold them back.
+
+        Readers deliver an event only after every transaction that began before it was
+        committed has finished (in the whole cluster, not only this store). A transaction left
+        open for long, even one that touched other tables, therefore stalls subscriptions;
+        this names it (pid, xid, state, age, query) so that it can be ended.
+
+        Returns:
+            A `HorizonStatus`; `blockers` is empty when readers are not held back.
+
+        Raises:
+            StorageError: the server cannot be reached.
+        """
+        self._check_open()
+        xmin_text, visible, head = self._fetch(self._sql.horizon, ())[0]
+        blockers: tuple[Any, ...] = ()
+        if int(visible) < int(head):
+            beyond = self._fetch(self._sql.first_beyond, (int(visible),))
+            if beyond:
+                xid32 = int(beyond[0][0]) % XID_MODULUS
+                rows = self._fetch(BLOCKERS_SQL, {"xid": str(xid32)})
+                blockers = tuple(blocker_from_row(row) for row in rows)
+        since = self._blocked_since
+        return HorizonStatus(
+            head_position=int(head),
+            visible_position=int(visible),
+            snapshot_xmin=int(xmin_text),
+            waiting_since=None if since is None else time.monotonic() - since,
+            blockers=blockers,
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def _close(self) -> None:
+        with self._listener_lock:
+            listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.request_stop()
+            try:
+                with self._pool.connection(timeout=2.0) as conn:
+                    conn.execute(self._sql.notify, (self.channel, "close"))
+            except (psycopg.Error, PoolClosed, PoolTimeout):
+                logger.info("could not wake the LISTEN thread of %s; it stops on its own", self.url)
+            listener.join()
+        self._pool.close(timeout=5.0)
+
+
+def _plan(
+    requests: list[list[PendingAppend]],
+    heads: dict[str, tuple[int | None, bytes]],
+    found: dict[uuid.UUID, tuple[str, int, int]],
+    first: int,
+    recorded_at: int,
+) -> tuple[list[_Outcome], list[StoredRow], dict[str, tuple[int, int, bytes]]]:
+    """Decide every append of a batch before anything is written.
+
+    Returns:
+        One outcome per request (its results, or the error it raises), the rows to insert
+        (with consecutive positions from `first`), and the new head of every stream written.
+    """
+    outcomes: list[_Outcome] = []
+    rows: list[StoredRow] = []
+    touched: dict[str, tuple[int, int, bytes]] = {}
+    position = first
+    for request in requests:
+        staged: list[StoredRow] = []
+        staged_heads: dict[str, tuple[int | None, bytes]] = {}
+        results: list[AppendResult] = []
+        next_position = position
+        try:
+            for append in request:
+                name = append.stream_name
+                version, previous = (
+                    staged_heads.get(name) or heads.get(name) or (None, GENESIS_HASH)
+                )
+                mine = {i: found[i] for i in append.given_ids if i in found}
+                if not version_matches(append.expected_version, version):
+                    retry = resolve_existing_ids(append, mine)
+                    if retry is None:
+                        raise wrong_version(append, version)
+                    results.append(retry)
+                    continue
+                if mine:
+                    retry = resolve_existing_ids(append, mine)
+                    if retry is not None:
+                        results.append(retry)
+                        continue
+                # Given a first position, chain fills in every global position.
+                written = cast(
+                    list[StoredRow], chain(append, version, previous, next_position, recorded_at)
+                )
+                next_position += len(written)
+                staged.extend(written)
+                last = written[-1]
+                staged_heads[name] = (last[1], last[9])
+                results.append(AppendResult(last[1], last[2]))
+        except EventVaultError as exc:
+            outcomes.append(exc)
+            continue
+        position = next_position
+        heads.update(staged_heads)
+        rows.extend(staged)
+        for row in staged:
+            touched[row[0]] = (row[1], row[2], row[9])
+        by_id = {row[3]: (row[0], row[1], row[2]) for row in staged}
+        for append in request:
+            for event in append.events:
+                where = by_id.get(event.event_id.bytes) if event.id_given else None
+                if where is not None:
+                    found[event.event_id] = where
+        outcomes.append(results)
+    return outcomes, rows, touched
+
+
+def _event_columns(rows: list[StoredRow]) -> list[object]:
+    """The parameters of the insert statement: the timestamp, then one array per column."""
+    return [
+        rows[0][8],
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+        [r[4] for r in rows],
+        [r[5] for r in rows],
+        [r[6] for r in rows],
+        [r[7] for r in rows],
+        [r[9] for r in rows],
+    ]
+
+
+def _stream_columns(touched: dict[str, tuple[int, int, bytes]]) -> list[object]:
+    names = sorted(touched)
+    return [
+        names,
+        [touched[n][0] for n in names],
+        [touched[n][1] for n in names],
+        [touched[n][2] for n in names],
+    ]
+
+
+def _rollback_quietly(conn: psycopg.Connection[_Row]) -> None:
+    """End a failed transaction; a dead connection is left for the pool to discard."""
+    if conn.closed:
+        return
+    try:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.execute("ROLLBACK")
+    except psycopg.Error:
+        return
+
+
+def _release_quietly(conn: psycopg.Connection[_Row], query: str, first: int, last: int) -> None:
+    """Give back the positions of a transaction that rolled back (a best effort)."""
+    if conn.closed:
+        return
+    try:
+        conn.execute(query, (first, last))
+    except psycopg.Error:
+        return

@@ -1,0 +1,183 @@
+"""Engine details: index use, moving between engines, errors, settings."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import msgspec
+import psycopg
+import pytest
+
+from eventvault import NewEvent, StreamAppend, StreamState, connect
+from eventvault.errors import HashChainError, NotEmptyError, StorageError, WrongExpectedVersionError
+from eventvault.serialization import verify_chain
+from eventvault.store.postgres import PostgresEventStore
+from tests.postgres.conftest import with_options
+
+
+def _fill(store: PostgresEventStore, streams: int = 20, per_stream: int = 5) -> None:
+    for n in range(per_stream):
+        for s in range(streams):
+            store.append_to_stream(
+                f"acct-{s}",
+                [NewEvent("Deposited", {"amount": n, "note": "é ✓"}, metadata={"actor": "t"})],
+                expected_version=StreamState.ANY,
+            )
+
+
+def _plan(admin: psycopg.Connection[tuple[object, ...]], sql: str) -> str:
+    admin.execute("SET enable_seqscan = off")
+    rows = admin.execute(f"EXPLAIN {sql}").fetchall()
+    admin.execute("RESET enable_seqscan")
+    return "\n".join(str(row[0]) for row in rows)
+
+
+def test_reading_a_stream_uses_the_stream_index(
+    store: PostgresEventStore, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    _fill(store)
+    plan = _plan(
+        admin,
+        f"SELECT * FROM \"{store.schema}\".events WHERE stream_name = 'acct-1' "
+        "AND stream_position >= 0 ORDER BY stream_position LIMIT 10",
+    )
+    assert "events_stream_uq" in plan
+
+
+def test_reading_the_log_uses_the_primary_key(
+    store: PostgresEventStore, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    _fill(store)
+    plan = _plan(
+        admin,
+        f'SELECT * FROM "{store.schema}".events WHERE global_position > 10 '
+        "ORDER BY global_position LIMIT 10",
+    )
+    assert "events_pk" in plan
+
+
+def test_copy_to_sqlite_and_back_keeps_every_byte_and_hash(
+    store: PostgresEventStore, server_url: str, schema: str, tmp_path: Path
+) -> None:
+    _fill(store)
+    original = list(store.export_events())
+    with connect(str(tmp_path / "copy.db")) as sqlite_store:
+        assert sqlite_store.import_events(store.export_events()) == len(original)
+        target_url = with_options(server_url, schema=f"{schema}_back", auto_migrate="true")
+        try:
+            with connect(target_url) as back:
+                assert back.import_events(sqlite_store.export_events()) == len(original)
+                copied = list(back.export_events())
+                appended = back.append_to_stream(
+                    "acct-1", [NewEvent("After", {})], expected_version=4
+                )
+        finally:
+            with psycopg.connect(server_url, autocommit=True) as admin:
+                admin.execute(f'DROP SCHEMA IF EXISTS "{schema}_back" CASCADE')
+    assert copied == original
+    assert verify_chain(copied) == len(original)
+    assert appended.global_position > original[-1].global_position
+
+
+def test_import_into_a_store_with_events_raises_not_empty(store: PostgresEventStore) -> None:
+    _fill(store, streams=1, per_stream=1)
+    with pytest.raises(NotEmptyError):
+        store.import_events(store.export_events())
+
+
+def test_a_failed_import_leaves_the_store_empty_and_writable(
+    store: PostgresEventStore, tmp_path: Path
+) -> None:
+    with connect(str(tmp_path / "src.db")) as source:
+        source.append_to_stream("a-1", [NewEvent("E", {})], expected_version=StreamState.ANY)
+        exported = list(source.export_events())
+    tampered = [msgspec.structs.replace(exported[0], hash="00" * 32)]
+    with pytest.raises(HashChainError):
+        store.import_events(tampered)
+    assert store.head_position() == 0
+    result = store.append_to_stream("a-1", [NewEvent("E", {})], expected_version=StreamState.ANY)
+    assert result.global_position == 1
+
+
+def test_group_commit_fails_a_wrong_version_append_alone(store: PostgresEventStore) -> None:
+    store.append_to_stream("a-1", [NewEvent("E", {})], expected_version=StreamState.NO_STREAM)
+    barrier = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def append(n: int) -> None:
+        barrier.wait()
+        try:
+            if n % 2:
+                store.append_to_stream(f"b-{n}", [NewEvent("E", {})], expected_version=5)
+            else:
+                store.append_to_stream(
+                    f"b-{n}", [NewEvent("E", {})], expected_version=StreamState.NO_STREAM
+                )
+            outcomes.append("ok")
+        except WrongExpectedVersionError:
+            outcomes.append("wrong")
+
+    threads = [threading.Thread(target=append, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["ok"] * 4 + ["wrong"] * 4
+    assert [e.global_position for e in store.read_all()] == list(range(1, 6))
+
+
+def test_a_failed_multi_stream_append_leaves_no_gap_in_positions(
+    store: PostgresEventStore,
+) -> None:
+    store.append_to_stream("a-1", [NewEvent("E", {})], expected_version=StreamState.NO_STREAM)
+    with pytest.raises(WrongExpectedVersionError):
+        store.append_to_streams(
+            [
+                StreamAppend("b-1", [NewEvent("E", {})], StreamState.NO_STREAM),
+                StreamAppend("a-1", [NewEvent("E", {})], StreamState.NO_STREAM),
+            ]
+        )
+    result = store.append_to_stream("c-1", [NewEvent("E", {})], expected_version=StreamState.ANY)
+    assert result.global_position == 2
+
+
+def test_an_unreachable_server_raises_storage_error() -> None:
+    with pytest.raises(StorageError):
+        PostgresEventStore("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
+
+
+def test_the_pool_never_opens_more_than_pool_max_connections(
+    store_url: str, admin: psycopg.Connection[tuple[object, ...]], schema: str
+) -> None:
+    store = PostgresEventStore(store_url, pool_max=2)
+    try:
+        threads = [
+            threading.Thread(target=lambda: list(store.read_all()) and None) for _ in range(8)
+        ]
+        _fill(store, streams=5, per_stream=2)
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        row = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+            (f"eventvault/{schema}",),
+        ).fetchone()
+        assert row is not None
+        assert int(str(row[0])) <= 2
+    finally:
+        store.close()
+
+
+def test_an_application_name_in_the_url_is_kept(
+    server_url: str, schema: str, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    url = with_options(server_url, schema=schema, auto_migrate="true", application_name="billing")
+    with connect(url) as store:
+        store.head_position()
+        row = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'billing'"
+        ).fetchone()
+    assert row is not None
+    assert int(str(row[0])) >= 1
