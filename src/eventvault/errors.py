@@ -225,14 +225,14 @@ class NotEmptyError(EventVaultError):
 
     Attributes:
         url: the target store.
-        event_count: how many events it holds (at least one).
+        head_position: the global position of the target's last event (at least 1).
     """
 
-    def __init__(self, url: str, event_count: int) -> None:
+    def __init__(self, url: str, head_position: int) -> None:
         self.url = url
-        self.event_count = event_count
+        self.head_position = head_position
         super().__init__(
-            f"target store {url!r} is not empty (its log reaches position {event_count}); "
+            f"target store {url!r} is not empty (its log reaches position {head_position}); "
             "import and copy only write into an empty store"
         )
 
@@ -282,7 +282,11 @@ class SchemaVersionError(StorageError):
 
 
 class StoreClosedError(EventVaultError):
-    """An operation was attempted on a store that was closed."""
+    """An operation was attempted on a store that was closed.
+
+    Attributes:
+        location: the store's path or URL.
+    """
 
     def __init__(self, location: str) -> None:
         self.location = location

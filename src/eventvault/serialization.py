@@ -8,8 +8,10 @@ computes its hash with `event_hash`; the hash therefore survives a move between 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import struct
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -29,12 +31,14 @@ from eventvault.types import NewEvent, RawEvent, RecordedEvent
 __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",
     "GENESIS_HASH",
+    "MAX_SCHEMA_VERSION",
     "MAX_STREAM_NAME_LENGTH",
     "EncodedEvent",
     "decode_json_object",
     "encode_events",
     "event_hash",
     "from_micros",
+    "new_event_id",
     "to_micros",
     "validate_stream_name",
     "verify_chain",
@@ -43,6 +47,8 @@ __all__ = [
 MAX_STREAM_NAME_LENGTH: Final = 200
 MAX_EVENT_TYPE_LENGTH: Final = 200
 DEFAULT_MAX_EVENT_BYTES: Final = 1024 * 1024
+MAX_SCHEMA_VERSION: Final = 2**31 - 1
+"""The largest schema version: it fits a 32-bit signed integer on every engine."""
 GENESIS_HASH: Final = bytes(32)
 """The "previous hash" of a stream's first event."""
 
@@ -52,6 +58,10 @@ _EMPTY_OBJECT: Final = b"{}"
 _encode = msgspec.json.encode
 _decoder = msgspec.json.Decoder(dict[str, object])
 _pack_header = struct.Struct(">QqIIIII").pack
+_time_ns = time.time_ns
+_urandom = os.urandom
+_V7_VERSION: Final = 0x7 << 76
+_V7_VARIANT: Final = 0b10 << 62
 
 
 def validate_stream_name(stream_name: object) -> str:
@@ -159,9 +169,10 @@ def encode_events(events: Sequence[NewEvent], max_event_bytes: int) -> list[Enco
                 index=index,
             )
         version = event.schema_version
-        if type(version) is not int or version < 1:
+        if type(version) is not int or not 1 <= version <= MAX_SCHEMA_VERSION:
             raise InvalidEventError(
-                f"schema_version must be an int >= 1, not {version!r}", index=index
+                f"schema_version must be an int from 1 to {MAX_SCHEMA_VERSION}, not {version!r}",
+                index=index,
             )
         data = _encode_object(event.data, "data", index)
         meta = event.metadata
@@ -171,7 +182,7 @@ def encode_events(events: Sequence[NewEvent], max_event_bytes: int) -> list[Enco
             raise PayloadTooLargeError(size, max_event_bytes, index=index)
         event_id = event.event_id
         if event_id is None:
-            encoded.append(EncodedEvent(uuid.uuid4(), False, event_type, version, data, metadata))
+            encoded.append(EncodedEvent(new_event_id(), False, event_type, version, data, metadata))
         elif type(event_id) is uuid.UUID:
             encoded.append(EncodedEvent(event_id, True, event_type, version, data, metadata))
         else:
@@ -242,7 +253,7 @@ def from_micros(micros: int) -> datetime:
 
 def now_micros() -> int:
     """The current time in microseconds since the Unix epoch."""
-    return to_micros(datetime.now(UTC))
+    return _time_ns() // 1000
 
 
 def decode_json_object(raw: bytes) -> dict[str, object]:
@@ -394,3 +405,27 @@ def raw_rows(
         )
         for row in rows
     ]
+
+
+def new_event_id() -> uuid.UUID:
+    """A new event id: a time-ordered UUID (version 7, RFC 9562).
+
+    48 bits of Unix milliseconds, 12 bits of the sub-millisecond fraction, 62 random bits. Ids
+    made one after another sort together, so the unique index on `event_id` grows at its right
+    edge: a commit dirties one or two of its pages instead of one random page per event, which
+    halves the cost of a small group commit in a large store. The time it reveals is the
+    event's `recorded_at`, give or take a commit.
+    """
+    ms, sub = divmod(_time_ns(), 1_000_000)
+    value = _new_object(_UUID)
+    _set_attribute(
+        value,
+        "int",
+        (ms << 80)
+        | _V7_VERSION
+        | ((sub * 4096 // 1_000_000) << 64)
+        | _V7_VARIANT
+        | (_from_bytes(_urandom(8)) >> 2),
+    )
+    _set_attribute(value, "is_safe", _SAFE_UNKNOWN)
+    return value

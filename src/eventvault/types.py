@@ -68,8 +68,9 @@ class NewEvent:
         data: the payload, a JSON object (a `dict`, or a `msgspec.Struct` that encodes to one).
         metadata: a JSON object; the keys `correlation_id`, `causation_id`, `actor` and
             `tenant` are reserved for their documented meaning.
-        event_id: the idempotency key; a random UUID when not given. Re-sending an append
-            with the same ids returns the original result and stores nothing twice.
+        event_id: the idempotency key; when not given, a new time-ordered UUID (version 7).
+            Re-sending an append with the same ids returns the original result and stores
+            nothing twice.
         schema_version: the version of the event type's schema that `data` conforms to.
     """
 

@@ -84,6 +84,7 @@ def test_a_database_of_another_application_is_refused_and_left_alone(tmp_path: P
         conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
     with pytest.raises(NotAnEventVaultDatabaseError, match="customers"):
         eventvault.connect(str(path))
+    assert _pragma(path, "journal_mode") == "delete"
     with sqlite3.connect(path) as conn:
         tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
     assert tables == ["customers"]

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Final, Generic, TypeVar
 import msgspec
 
 from eventvault.aggregates.errors import AggregateDefinitionError, MissingHandlerError
+from eventvault.serialization import new_event_id
 
 __all__ = ["Aggregate", "Handler", "applies"]
 
@@ -202,7 +203,7 @@ class Aggregate(Generic[StateT]):
             raise MissingHandlerError(type(self), type(event))
         handler(self, event)
         self.pending_events.append(event)
-        self.pending_event_ids.append(uuid.uuid4())
+        self.pending_event_ids.append(new_event_id())
 
     def replay(self, events: Iterable[msgspec.Struct]) -> None:
         """Apply stored events: each advances `version` by one and is not pending.

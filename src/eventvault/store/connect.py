@@ -77,6 +77,12 @@ def connect(
     if not isinstance(url, str) or not url:
         raise InvalidURLError(str(url), "a store URL is a non-empty str")
     scheme = url.split(":", 1)[0].lower() if "://" in url else ""
+    if not scheme and url.rstrip(":/").lower() in ("memory", "sqlite", "postgresql", "postgres"):
+        raise InvalidURLError(url, "a URL needs '://': memory://, sqlite:///path, postgresql://...")
+    if not scheme and "?" in url:
+        raise InvalidURLError(
+            url, f"options go with a sqlite: URL, as in sqlite:///{url.split('?', 1)[0]}?..."
+        )
     if scheme == "memory":
         from eventvault.store.memory import MemoryEventStore
 
@@ -93,7 +99,7 @@ def connect(
             ) from exc
         store: EventStore = PostgresEventStore(url, max_event_bytes=max_event_bytes)
         return store
-    if scheme in ("", "sqlite", "file"):
+    if scheme in ("", "sqlite"):
         return _sqlite(url, max_event_bytes)
     raise InvalidURLError(
         url, f"unknown scheme {scheme!r}; use a file path, sqlite:///, memory:// or postgresql://"

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 from typing import cast
 
-from eventvault.errors import NotEmptyError
+from eventvault.errors import ImportFileError, NotEmptyError
 from eventvault.serialization import (
     DEFAULT_MAX_EVENT_BYTES,
     GENESIS_HASH,
@@ -179,7 +179,15 @@ class MemoryEventStore(EventStore):
             if self._log:
                 raise NotEmptyError(self.url, self._head())
             staged: list[StoredRow] = []
+            seen: set[bytes] = set()
             for batch in batches:
+                for row in batch:
+                    if row[3] in seen:
+                        raise ImportFileError(
+                            f"event id {uuid.UUID(bytes=row[3])} appears twice in the events "
+                            "imported"
+                        )
+                    seen.add(row[3])
                 staged.extend(batch)
             for row in staged:
                 self._store_rows([row])

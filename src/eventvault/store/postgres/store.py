@@ -28,6 +28,7 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from eventvault.errors import (
     EventVaultError,
+    ImportFileError,
     NotAnEventVaultDatabaseError,
     NotEmptyError,
     SchemaVersionError,
@@ -70,7 +71,7 @@ from eventvault.store.postgres._horizon import (
 )
 from eventvault.store.postgres._listener import Listener
 from eventvault.store.postgres.migrations import SCHEMA_VERSION, apply_migrations, stored_version
-from eventvault.types import AppendResult, RawEvent, RecordedEvent, StreamInfo
+from eventvault.types import AppendResult, RawEvent, RecordedEvent, StreamInfo, StreamState
 
 __all__ = ["PostgresEventStore"]
 
@@ -81,6 +82,8 @@ MAX_WRITE_ATTEMPTS: Final = 20
 READ_ATTEMPTS: Final = 4
 """Tries of one read whose connection died (server restart, terminated backend)."""
 STALL_LOG_INTERVAL: Final = 30.0
+MAX_REMEMBERED_HEADS: Final = 50_000
+"""Stream heads remembered for the fast path; past that, the memory starts over."""
 """Seconds between two warnings about the same stalled horizon."""
 
 _Row = tuple[Any, ...]
@@ -133,8 +136,14 @@ class _Statements:
             "last_global_position = EXCLUDED.last_global_position, "
             "last_hash = EXCLUDED.last_hash"
         )
+        self.append_events = (
+            f"SELECT {s}.append_events(%s::text[], %s::int8[], %s::bytea[], %s::text[], "
+            "%s::int4[], %s::bytea[], %s::bytea[], %s::int8, %s::bytea[], %s::text[], "
+            "%s::int8[], %s::int8[], %s::bytea[])"
+        )
         self.notify = "SELECT pg_notify(%s, %s)"
         self.stored = f"SELECT EXISTS (SELECT 1 FROM {s}.events WHERE global_position = %s)"
+        self.position_of_id = f"SELECT global_position FROM {s}.events WHERE event_id = %s"
         horizon = "(SELECT pg_snapshot_xmin(pg_current_snapshot()))"
         self.read_forward = (
             f"SELECT {columns}, tx_id < {horizon} FROM {s}.events WHERE global_position > %s"
@@ -263,6 +272,9 @@ class PostgresEventStore(EventStore):
         self._listener_lock = threading.Lock()
         self._blocked_since: float | None = None
         self._last_stall_log = 0.0
+        # Stream heads (version, last hash) this store committed or read under lock: the fast
+        # path plans appends against them. Touched only by the group commit's leader.
+        self._heads: dict[str, tuple[int, bytes]] = {}
         self._committer: GroupCommitter[list[PendingAppend], list[AppendResult]] = GroupCommitter(
             self._commit_batch
         )
@@ -376,6 +388,124 @@ class PostgresEventStore(EventStore):
     def _attempt(
         self, conn: psycopg.Connection[_Row], requests: list[list[PendingAppend]]
     ) -> tuple[list[_Outcome], bool]:
+        fast = self._fast_plan(requests)
+        if fast is not None:
+            outcomes = self._fast_write(conn, *fast)
+            if outcomes is not None:
+                return outcomes, True
+        return self._careful_attempt(conn, requests)
+
+    def _fast_plan(
+        self, requests: list[list[PendingAppend]]
+    ) -> tuple[list[_Outcome], list[StoredRow], dict[str, tuple[int, int, bytes]]] | None:
+        """Plan a batch against remembered stream heads, or None when the careful path must
+        decide it: a head is unknown, or some append would fail or be a retry (a remembered
+        head may be stale, so only the careful path may refuse an append)."""
+        heads: dict[str, tuple[int | None, bytes]] = {}
+        for request in requests:
+            for append in request:
+                name = append.stream_name
+                if name in heads:
+                    continue
+                cached = self._heads.get(name)
+                if cached is not None:
+                    heads[name] = cached
+                elif append.expected_version is not StreamState.NO_STREAM:
+                    return None
+        # Global positions 1, 2, ... stand for offsets in the block the server will reserve.
+        outcomes, rows, touched = _plan(requests, heads, {}, 1, now_micros())
+        if not rows or any(isinstance(outcome, BaseException) for outcome in outcomes):
+            return None
+        return outcomes, rows, touched
+
+    def _fast_write(
+        self,
+        conn: psycopg.Connection[_Row],
+        outcomes: list[_Outcome],
+        rows: list[StoredRow],
+        touched: dict[str, tuple[int, int, bytes]],
+    ) -> list[_Outcome] | None:
+        """Write a planned batch in one round trip (`append_events`, commit, notify).
+
+        Returns:
+            The outcomes with their real global positions, or None when a remembered head was
+            stale or an event id is stored already (the careful path decides those).
+        """
+        names = sorted(touched)
+        params: list[object] = [
+            [r[0] for r in rows],
+            [r[1] for r in rows],
+            [r[3] for r in rows],
+            [r[4] for r in rows],
+            [r[5] for r in rows],
+            [r[6] for r in rows],
+            [r[7] for r in rows],
+            rows[0][8],
+            [r[9] for r in rows],
+            names,
+            [touched[n][0] for n in names],
+            [touched[n][1] - 1 for n in names],
+            [touched[n][2] for n in names],
+            self.channel,
+            "append",
+        ]
+        query = (
+            f"BEGIN; {self._sql.append_events}; COMMIT; "
+            f"BEGIN; SET LOCAL synchronous_commit TO off; {self._sql.notify}; COMMIT"
+        )
+        cursor = psycopg.ClientCursor(conn)
+        try:
+            cursor.execute(query, params)
+            cursor.nextset()
+            row = cursor.fetchone()
+            if row is None:  # pragma: no cover - the function always returns a row
+                raise StorageError("append_events returned nothing")
+            first = int(row[0])
+        except psycopg.Error as exc:
+            _rollback_quietly(conn)
+            if is_retryable_conflict(exc):
+                for name in names:
+                    self._heads.pop(name, None)
+                return None
+            # The error may have come after the COMMIT (the notification, a dropped
+            # connection): the batch's first event id says whether it is stored.
+            stored = self._first_stored(rows[0][3])
+            if stored is None:
+                if is_connection_error(exc):
+                    raise _Retry from exc  # not stored: safe to run again, ids and all
+                raise _RequestFailed(translate(exc, self.url)) from exc
+            logger.info("append on %s committed, then failed: %s", self.url, exc)
+            first = stored
+        finally:
+            cursor.close()
+        self._remember(touched)
+        shift = first - 1
+        return [
+            outcome
+            if isinstance(outcome, BaseException)
+            else [AppendResult(r.stream_position, r.global_position + shift) for r in outcome]
+            for outcome in outcomes
+        ]
+
+    def _first_stored(self, event_id: bytes) -> int | None:
+        """The global position of a stored event id, None when it is not stored (or the
+        server cannot say: then the caller must not assume it is stored)."""
+        try:
+            rows = self._fetch(self._sql.position_of_id, (uuid.UUID(bytes=event_id),))
+        except EventVaultError:
+            return None
+        return int(rows[0][0]) if rows else None
+
+    def _remember(self, touched: Mapping[str, tuple[int, int, bytes]]) -> None:
+        if len(self._heads) + len(touched) > MAX_REMEMBERED_HEADS:
+            self._heads.clear()
+        for name, (version, _, last_hash) in touched.items():
+            self._heads[name] = (version, last_hash)
+
+    def _careful_attempt(
+        self, conn: psycopg.Connection[_Row], requests: list[list[PendingAppend]]
+    ) -> tuple[list[_Outcome], bool]:
+        """The careful path: lock and read the heads, look up given ids, then write."""
         sql = self._sql
         names = sorted({append.stream_name for request in requests for append in request})
         given = [i for request in requests for append in request for i in append.given_ids]
@@ -433,6 +563,7 @@ class PostgresEventStore(EventStore):
                 ]
                 params += [self.channel, str(rows[-1][2])]
             cursor.execute("; ".join(statements), params)
+            self._remember(touched)
         except psycopg.Error as exc:
             _rollback_quietly(conn)
             if rows and self._stored(conn, rows[-1][2]):
@@ -505,6 +636,10 @@ class PostgresEventStore(EventStore):
                 finally:
                     if not conn.closed:
                         conn.execute(sql.unlock_log)
+        except psycopg.errors.UniqueViolation as exc:
+            raise ImportFileError(
+                f"an event id appears twice in the events imported ({exc})"
+            ) from exc
         except psycopg.Error as exc:
             raise translate(exc, self.url) from exc
 

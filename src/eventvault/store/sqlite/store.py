@@ -24,6 +24,8 @@ from typing import Any, Final, Literal
 from eventvault.errors import (
     DatabaseLockedError,
     EventVaultError,
+    ImportFileError,
+    InvalidURLError,
     NotAnEventVaultDatabaseError,
     NotEmptyError,
     SchemaVersionError,
@@ -215,7 +217,13 @@ class SQLiteEventStore(EventStore):
     ) -> None:
         super().__init__(url or path, max_event_bytes=max_event_bytes)
         if synchronous not in ("FULL", "NORMAL", "EXTRA"):
-            raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
+            raise InvalidURLError(
+                path, f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}"
+            )
+        if not 0 <= busy_timeout < 86_400:
+            raise InvalidURLError(
+                path, f"busy_timeout must be 0 to 86400 seconds, not {busy_timeout!r}"
+            )
         self.path = path
         self._in_memory = path == ":memory:"
         self._synchronous = synchronous
@@ -261,8 +269,6 @@ class SQLiteEventStore(EventStore):
         try:
             application_id = conn.execute("PRAGMA application_id").fetchone()[0]
             if application_id == 0:
-                if not self._in_memory:
-                    conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     self._create_schema(conn)
@@ -271,6 +277,9 @@ class SQLiteEventStore(EventStore):
                     conn.execute("ROLLBACK")
                     raise
                 application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            if application_id == APPLICATION_ID and not self._in_memory:
+                # Only a file known to be ours is switched to WAL (it stays so; cheap to repeat).
+                conn.execute("PRAGMA journal_mode = WAL")
             if application_id != APPLICATION_ID:
                 raise NotAnEventVaultDatabaseError(
                     self.path,
@@ -374,10 +383,15 @@ class SQLiteEventStore(EventStore):
                         continue
                     outcomes.append([batch.add(plan) for plan in plans])
                 batch.flush()
-                if batch.heads:
+                heads = batch.heads
+                if len(heads) == 1:
+                    # One stream (the lone writer's case): execute skips executemany's set-up.
+                    ((name, (v, h, gp)),) = heads.items()
+                    conn.execute(_UPSERT_STREAM, (v, gp, h, name))
+                    conn.execute("COMMIT")
+                elif heads:
                     conn.executemany(
-                        _UPSERT_STREAM,
-                        [(v, gp, h, name) for name, (v, h, gp) in batch.heads.items()],
+                        _UPSERT_STREAM, [(v, gp, h, name) for name, (v, h, gp) in heads.items()]
                     )
                     conn.execute("COMMIT")
                 else:
@@ -464,7 +478,12 @@ class SQLiteEventStore(EventStore):
                         raise NotEmptyError(self.url, head)
                     heads: dict[str, StoredRow] = {}
                     for batch in batches:
-                        conn.executemany(_INSERT, batch)
+                        try:
+                            conn.executemany(_INSERT, batch)
+                        except sqlite3.IntegrityError as exc:
+                            raise ImportFileError(
+                                f"an event id appears twice in the events imported ({exc})"
+                            ) from exc
                         for row in batch:
                             heads[row[0]] = row
                     conn.executemany(

@@ -290,7 +290,7 @@ class BadInputContract(ContractBase):
                 "order-1", [NewEvent(event_type, {})], expected_version=StreamState.ANY
             )
 
-    @pytest.mark.parametrize("version", [0, -1, "1", 1.0, True])
+    @pytest.mark.parametrize("version", [0, -1, "1", 1.0, True, 2**31, 2**40])
     def test_invalid_schema_version_raises(self, store: EventStore, version: object) -> None:
         with pytest.raises(InvalidEventError, match="schema_version"):
             store.append_to_stream(

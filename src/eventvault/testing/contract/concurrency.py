@@ -14,9 +14,16 @@ from collections import Counter
 import msgspec
 import pytest
 
-from eventvault import EventStore, NewEvent, StreamState, WrongExpectedVersionError, connect
+from eventvault import (
+    EventStore,
+    NewEvent,
+    RawEvent,
+    StreamState,
+    WrongExpectedVersionError,
+    connect,
+)
 from eventvault.errors import HashChainError, ImportFileError, NotEmptyError
-from eventvault.serialization import verify_chain
+from eventvault.serialization import GENESIS_HASH, raw_event_hash, verify_chain
 from eventvault.testing.contract.base import ContractBase, EngineSpec, events
 
 __all__ = ["ConcurrencyContract", "CrashContract", "ImportContract"]
@@ -269,3 +276,19 @@ class ImportContract(ContractBase):
         with pytest.raises(ImportFileError, match="position"):
             store.import_events(exported)
         assert store.head_position() == 0
+
+    def test_import_repeating_an_event_id_is_refused(self, store: EventStore) -> None:
+        with connect("memory://") as source:
+            source.append_to_stream("s-1", events(1), expected_version=StreamState.ANY)
+            source.append_to_stream("s-2", events(1), expected_version=StreamState.ANY)
+            first, second = source.export_events()
+        with pytest.raises(ImportFileError, match="twice"):
+            store.import_events([first, _reissued(second, first.event_id)])
+        assert store.head_position() == 0
+
+
+def _reissued(event: RawEvent, event_id: uuid.UUID) -> RawEvent:
+    """`event` (first of its stream) with another id and a hash recomputed to match."""
+    changed = msgspec.structs.replace(event, event_id=event_id)
+    digest = raw_event_hash(changed, GENESIS_HASH)
+    return msgspec.structs.replace(changed, hash=digest.hex())

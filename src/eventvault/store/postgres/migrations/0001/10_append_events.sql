@@ -1,0 +1,42 @@
+-- Write a batch of events in one statement: the fast path of an append, one round trip.
+--
+-- The client planned the batch against stream heads it remembers from its own earlier commits
+-- (or against "no stream yet" for NO_STREAM appends) and computed every stream position and
+-- hash. Nothing is checked here: if a remembered head is stale, another writer holds that
+-- stream position and the insert fails on events_stream_uq; the client then takes the careful
+-- path, which reads and locks the heads. reserve_positions is the first write, as it must be;
+-- global positions are the reserved block, in the order of the arrays. Returns the first one.
+CREATE FUNCTION {schema}.append_events(
+    stream_names text[],
+    stream_positions bigint[],
+    event_ids bytea[],
+    event_types text[],
+    schema_versions integer[],
+    datas bytea[],
+    metadatas bytea[],
+    recorded_at bigint,
+    hashes bytea[],
+    head_names text[],
+    head_versions bigint[],
+    head_offsets bigint[],
+    head_hashes bytea[]
+) RETURNS bigint
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    first_position bigint := {schema}.reserve_positions(cardinality(stream_names));
+BEGIN
+    INSERT INTO {schema}.events (stream_name, stream_position, global_position, event_id,
+        event_type, schema_version, data, metadata, recorded_at, hash)
+    SELECT u.n, u.sp, first_position + u.k - 1, encode(u.id, 'hex')::uuid, u.t, u.v, u.d, u.m,
+        recorded_at, u.h
+    FROM unnest(stream_names, stream_positions, event_ids, event_types, schema_versions, datas,
+        metadatas, hashes) WITH ORDINALITY AS u(n, sp, id, t, v, d, m, h, k);
+    INSERT INTO {schema}.streams (stream_name, version, last_global_position, last_hash)
+    SELECT h.n, h.v, first_position + h.o, h.h
+    FROM unnest(head_names, head_versions, head_offsets, head_hashes) AS h(n, v, o, h)
+    ON CONFLICT ON CONSTRAINT streams_pk DO UPDATE SET version = EXCLUDED.version,
+        last_global_position = EXCLUDED.last_global_position, last_hash = EXCLUDED.last_hash;
+    RETURN first_position;
+END
+$$;
