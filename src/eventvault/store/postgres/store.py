@@ -137,8 +137,8 @@ class _Statements:
             "last_hash = EXCLUDED.last_hash"
         )
         self.append_events = (
-            f"SELECT {s}.append_events(%s::text[], %s::int8[], %s::bytea[], %s::text[], "
-            "%s::int4[], %s::bytea[], %s::bytea[], %s::int8, %s::bytea[], %s::text[], "
+            f"SELECT {s}.append_events(%s::int8, %s::text[], %s::int8[], %s::bytea[], "
+            "%s::text[], %s::int4[], %s::bytea[], %s::bytea[], %s::bytea[], %s::text[], "
             "%s::int8[], %s::int8[], %s::bytea[])"
         )
         self.notify = "SELECT pg_notify(%s, %s)"
@@ -431,17 +431,13 @@ class PostgresEventStore(EventStore):
             The outcomes with their real global positions, or None when a remembered head was
             stale or an event id is stored already (the careful path decides those).
         """
+        # The insert's columns without global positions (the server reserves those), then
+        # each stream's new head with its last event's offset in the block.
+        columns = _event_columns(rows)
+        del columns[3]
         names = sorted(touched)
         params: list[object] = [
-            [r[0] for r in rows],
-            [r[1] for r in rows],
-            [r[3] for r in rows],
-            [r[4] for r in rows],
-            [r[5] for r in rows],
-            [r[6] for r in rows],
-            [r[7] for r in rows],
-            rows[0][8],
-            [r[9] for r in rows],
+            *columns,
             names,
             [touched[n][0] for n in names],
             [touched[n][1] - 1 for n in names],

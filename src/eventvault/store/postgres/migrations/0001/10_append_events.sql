@@ -7,6 +7,7 @@
 -- path, which reads and locks the heads. reserve_positions is the first write, as it must be;
 -- global positions are the reserved block, in the order of the arrays. Returns the first one.
 CREATE FUNCTION {schema}.append_events(
+    recorded_at bigint,
     stream_names text[],
     stream_positions bigint[],
     event_ids bytea[],
@@ -14,7 +15,6 @@ CREATE FUNCTION {schema}.append_events(
     schema_versions integer[],
     datas bytea[],
     metadatas bytea[],
-    recorded_at bigint,
     hashes bytea[],
     head_names text[],
     head_versions bigint[],
