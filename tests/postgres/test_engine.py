@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from pathlib import Path
 
 import msgspec
@@ -181,3 +182,33 @@ def test_an_application_name_in_the_url_is_kept(
         ).fetchone()
     assert row is not None
     assert int(str(row[0])) >= 1
+
+
+def test_a_head_remembered_by_one_store_and_moved_by_another_is_caught(
+    store_url: str,
+) -> None:
+    with PostgresEventStore(store_url) as first, PostgresEventStore(store_url) as second:
+        first.append_to_stream("s-1", [NewEvent("A", {})], expected_version=StreamState.ANY)
+        first.append_to_stream("s-1", [NewEvent("B", {})], expected_version=0)
+        second.append_to_stream("s-1", [NewEvent("C", {})], expected_version=1)
+        # `first` remembers version 1; its fast path must not trust that.
+        with pytest.raises(WrongExpectedVersionError) as caught:
+            first.append_to_stream("s-1", [NewEvent("D", {})], expected_version=1)
+        assert caught.value.actual == 2
+        result = first.append_to_stream(
+            "s-1", [NewEvent("E", {})], expected_version=StreamState.ANY
+        )
+        assert result.stream_position == 3
+        assert [e.event_type for e in first.read_stream("s-1")] == ["A", "B", "C", "E"]
+        assert verify_chain(first.export_events()) == 4
+
+
+def test_a_retry_through_the_fast_path_returns_the_original_result(
+    store: PostgresEventStore,
+) -> None:
+    batch = [NewEvent("Paid", {"n": n}, event_id=uuid.uuid4()) for n in range(2)]
+    store.append_to_stream("pay-1", [NewEvent("Opened", {})], expected_version=StreamState.ANY)
+    first = store.append_to_stream("pay-1", batch, expected_version=0)
+    again = store.append_to_stream("pay-1", batch, expected_version=0)
+    assert again == first
+    assert store.get_stream_version("pay-1") == 2

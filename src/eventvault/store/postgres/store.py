@@ -136,10 +136,11 @@ class _Statements:
             "last_global_position = EXCLUDED.last_global_position, "
             "last_hash = EXCLUDED.last_hash"
         )
+        # Binary parameters (%b): arrays of bytes go over the wire without escaping.
         self.append_events = (
-            f"SELECT {s}.append_events(%s::int8, %s::text[], %s::int8[], %s::bytea[], "
-            "%s::text[], %s::int4[], %s::bytea[], %s::bytea[], %s::bytea[], %s::text[], "
-            "%s::int8[], %s::int8[], %s::bytea[])"
+            f"SELECT {s}.append_events(%b::int8, %b::text[], %b::int8[], %b::bytea[], "
+            "%b::text[], %b::int4[], %b::bytea[], %b::bytea[], %b::bytea[], %b::text[], "
+            "%b::int8[], %b::int8[], %b::bytea[])"
         )
         self.notify = "SELECT pg_notify(%s, %s)"
         self.stored = f"SELECT EXISTS (SELECT 1 FROM {s}.events WHERE global_position = %s)"
@@ -425,7 +426,7 @@ class PostgresEventStore(EventStore):
         rows: list[StoredRow],
         touched: dict[str, tuple[int, int, bytes]],
     ) -> list[_Outcome] | None:
-        """Write a planned batch in one round trip (`append_events`, commit, notify).
+        """Write a planned batch in one round trip (`append_events`, then a notification).
 
         Returns:
             The outcomes with their real global positions, or None when a remembered head was
@@ -442,17 +443,15 @@ class PostgresEventStore(EventStore):
             [touched[n][0] for n in names],
             [touched[n][1] - 1 for n in names],
             [touched[n][2] for n in names],
-            self.channel,
-            "append",
         ]
-        query = (
-            f"BEGIN; {self._sql.append_events}; COMMIT; "
-            f"BEGIN; SET LOCAL synchronous_commit TO off; {self._sql.notify}; COMMIT"
-        )
-        cursor = psycopg.ClientCursor(conn)
         try:
-            cursor.execute(query, params)
-            cursor.nextset()
+            # One network round trip: the append (its own autocommitted transaction, so the
+            # commit is part of the statement) and, after it, the wake-up for subscribers in a
+            # transaction of its own. NOTIFY in the writing transaction would hold a
+            # cluster-wide lock across that transaction's WAL flush and serialize writers.
+            with conn.pipeline():
+                cursor = conn.execute(self._sql.append_events, params, prepare=True)
+                conn.execute(self._sql.notify, (self.channel, "append"), prepare=True)
             row = cursor.fetchone()
             if row is None:  # pragma: no cover - the function always returns a row
                 raise StorageError("append_events returned nothing")
@@ -463,7 +462,7 @@ class PostgresEventStore(EventStore):
                 for name in names:
                     self._heads.pop(name, None)
                 return None
-            # The error may have come after the COMMIT (the notification, a dropped
+            # The error may have come after the commit (the notification, a dropped
             # connection): the batch's first event id says whether it is stored.
             stored = self._first_stored(rows[0][3])
             if stored is None:
@@ -472,8 +471,6 @@ class PostgresEventStore(EventStore):
                 raise _RequestFailed(translate(exc, self.url)) from exc
             logger.info("append on %s committed, then failed: %s", self.url, exc)
             first = stored
-        finally:
-            cursor.close()
         self._remember(touched)
         shift = first - 1
         return [
