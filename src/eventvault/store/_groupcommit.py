@@ -1,9 +1,9 @@
 """Group commit: many concurrent appends, one transaction, one sync to disk.
 
-A thread that appends while no commit is running becomes the leader: it takes every append
-queued so far, commits them in one transaction, hands each waiter its own result, and passes
-leadership to the first append that queued meanwhile. A lone writer therefore commits its own
-append with no hand-off between threads; sixteen writers share each fsync.
+A thread that appends while no commit is running becomes the leader and commits its own append
+at once; appends that arrive meanwhile queue up, and the finishing leader hands the whole queue
+to the first of them, which commits it as one transaction. A lone writer therefore commits
+without any hand-off between threads; sixteen writers share each fsync.
 """
 
 from __future__ import annotations
@@ -20,15 +20,16 @@ ResultT = TypeVar("ResultT")
 
 
 class _Waiter(Generic[RequestT, ResultT]):
-    __slots__ = ("outcome", "promoted", "request", "signal")
+    __slots__ = ("batch", "outcome", "request", "signal")
 
     def __init__(self, request: RequestT) -> None:
         self.request = request
         # Only a waiter that queues behind a leader needs something to sleep on: a plain lock,
-        # taken at once, that the leader releases to wake it (cheaper than an Event). A lone
-        # writer commits its own request and never creates one.
+        # taken at once, that a leader releases to wake it (cheaper than an Event). A writer
+        # that finds a free leader slot commits its own request and never creates one.
         self.signal: _thread.LockType | None = None
-        self.promoted = False
+        # Set when this waiter is woken to lead: the batch it must commit.
+        self.batch: list[_Waiter[RequestT, ResultT]] | None = None
         self.outcome: ResultT | BaseException | None = None
 
     def wake(self) -> None:
@@ -40,23 +41,33 @@ class _Waiter(Generic[RequestT, ResultT]):
 class GroupCommitter(Generic[RequestT, ResultT]):
     """Batches concurrent requests into calls of one commit function.
 
+    A request that arrives while a leader slot is free is committed at once by its own thread.
+    Otherwise it queues; when a leader finishes, it hands everything queued (up to `max_batch`)
+    to the first queued thread, which commits it as the next batch. With `max_leaders` above 1,
+    that many batches may be in flight at once (for engines whose commits can overlap, such as
+    PostgreSQL's); with 1, commits run one after another (SQLite's single writer).
+
     Args:
         commit: given the requests of one batch, in arrival order, returns one outcome per
             request (its result, or the exception it must raise). An exception it raises fails
             the whole batch.
         max_batch: the most requests one batch takes.
+        max_leaders: the most batches committing at once.
     """
 
     def __init__(
         self,
         commit: Callable[[list[RequestT]], list[ResultT | BaseException]],
         max_batch: int = 512,
+        max_leaders: int = 1,
     ) -> None:
         self._commit = commit
         self._max_batch = max_batch
+        self._max_leaders = max_leaders
         self._lock = threading.Lock()
+        # Never empty while a leader slot is free: a finishing leader hands the queue on.
         self._queue: list[_Waiter[RequestT, ResultT]] = []
-        self._leading = False
+        self._leaders = 0
 
     def submit(self, request: RequestT) -> ResultT:
         """Queue a request, wait for the commit that holds it, and return its result.
@@ -66,39 +77,40 @@ class GroupCommitter(Generic[RequestT, ResultT]):
         """
         waiter: _Waiter[RequestT, ResultT] = _Waiter(request)
         with self._lock:
-            self._queue.append(waiter)
-            lead = not self._leading
-            if lead:
-                self._leading = True
+            if self._leaders < self._max_leaders:
+                self._leaders += 1
+                batch: list[_Waiter[RequestT, ResultT]] | None = [waiter]
             else:
+                self._queue.append(waiter)
                 signal = waiter.signal = _thread.allocate_lock()
                 signal.acquire()
-        if not lead:
+                batch = None
+        if batch is None:
             signal.acquire()
-            if not waiter.promoted:
+            batch = waiter.batch
+            if batch is None:  # committed in another thread's batch
                 return self._result(waiter)
-        self._lead()
+        self._lead(batch)
         return self._result(waiter)
 
-    def _lead(self) -> None:
-        with self._lock:
-            batch = self._queue[: self._max_batch]
-            del self._queue[: self._max_batch]
+    def _lead(self, batch: list[_Waiter[RequestT, ResultT]]) -> None:
         try:
             outcomes = self._commit([waiter.request for waiter in batch])
         except BaseException as exc:
             outcomes = [exc] * len(batch)
         for waiter, outcome in zip(batch, outcomes, strict=True):
             waiter.outcome = outcome
-            waiter.promoted = False
+            waiter.batch = None
             waiter.wake()
         with self._lock:
             if self._queue:
-                successor = self._queue[0]
-                successor.promoted = True
+                following = self._queue[: self._max_batch]
+                del self._queue[: self._max_batch]
+                successor = following[0]
+                successor.batch = following
                 successor.wake()
             else:
-                self._leading = False
+                self._leaders -= 1
 
     @staticmethod
     def _result(waiter: _Waiter[RequestT, ResultT]) -> ResultT:

@@ -82,6 +82,8 @@ MAX_WRITE_ATTEMPTS: Final = 20
 READ_ATTEMPTS: Final = 4
 """Tries of one read whose connection died (server restart, terminated backend)."""
 STALL_LOG_INTERVAL: Final = 30.0
+WRITE_LEADERS: Final = 1
+"""Append transactions of one store that may be in flight at once."""
 MAX_REMEMBERED_HEADS: Final = 50_000
 """Stream heads remembered for the fast path; past that, the memory starts over."""
 """Seconds between two warnings about the same stalled horizon."""
@@ -276,8 +278,10 @@ class PostgresEventStore(EventStore):
         # Stream heads (version, last hash) this store committed or read under lock: the fast
         # path plans appends against them. Touched only by the group commit's leader.
         self._heads: dict[str, tuple[int, bytes]] = {}
+        # Batches of one process commit concurrently, up to WRITE_LEADERS at a time: PostgreSQL
+        # overlaps their WAL flushes, and the global order does not depend on commit order.
         self._committer: GroupCommitter[list[PendingAppend], list[AppendResult]] = GroupCommitter(
-            self._commit_batch
+            self._commit_batch, max_leaders=min(WRITE_LEADERS, options.pool_max)
         )
 
     # -- connections -------------------------------------------------------------------------

@@ -12,11 +12,12 @@ See docs/adr/0002-sqlite-durability.md for the durability settings.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Final, Literal
@@ -76,15 +77,14 @@ _COLUMNS: Final = (
     "data, metadata, recorded_at, hash"
 )
 _INSERT: Final = f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_STREAM_HEAD: Final = "SELECT version, last_hash FROM streams WHERE stream_name = ?"
-_INSERT_STREAM: Final = (
-    "INSERT INTO streams (version, last_global_position, last_hash, stream_name) "
-    "VALUES (?, ?, ?, ?)"
+_ROWS_PER_INSERT: Final = 64
+"""Rows per multi-row INSERT: one statement step (and one release of the GIL) per 64 events,
+where `executemany` steps (and releases the GIL) once per event."""
+_STREAM_HEAD: Final = (
+    "SELECT stream_position, hash FROM events WHERE stream_name = ? "
+    "ORDER BY stream_position DESC LIMIT 1"
 )
-_UPSERT_STREAM: Final = (
-    f"{_INSERT_STREAM} ON CONFLICT (stream_name) DO UPDATE SET version = excluded.version, "
-    "last_global_position = excluded.last_global_position, last_hash = excluded.last_hash"
-)
+_INSERT_STREAM: Final = "INSERT INTO streams (stream_name, first_global_position) VALUES (?, ?)"
 _MAX_CACHED_HEADS: Final = 50_000
 _READ_STREAM_FORWARDS: Final = (
     f"SELECT {_COLUMNS} FROM events WHERE stream_name = ? AND stream_position >= ? "
@@ -151,6 +151,7 @@ class _Batch:
         self.conn = conn
         self.recorded_at = recorded_at
         self.heads: dict[str, tuple[int, bytes, int]] = {}
+        self.created: list[tuple[str, int]] = []
         self._rows: list[PendingRow] = []
         self._slots: list[tuple[_Slot, int, str]] = []
 
@@ -164,6 +165,9 @@ class _Batch:
         last = rows[-1]
         slot = _Slot(last[1])
         self._slots.append((slot, len(self._rows) - 1, append.stream_name))
+        if plan.version is None:
+            # Its first row's position is known at flush: the last row's minus the rest.
+            self.created.append((append.stream_name, len(self._rows) - len(rows)))
         self.heads[append.stream_name] = (last[1], last[9], 0)
         return slot
 
@@ -172,12 +176,13 @@ class _Batch:
         rows = self._rows
         if not rows:
             return
-        if len(rows) == 1:
-            last = self.conn.execute(_INSERT, rows[0]).lastrowid or 0
-        else:
-            self.conn.executemany(_INSERT, rows)
-            last = self.conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+        last = _insert_rows(self.conn, rows)
         first = last - len(rows) + 1
+        if self.created:
+            self.conn.executemany(
+                _INSERT_STREAM, [(name, first + index) for name, index in self.created]
+            )
+            self.created = []
         for slot, index, name in self._slots:
             slot.global_position = first + index
             version, last_hash, _ = self.heads[name]
@@ -185,6 +190,26 @@ class _Batch:
                 self.heads[name] = (version, last_hash, slot.global_position)
         self._rows = []
         self._slots = []
+
+
+@functools.cache
+def _multi_insert(count: int) -> str:
+    """The INSERT of `count` events in one statement."""
+    values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * count)
+    return f"INSERT INTO events ({_COLUMNS}) VALUES {values}"
+
+
+def _insert_rows(conn: sqlite3.Connection, rows: Sequence[Sequence[object]]) -> int:
+    """Insert events with multi-row INSERTs; returns the rowid (global position) of the last."""
+    last = 0
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        chunk = rows[start : start + _ROWS_PER_INSERT]
+        if len(chunk) == 1:
+            last = conn.execute(_INSERT, chunk[0]).lastrowid or 0
+        else:
+            params = [value for row in chunk for value in row]
+            last = conn.execute(_multi_insert(len(chunk)), params).lastrowid or 0
+    return last
 
 
 class SQLiteEventStore(EventStore):
@@ -356,8 +381,8 @@ class SQLiteEventStore(EventStore):
 
         Each request is checked (versions, stored ids) before any of its events is queued for
         writing, so a request that fails has written nothing and the others commit without
-        savepoints. The events of the whole batch go in with one `executemany`, and stream heads
-        are written once per stream at the end.
+        savepoints. The events of the whole batch go in with multi-row INSERTs; a stream's
+        version and hash live in its last event, so only a new stream adds a row elsewhere.
         """
         outcomes: list[list[AppendResult | _Slot] | BaseException] = []
         with self._conn_lock:
@@ -383,16 +408,7 @@ class SQLiteEventStore(EventStore):
                         continue
                     outcomes.append([batch.add(plan) for plan in plans])
                 batch.flush()
-                heads = batch.heads
-                if len(heads) == 1:
-                    # One stream (the lone writer's case): execute skips executemany's set-up.
-                    ((name, (v, h, gp)),) = heads.items()
-                    conn.execute(_UPSERT_STREAM, (v, gp, h, name))
-                    conn.execute("COMMIT")
-                elif heads:
-                    conn.executemany(
-                        _UPSERT_STREAM, [(v, gp, h, name) for name, (v, h, gp) in heads.items()]
-                    )
+                if batch.heads:
                     conn.execute("COMMIT")
                 else:
                     conn.execute("ROLLBACK")
@@ -476,20 +492,17 @@ class SQLiteEventStore(EventStore):
                     head = conn.execute("SELECT max(global_position) FROM events").fetchone()[0]
                     if head:
                         raise NotEmptyError(self.url, head)
-                    heads: dict[str, StoredRow] = {}
+                    firsts: dict[str, int] = {}
                     for batch in batches:
                         try:
-                            conn.executemany(_INSERT, batch)
+                            _insert_rows(conn, batch)
                         except sqlite3.IntegrityError as exc:
                             raise ImportFileError(
                                 f"an event id appears twice in the events imported ({exc})"
                             ) from exc
                         for row in batch:
-                            heads[row[0]] = row
-                    conn.executemany(
-                        _INSERT_STREAM,
-                        [(row[1], row[2], row[9], name) for name, row in heads.items()],
-                    )
+                            firsts.setdefault(row[0], row[2])
+                    conn.executemany(_INSERT_STREAM, list(firsts.items()))
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.execute("ROLLBACK")
@@ -557,16 +570,20 @@ class SQLiteEventStore(EventStore):
 
     def _list_streams_page(self, after: str | None, limit: int) -> list[StreamInfo]:
         rows = self._query(
-            "SELECT stream_name, version, last_global_position FROM streams "
-            "WHERE stream_name > ? ORDER BY stream_name LIMIT ?",
+            "SELECT s.stream_name, e.stream_position, e.global_position FROM streams AS s "
+            "JOIN events AS e ON e.stream_name = s.stream_name AND e.stream_position = "
+            "(SELECT max(stream_position) FROM events WHERE stream_name = s.stream_name) "
+            "WHERE s.stream_name > ? ORDER BY s.stream_name LIMIT ?",
             ("" if after is None else after, limit),
         )
         return [StreamInfo(str(r[0]), int(r[1]), int(r[2])) for r in rows]
 
     def get_stream_version(self, stream_name: str) -> int | None:
         validate_stream_name(stream_name)
-        rows = self._query("SELECT version FROM streams WHERE stream_name = ?", (stream_name,))
-        return int(rows[0][0]) if rows else None
+        rows = self._query(
+            "SELECT max(stream_position) FROM events WHERE stream_name = ?", (stream_name,)
+        )
+        return None if rows[0][0] is None else int(rows[0][0])
 
     def head_position(self) -> int:
         rows = self._query("SELECT max(global_position) FROM events", ())

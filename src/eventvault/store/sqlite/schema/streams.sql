@@ -1,9 +1,9 @@
--- One row per stream with events: its version and the hash its next event chains to, so an
--- append checks its expected version and extends the hash chain with one primary-key lookup.
+-- One row per stream with events, written once, by the append that creates the stream: the
+-- registry that lists streams (and the place for stream-level settings). A stream's version and
+-- last hash are read from its last event through events_stream_uq, so an append to an existing
+-- stream writes no row here.
 CREATE TABLE streams (
-    stream_name          TEXT    NOT NULL,
-    version              INTEGER NOT NULL,
-    last_global_position INTEGER NOT NULL,
-    last_hash            BLOB    NOT NULL,
+    stream_name           TEXT    NOT NULL,
+    first_global_position INTEGER NOT NULL,
     CONSTRAINT streams_pk PRIMARY KEY (stream_name)
 ) WITHOUT ROWID;
