@@ -26,6 +26,7 @@ from eventvault.aggregates import (
 )
 from eventvault.errors import NotAnEventVaultDatabaseError, StorageError, StoreClosedError
 from eventvault.store.base import EventStore as EventStoreBase
+from eventvault.store.memory import MemoryEventStore
 from tests.aggregates.domain import Counter, CounterState, new_counter, registry
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -347,3 +348,24 @@ def test_a_repository_leaves_a_given_snapshot_store_open(sqlite_store: EventStor
     with Repository(Counter, sqlite_store, registry, snapshot_store=given, snapshot_every=1) as r:
         r.save(new_counter("1"))
     assert given.latest("counter-1", schema_version=1) is not None
+
+
+def test_snapshots_beside_a_durable_store_are_found_by_a_second_snapshot_store(
+    store: EventStore,
+) -> None:
+    if isinstance(store, MemoryEventStore):
+        pytest.skip("the in-memory engine keeps snapshots per snapshot store")
+    first = snapshot_store_for(store)
+    first.save(_snapshot(3))
+    first.save(_snapshot(5))
+    second = snapshot_store_for(store)
+    try:
+        found = second.latest("counter-1", schema_version=1, max_version=4)
+        assert found is not None
+        assert found.version == 3
+        assert msgspec.msgpack.decode(found.state, type=CounterState).value == 3
+        assert second.delete("counter-1") == 2
+        assert first.latest("counter-1", schema_version=1) is None
+    finally:
+        first.close()
+        second.close()

@@ -6,7 +6,8 @@ the current one, so changing the shape of the state (and bumping the version) ig
 
 `SnapshotStore` is the protocol; `MemorySnapshotStore` keeps snapshots in a dict and works beside
 any engine, `SQLiteSnapshotStore` keeps them in a `snapshots` table of the event store's own
-file, and `snapshot_store_for` picks one for an event store.
+file, `PostgresSnapshotStore` (in `postgres_snapshots`) in the store's PostgreSQL schema, and
+`snapshot_store_for` picks one for an event store.
 """
 
 from __future__ import annotations
@@ -304,9 +305,9 @@ def snapshot_store_for(event_store: EventStore) -> SnapshotStore:
         event_store: an open event store.
 
     Returns:
-        `SQLiteSnapshotStore` on the same file for a SQLite file; `MemorySnapshotStore` for the
-        in-memory engine and for SQLite `:memory:` (whose database no other connection can
-        open). The caller closes it.
+        `SQLiteSnapshotStore` on the same file for a SQLite file; `PostgresSnapshotStore` in
+        the same schema for PostgreSQL; `MemorySnapshotStore` for the in-memory engine and for
+        SQLite `:memory:` (whose database no other connection can open). The caller closes it.
 
     Raises:
         SnapshotStoreUnavailableError: no snapshot store is known for the engine.
@@ -319,4 +320,11 @@ def snapshot_store_for(event_store: EventStore) -> SnapshotStore:
     if isinstance(event_store, MemoryEventStore):
         return MemorySnapshotStore()
     engine = type(event_store)
+    if engine.__module__.startswith("eventvault.store.postgres"):
+        # Imported here: psycopg is needed only when the PostgreSQL engine is in use.
+        from eventvault.aggregates.postgres_snapshots import PostgresSnapshotStore
+        from eventvault.store.postgres import PostgresEventStore
+
+        if isinstance(event_store, PostgresEventStore):
+            return PostgresSnapshotStore(event_store)
     raise SnapshotStoreUnavailableError(f"{engine.__module__}.{engine.__qualname__}")

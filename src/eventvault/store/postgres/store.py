@@ -336,6 +336,22 @@ class PostgresEventStore(EventStore):
                 raise translate(exc, self.url) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _execute(self, statement: str, params: Sequence[object]) -> int:
+        """Run one write statement in its own transaction (autocommit); returns its row count.
+
+        For eventvault's own tables beside the log (aggregate snapshots), never for events.
+        """
+        self._check_open()
+        try:
+            with self._pool.connection() as conn:
+                return conn.execute(statement, params).rowcount
+        except (PoolClosed, PoolTimeout) as exc:
+            if self._closed:
+                raise StoreClosedError(self.url) from exc
+            raise translate(exc, self.url) from exc
+        except psycopg.Error as exc:
+            raise translate(exc, self.url) from exc
+
     @property
     def notifier(self) -> Notifier:
         with self._listener_lock:
