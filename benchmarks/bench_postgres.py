@@ -4,6 +4,7 @@ Every contender runs in this one process (the 4x4 measure spawns its 4 processes
 server, in fresh schemas that are dropped afterwards:
 
 1. one-event appends from one connection: eventvault vs raw psycopg INSERT + COMMIT per event
+   (into a table with eventvault's columns and constraints)
    vs eventsourcing (PERSISTENCE_MODULE=eventsourcing.postgres) saving one event per call;
 2. one-event appends from 16 threads of one process, against the raw single-connection rate;
 3. one-event appends from 4 processes of 4 threads each, against the same raw rate;
@@ -20,6 +21,8 @@ eventsourcing. Run it against a server with fsync on (the figures are about comm
 from __future__ import annotations
 
 import argparse
+import hashlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -184,18 +187,46 @@ def _es_app(url: str, schema: str) -> BenchApplication:
 
 
 def _raw_single(url: str, schema: str) -> tuple[Callable[[], None], Callable[[], None]]:
+    """Raw psycopg storing the same event rows as eventvault, one INSERT and COMMIT each.
+
+    The table has eventvault's columns and the same constraints (global position from a
+    sequence as primary key, unique stream position, unique event id), as the SQLite baseline
+    uses eventvault's own table: the same work minus eventvault's checks, hash chain and stream
+    heads. Each event gets a new id, its JSON and a SHA-256, as eventvault's do.
+    """
     conn = psycopg.connect(url)
     conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     conn.execute(
-        f'CREATE TABLE "{schema}".events (id bigserial PRIMARY KEY, stream text, '
-        "type text, data bytea, metadata bytea)"
+        f'CREATE TABLE "{schema}".events (global_position bigserial PRIMARY KEY, '
+        "stream_name text NOT NULL, stream_position bigint NOT NULL, event_id uuid NOT NULL, "
+        "event_type text NOT NULL, schema_version integer NOT NULL, data bytea NOT NULL, "
+        "metadata bytea NOT NULL, recorded_at bigint NOT NULL, hash bytea NOT NULL, "
+        "UNIQUE (stream_name, stream_position), UNIQUE (event_id))"
     )
     conn.commit()
-    payload = json.dumps(DATA).encode()
-    insert = f'INSERT INTO "{schema}".events (stream, type, data, metadata) VALUES (%s, %s, %s, %s)'
+    insert = (
+        f'INSERT INTO "{schema}".events (stream_name, stream_position, event_id, event_type, '
+        "schema_version, data, metadata, recorded_at, hash) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    )
+    position = itertools.count()
 
     def one() -> None:
-        conn.execute(insert, ("raw-1", "Deposited", payload, b"{}"))
+        payload = json.dumps(DATA).encode()
+        conn.execute(
+            insert,
+            (
+                "raw-1",
+                next(position),
+                uuid.uuid4(),
+                "Deposited",
+                1,
+                payload,
+                b"{}",
+                time.time_ns() // 1000,
+                hashlib.sha256(payload).digest(),
+            ),
+        )
         conn.commit()
 
     return one, conn.close
