@@ -14,8 +14,8 @@ server, in fresh schemas that are dropped afterwards:
 Targets: 1 >= 0.7x raw; 2 >= 4x raw single; 3 >= 2x raw single; 4 >= 1.0x raw and >= 2x
 eventsourcing. Run it against a server with fsync on (the figures are about commits):
 
-    EVENTVAULT_PG_PORT=54330 scripts/postgres-test-cluster start --durable
-    python benchmarks/bench_postgres.py --url postgresql://postgres@127.0.0.1:54330/eventvault_test
+    EVENTVAULT_PG_PORT=25430 scripts/postgres-test-cluster start --durable
+    python benchmarks/bench_postgres.py --url postgresql://postgres@127.0.0.1:25430/eventvault_test
 """
 
 from __future__ import annotations
