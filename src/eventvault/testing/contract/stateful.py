@@ -221,7 +221,7 @@ class StatefulContract(ContractBase):
     """Random appends, conflicts and reads find no difference between engine and model."""
 
     def test_random_operations_match_the_model(self, engine: EngineSpec) -> None:
-        run_state_machine_as_test(  # type: ignore[no-untyped-call]
+        run_state_machine_as_test(  # type: ignore[no-untyped-call, unused-ignore]
             _machine(engine),
             settings=settings(
                 max_examples=100,
