@@ -140,7 +140,7 @@ class _Statements:
         )
         # Binary parameters (%b): arrays of bytes go over the wire without escaping.
         self.append_events = (
-            f"SELECT {s}.append_events(%b::int8, %b::text[], %b::int8[], %b::bytea[], "
+            f"SELECT {s}.append_events(%b::int8, %b::text[], %b::int8[], %b::uuid[], "
             "%b::text[], %b::int4[], %b::bytea[], %b::bytea[], %b::bytea[], %b::text[], "
             "%b::int8[], %b::int8[], %b::bytea[])"
         )
@@ -456,6 +456,7 @@ class PostgresEventStore(EventStore):
         # each stream's new head with its last event's offset in the block.
         columns = _event_columns(rows)
         del columns[3]
+        columns[3] = [uuid_from_bytes(r[3]) for r in rows]
         names = sorted(touched)
         params: list[object] = [
             *columns,

@@ -10,7 +10,7 @@ CREATE FUNCTION {schema}.append_events(
     recorded_at bigint,
     stream_names text[],
     stream_positions bigint[],
-    event_ids bytea[],
+    event_ids uuid[],
     event_types text[],
     schema_versions integer[],
     datas bytea[],
@@ -28,7 +28,7 @@ DECLARE
 BEGIN
     INSERT INTO {schema}.events (stream_name, stream_position, global_position, event_id,
         event_type, schema_version, data, metadata, recorded_at, hash)
-    SELECT u.n, u.sp, first_position + u.k - 1, encode(u.id, 'hex')::uuid, u.t, u.v, u.d, u.m,
+    SELECT u.n, u.sp, first_position + u.k - 1, u.id, u.t, u.v, u.d, u.m,
         recorded_at, u.h
     FROM unnest(stream_names, stream_positions, event_ids, event_types, schema_versions, datas,
         metadatas, hashes) WITH ORDINALITY AS u(n, sp, id, t, v, d, m, h, k);
