@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Generic, Self, TypeVar
 
@@ -137,6 +137,11 @@ class AsyncEventStore:
         """The URL the store was opened with."""
         return self.store.url
 
+    @property
+    def closed(self) -> bool:
+        """Whether the store was closed."""
+        return self.store.closed
+
     async def append_to_stream(
         self,
         stream_name: str,
@@ -195,6 +200,10 @@ class AsyncEventStore:
     def export_events(self, *, after: int = 0) -> AsyncIterator[RawEvent]:
         """See `EventStore.export_events`."""
         return _PagedAsyncIterator(self.store.export_events(after=after))
+
+    async def import_events(self, events: Iterable[RawEvent]) -> int:
+        """See `EventStore.import_events`; `events` is consumed in a worker thread."""
+        return await asyncio.to_thread(self.store.import_events, events)
 
     async def get_stream_version(self, stream_name: str) -> int | None:
         """See `EventStore.get_stream_version`."""

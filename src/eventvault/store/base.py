@@ -455,8 +455,18 @@ class EventStore(abc.ABC):
         _check_position("after", after)
         types, prefix = _check_filters(event_types, stream_prefix)
 
-        def fetch(position: int) -> list[RecordedEvent]:
-            return self._read_all_page(position, False, DEFAULT_PAGE_SIZE, types, prefix)
+        filtered = types is not None or prefix is not None
+
+        def fetch(position: int) -> tuple[list[RecordedEvent], int]:
+            # A filter may match nothing for a long stretch of the log: note how far the log
+            # was settled before the read, so that the next poll starts there instead of
+            # scanning the same non-matching events again.
+            settled = self.head_position() if filtered else 0
+            page = self._read_all_page(position, False, DEFAULT_PAGE_SIZE, types, prefix)
+            if page:
+                last = page[-1].global_position
+                return page, max(last, settled) if len(page) < DEFAULT_PAGE_SIZE else last
+            return page, max(position, settled)
 
         return self._register(Subscription(self, fetch, after, global_order=True))
 
@@ -474,8 +484,9 @@ class EventStore(abc.ABC):
         validate_stream_name(stream_name)
         _check_position("after", after)
 
-        def fetch(position: int) -> list[RecordedEvent]:
-            return self._read_stream_page(stream_name, position + 1, False, DEFAULT_PAGE_SIZE)
+        def fetch(position: int) -> tuple[list[RecordedEvent], int]:
+            page = self._read_stream_page(stream_name, position + 1, False, DEFAULT_PAGE_SIZE)
+            return page, page[-1].stream_position if page else position
 
         start = -1 if after is None else after
         return self._register(Subscription(self, fetch, start, global_order=False))
@@ -500,6 +511,9 @@ class EventStore(abc.ABC):
         """
         self._check_open()
         _check_position("after", after)
+        return self._iter_raw(after)
+
+    def _iter_raw(self, after: int) -> Iterator[RawEvent]:
         while True:
             page = self._read_raw_page(after, DEFAULT_PAGE_SIZE)
             yield from page
@@ -618,7 +632,7 @@ class Subscription:
     def __init__(
         self,
         store: EventStore,
-        fetch: Callable[[int], list[RecordedEvent]],
+        fetch: Callable[[int], tuple[list[RecordedEvent], int]],
         after: int,
         *,
         global_order: bool,
@@ -656,13 +670,12 @@ class Subscription:
         while not self._closed.is_set():
             seen = notifier.generation
             try:
-                page = self._fetch(self._cursor)
+                page, self._cursor = self._fetch(self._cursor)
             except EventVaultError:
                 if self._closed.is_set() or self._store.closed:
                     return []
                 raise
             if page:
-                self._cursor = self._position_of(page[-1])
                 return page
             wait = self._poll_interval
             if deadline is not None:

@@ -201,6 +201,10 @@ class ReadContract(ContractBase):
         limited = list(store.read_all(event_types=["A"], stream_prefix="keep", limit=3))
         assert [e.data["n"] for e in limited] == [0, 4, 8]
 
+    def test_export_rejects_a_bad_position_at_the_call(self, store: EventStore) -> None:
+        with pytest.raises(InvalidEventError):
+            store.export_events(after=-1)
+
     def test_read_all_rejects_bad_arguments(self, store: EventStore) -> None:
         with pytest.raises(InvalidEventError):
             store.read_all(after=-1)

@@ -12,7 +12,14 @@ import time
 import msgspec
 import pytest
 
-from eventvault import AsyncEventStore, EventStore, NewEvent, RecordedEvent, StreamState
+from eventvault import (
+    AsyncEventStore,
+    EventStore,
+    NewEvent,
+    RecordedEvent,
+    StreamState,
+    connect,
+)
 from eventvault.testing.contract.base import ContractBase, EngineSpec, events
 
 __all__ = ["AsyncContract", "SubscriptionContract"]
@@ -210,3 +217,16 @@ class AsyncContract(ContractBase):
             return [e.global_position async for e in facade.read_all(after=100)]
 
         assert asyncio.run(scenario()) == list(range(101, 2101))
+
+    def test_async_export_and_import_move_a_log(self, store: EventStore) -> None:
+        store.append_to_stream("s-1", events(3), expected_version=StreamState.ANY)
+
+        async def scenario() -> tuple[int, bool]:
+            facade = AsyncEventStore(store)
+            exported = [e async for e in facade.export_events()]
+            target = AsyncEventStore(connect("memory://"))
+            count = await target.import_events(exported)
+            await target.close()
+            return count, target.closed
+
+        assert asyncio.run(scenario()) == (3, True)
