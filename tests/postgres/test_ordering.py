@@ -14,8 +14,8 @@ import psycopg
 import pytest
 
 from eventvault import NewEvent, StreamState
-from eventvault.store.base import Subscription
 from eventvault.store.postgres import PostgresEventStore
+from eventvault.store.subscription import Subscription
 from tests.postgres._writers import HeldWriter, delayed_appends
 
 

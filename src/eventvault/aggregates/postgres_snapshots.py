@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Final
 
-from eventvault.aggregates.snapshots import Snapshot
-from eventvault.serialization import from_micros, to_micros
+from eventvault.aggregates.snapshots import Snapshot, snapshot_from_row
+from eventvault.serialization import to_micros
 from eventvault.store.postgres import PostgresEventStore
 from eventvault.store.postgres._config import quote_schema
 
@@ -81,17 +81,7 @@ class PostgresSnapshotStore:
                 _MAX_INT if as_of is None else to_micros(as_of),
             ),
         )
-        if not rows:
-            return None
-        name, version, schema, state, recorded_at, taken_at = rows[0]
-        return Snapshot(
-            str(name),
-            int(version),
-            int(schema),
-            bytes(state),
-            from_micros(int(recorded_at)),
-            from_micros(int(taken_at)),
-        )
+        return snapshot_from_row(rows[0]) if rows else None
 
     def delete(self, stream_name: str) -> int:
         """Delete every snapshot of a stream; returns how many were deleted."""

@@ -164,6 +164,19 @@ _DELETE: Final = "DELETE FROM snapshots WHERE stream_name = ?"
 _MAX_INT: Final = 2**63 - 1
 
 
+def snapshot_from_row(row: tuple[Any, ...]) -> Snapshot:
+    """A `Snapshot` from a row of a `snapshots` table (times in microseconds since the epoch)."""
+    name, version, schema, state, recorded_at, taken_at = row
+    return Snapshot(
+        str(name),
+        int(version),
+        int(schema),
+        bytes(state),
+        from_micros(int(recorded_at)),
+        from_micros(int(taken_at)),
+    )
+
+
 class SQLiteSnapshotStore:
     """Snapshots in a `snapshots` table of an eventvault SQLite file, on a connection of its own.
 
@@ -274,17 +287,7 @@ class SQLiteSnapshotStore:
                 _MAX_INT if as_of is None else to_micros(as_of),
             ),
         )
-        if not rows:
-            return None
-        name, version, schema, state, recorded_at, taken_at = rows[0]
-        return Snapshot(
-            str(name),
-            int(version),
-            int(schema),
-            bytes(state),
-            from_micros(int(recorded_at)),
-            from_micros(int(taken_at)),
-        )
+        return snapshot_from_row(rows[0]) if rows else None
 
     def delete(self, stream_name: str) -> int:
         """Delete every snapshot of a stream; returns how many were deleted."""

@@ -1,8 +1,9 @@
 """The storage engines behind one API, `EventStore`."""
 
 from eventvault.store.aio import AsyncEventStore, AsyncSubscription
-from eventvault.store.base import EventStore, StoreStats, Subscription
+from eventvault.store.base import EventStore, StoreStats
 from eventvault.store.connect import DEFAULT_URL, connect, connect_async
+from eventvault.store.subscription import Subscription
 
 __all__ = [
     "DEFAULT_URL",

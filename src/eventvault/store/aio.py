@@ -13,13 +13,8 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Generic, Self, TypeVar
 
-from eventvault.store.base import (
-    DEFAULT_PAGE_SIZE,
-    POLL_INTERVAL,
-    EventStore,
-    StoreStats,
-    Subscription,
-)
+from eventvault.store.base import DEFAULT_PAGE_SIZE, EventStore, StoreStats
+from eventvault.store.subscription import POLL_INTERVAL, Subscription
 from eventvault.types import (
     AppendResult,
     ExpectedVersion,
