@@ -11,7 +11,8 @@ import psycopg
 from eventvault import NewEvent, StreamState
 from eventvault.serialization import now_micros
 from eventvault.store._append import prepare
-from eventvault.store.postgres.store import _event_columns, _plan, _Statements, _stream_columns
+from eventvault.store.postgres._batch import event_columns, plan, stream_columns
+from eventvault.store.postgres._sql import Statements
 
 
 class HeldWriter:
@@ -23,7 +24,7 @@ class HeldWriter:
     """
 
     def __init__(self, conninfo: str, schema: str, stream_name: str, count: int = 1) -> None:
-        statements = _Statements(schema)
+        statements = Statements(schema)
         append = prepare(
             stream_name,
             [NewEvent("Held", {"i": i}) for i in range(count)],
@@ -40,9 +41,9 @@ class HeldWriter:
                 str(r[0]): (int(r[1]), bytes(r[2]))
                 for r in self.conn.execute(statements.lock_streams, ([stream_name],), binary=True)
             }
-            _, rows, touched = _plan([[append]], dict(heads), {}, first, now_micros())
-            self.conn.execute(statements.insert_events, _event_columns(rows))
-            self.conn.execute(statements.upsert_streams, _stream_columns(touched))
+            _, rows, touched = plan([[append]], dict(heads), {}, first, now_micros())
+            self.conn.execute(statements.insert_events, event_columns(rows))
+            self.conn.execute(statements.upsert_streams, stream_columns(touched))
             self.positions = [row[2] for row in rows]
             self.pid = self.conn.info.backend_pid
         except BaseException:

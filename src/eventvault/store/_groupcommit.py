@@ -26,7 +26,7 @@ class _Waiter(Generic[RequestT, ResultT]):
         self.request = request
         # Only a waiter that queues behind a leader needs something to sleep on: a plain lock,
         # taken at once, that a leader releases to wake it (cheaper than an Event). A writer
-        # that finds a free leader slot commits its own request and never creates one.
+        # that finds no commit running commits its own request and never creates one.
         self.signal: _thread.LockType | None = None
         # Set when this waiter is woken to lead: the batch it must commit.
         self.batch: list[_Waiter[RequestT, ResultT]] | None = None
@@ -41,33 +41,28 @@ class _Waiter(Generic[RequestT, ResultT]):
 class GroupCommitter(Generic[RequestT, ResultT]):
     """Batches concurrent requests into calls of one commit function.
 
-    A request that arrives while a leader slot is free is committed at once by its own thread.
-    Otherwise it queues; when a leader finishes, it hands everything queued (up to `max_batch`)
-    to the first queued thread, which commits it as the next batch. With `max_leaders` above 1,
-    that many batches may be in flight at once (for engines whose commits can overlap, such as
-    PostgreSQL's); with 1, commits run one after another (SQLite's single writer).
+    A request that arrives while no commit is running is committed at once by its own thread.
+    Otherwise it queues; when the leader finishes, it hands everything queued (up to
+    `max_batch`) to the first queued thread, which commits it as the next batch.
 
     Args:
         commit: given the requests of one batch, in arrival order, returns one outcome per
             request (its result, or the exception it must raise). An exception it raises fails
             the whole batch.
         max_batch: the most requests one batch takes.
-        max_leaders: the most batches committing at once.
     """
 
     def __init__(
         self,
         commit: Callable[[list[RequestT]], list[ResultT | BaseException]],
         max_batch: int = 512,
-        max_leaders: int = 1,
     ) -> None:
         self._commit = commit
         self._max_batch = max_batch
-        self._max_leaders = max_leaders
         self._lock = threading.Lock()
-        # Never empty while a leader slot is free: a finishing leader hands the queue on.
+        # Never empty while no commit runs: a finishing leader hands the queue on.
         self._queue: list[_Waiter[RequestT, ResultT]] = []
-        self._leaders = 0
+        self._leading = False
 
     def submit(self, request: RequestT) -> ResultT:
         """Queue a request, wait for the commit that holds it, and return its result.
@@ -77,8 +72,8 @@ class GroupCommitter(Generic[RequestT, ResultT]):
         """
         waiter: _Waiter[RequestT, ResultT] = _Waiter(request)
         with self._lock:
-            if self._leaders < self._max_leaders:
-                self._leaders += 1
+            if not self._leading:
+                self._leading = True
                 batch: list[_Waiter[RequestT, ResultT]] | None = [waiter]
             else:
                 self._queue.append(waiter)
@@ -110,7 +105,7 @@ class GroupCommitter(Generic[RequestT, ResultT]):
                 successor.batch = following
                 successor.wake()
             else:
-                self._leaders -= 1
+                self._leading = False
 
     @staticmethod
     def _result(waiter: _Waiter[RequestT, ResultT]) -> ResultT:

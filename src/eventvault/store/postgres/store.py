@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -37,7 +37,6 @@ from eventvault.errors import (
 )
 from eventvault.serialization import (
     DEFAULT_MAX_EVENT_BYTES,
-    GENESIS_HASH,
     decode_rows,
     from_micros,
     now_micros,
@@ -48,15 +47,20 @@ from eventvault.serialization import (
 from eventvault.store._append import (
     PendingAppend,
     StoredRow,
-    chain,
-    resolve_existing_ids,
-    version_matches,
-    wrong_version,
 )
 from eventvault.store._groupcommit import GroupCommitter
 from eventvault.store.base import EventStore, StoreStats
 from eventvault.store.notify import Notifier
-from eventvault.store.postgres._config import parse_url, quote_schema
+from eventvault.store.postgres._batch import (
+    Outcome,
+    Row,
+    event_columns,
+    plan,
+    release_quietly,
+    rollback_quietly,
+    stream_columns,
+)
+from eventvault.store.postgres._config import parse_url
 from eventvault.store.postgres._errors import (
     is_connection_error,
     is_retryable_conflict,
@@ -70,6 +74,7 @@ from eventvault.store.postgres._horizon import (
     describe,
 )
 from eventvault.store.postgres._listener import Listener
+from eventvault.store.postgres._sql import COPY_TYPES, Statements
 from eventvault.store.postgres.migrations import SCHEMA_VERSION, apply_migrations, stored_version
 from eventvault.types import AppendResult, RawEvent, RecordedEvent, StreamInfo, StreamState
 
@@ -82,14 +87,9 @@ MAX_WRITE_ATTEMPTS: Final = 20
 READ_ATTEMPTS: Final = 4
 """Tries of one read whose connection died (server restart, terminated backend)."""
 STALL_LOG_INTERVAL: Final = 30.0
-WRITE_LEADERS: Final = 1
-"""Append transactions of one store that may be in flight at once."""
 MAX_REMEMBERED_HEADS: Final = 50_000
 """Stream heads remembered for the fast path; past that, the memory starts over."""
 """Seconds between two warnings about the same stalled horizon."""
-
-_Row = tuple[Any, ...]
-_Outcome = list[AppendResult] | BaseException
 
 
 class _Retry(Exception):
@@ -103,113 +103,6 @@ class _RequestFailed(Exception):
     def __init__(self, error: EventVaultError) -> None:
         super().__init__(str(error))
         self.error = error
-
-
-class _Statements:
-    """Every SQL statement of one store, with its schema name filled in once."""
-
-    def __init__(self, schema: str) -> None:
-        s = quote_schema(schema)
-        columns = (
-            "stream_name, stream_position, global_position, uuid_send(event_id), event_type, "
-            "schema_version, data, metadata, recorded_at, hash"
-        )
-        self.reserve = f"SELECT {s}.reserve_positions(%s)"
-        self.release = f"SELECT {s}.release_positions(%s, %s)"
-        self.lock_streams = (
-            f"SELECT stream_name, version, last_hash FROM {s}.streams "
-            "WHERE stream_name = ANY(%s::text[]) ORDER BY stream_name FOR UPDATE"
-        )
-        self.find_ids = (
-            f"SELECT uuid_send(event_id), stream_name, stream_position, global_position "
-            f"FROM {s}.events WHERE event_id = ANY(%s::uuid[])"
-        )
-        self.insert_events = (
-            f"INSERT INTO {s}.events (stream_name, stream_position, global_position, event_id, "
-            "event_type, schema_version, data, metadata, recorded_at, hash) "
-            "SELECT u.n, u.sp, u.gp, encode(u.id, 'hex')::uuid, u.t, u.v, u.d, u.m, %s::int8, u.h "
-            "FROM unnest(%s::text[], %s::int8[], %s::int8[], %s::bytea[], %s::text[], "
-            "%s::int4[], %s::bytea[], %s::bytea[], %s::bytea[]) AS u(n, sp, gp, id, t, v, d, m, h)"
-        )
-        self.upsert_streams = (
-            f"INSERT INTO {s}.streams (stream_name, version, last_global_position, last_hash) "
-            "SELECT * FROM unnest(%s::text[], %s::int8[], %s::int8[], %s::bytea[]) "
-            "ON CONFLICT ON CONSTRAINT streams_pk DO UPDATE SET version = EXCLUDED.version, "
-            "last_global_position = EXCLUDED.last_global_position, "
-            "last_hash = EXCLUDED.last_hash"
-        )
-        # Binary parameters (%b): arrays of bytes go over the wire without escaping.
-        self.append_events = (
-            f"SELECT {s}.append_events(%b::int8, %b::text[], %b::int8[], %b::uuid[], "
-            "%b::text[], %b::int4[], %b::bytea[], %b::bytea[], %b::bytea[], %b::text[], "
-            "%b::int8[], %b::int8[], %b::bytea[])"
-        )
-        self.notify = "SELECT pg_notify(%s, %s)"
-        self.stored = f"SELECT EXISTS (SELECT 1 FROM {s}.events WHERE global_position = %s)"
-        self.position_of_id = f"SELECT global_position FROM {s}.events WHERE event_id = %s"
-        horizon = "(SELECT pg_snapshot_xmin(pg_current_snapshot()))"
-        self.read_forward = (
-            f"SELECT {columns}, tx_id < {horizon} FROM {s}.events WHERE global_position > %s"
-        )
-        self.read_backward = f"SELECT {columns} FROM {s}.events WHERE global_position <= %s"
-        self.read_stream_forward = (
-            f"SELECT {columns} FROM {s}.events WHERE stream_name = %s AND stream_position >= %s "
-            "ORDER BY stream_position LIMIT %s"
-        )
-        self.read_stream_backward = (
-            f"SELECT {columns} FROM {s}.events WHERE stream_name = %s AND stream_position <= %s "
-            "ORDER BY stream_position DESC LIMIT %s"
-        )
-        self.heads = (
-            f"SELECT coalesce((SELECT global_position FROM {s}.events WHERE tx_id < {horizon} "
-            "ORDER BY global_position DESC LIMIT 1), 0), "
-            f"coalesce((SELECT max(global_position) FROM {s}.events), 0)"
-        )
-        self.horizon = (
-            f"SELECT {horizon}::text, coalesce((SELECT global_position FROM {s}.events "
-            f"WHERE tx_id < {horizon} ORDER BY global_position DESC LIMIT 1), 0), "
-            f"coalesce((SELECT max(global_position) FROM {s}.events), 0)"
-        )
-        self.first_beyond = (
-            f"SELECT tx_id::text FROM {s}.events WHERE global_position > %s "
-            "ORDER BY global_position LIMIT 1"
-        )
-        self.list_streams = (
-            f"SELECT stream_name, version, last_global_position FROM {s}.streams "
-            "WHERE stream_name > %s ORDER BY stream_name LIMIT %s"
-        )
-        self.stream_version = f"SELECT version FROM {s}.streams WHERE stream_name = %s"
-        self.stats = (
-            f"SELECT (SELECT count(*) FROM {s}.events), (SELECT count(*) FROM {s}.streams), "
-            f"(SELECT recorded_at FROM {s}.events ORDER BY global_position LIMIT 1), "
-            f"(SELECT recorded_at FROM {s}.events ORDER BY global_position DESC LIMIT 1)"
-        )
-        self.lock_log = f"SELECT pg_advisory_lock({s}.position_lock_key())"
-        self.unlock_log = f"SELECT pg_advisory_unlock({s}.position_lock_key())"
-        self.max_position = f"SELECT max(global_position) FROM {s}.events"
-        self.copy_events = (
-            f"COPY {s}.events (stream_name, stream_position, global_position, event_id, "
-            "event_type, schema_version, data, metadata, recorded_at, hash) "
-            "FROM STDIN (FORMAT BINARY)"
-        )
-        sequence = f"{s}.events_global_position_seq"
-        self.advance_sequence = (
-            f"SELECT setval('{sequence}', greatest(%s, (SELECT last_value FROM {sequence})))"
-        )
-
-
-_COPY_TYPES: Final = [
-    "text",
-    "int8",
-    "int8",
-    "uuid",
-    "text",
-    "int4",
-    "bytea",
-    "bytea",
-    "int8",
-    "bytea",
-]
 
 
 class PostgresEventStore(EventStore):
@@ -254,7 +147,7 @@ class PostgresEventStore(EventStore):
         self.schema = options.schema
         self.channel = f"eventvault_{options.schema}"
         self._conninfo = options.conninfo
-        self._sql = _Statements(options.schema)
+        self._sql = Statements(options.schema)
         self._horizon_wait = horizon_wait
         self._stall_warning_after = stall_warning_after
         if "application_name" not in conninfo_to_dict(options.conninfo):
@@ -262,7 +155,7 @@ class PostgresEventStore(EventStore):
                 options.conninfo, application_name=f"eventvault/{options.schema}"
             )
         self._check_schema(options.auto_migrate)
-        self._pool: ConnectionPool[psycopg.Connection[_Row]] = ConnectionPool(
+        self._pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
             self._conninfo,
             min_size=1,
             max_size=options.pool_max,
@@ -278,10 +171,8 @@ class PostgresEventStore(EventStore):
         # Stream heads (version, last hash) this store committed or read under lock: the fast
         # path plans appends against them. Touched only by the group commit's leader.
         self._heads: dict[str, tuple[int, bytes]] = {}
-        # Batches of one process commit concurrently, up to WRITE_LEADERS at a time: PostgreSQL
-        # overlaps their WAL flushes, and the global order does not depend on commit order.
         self._committer: GroupCommitter[list[PendingAppend], list[AppendResult]] = GroupCommitter(
-            self._commit_batch, max_leaders=min(WRITE_LEADERS, options.pool_max)
+            self._commit_batch
         )
 
     # -- connections -------------------------------------------------------------------------
@@ -314,7 +205,7 @@ class PostgresEventStore(EventStore):
             SCHEMA_VERSION,
         )
 
-    def _fetch(self, query: str, params: Sequence[object] | Mapping[str, object]) -> list[_Row]:
+    def _fetch(self, query: str, params: Sequence[object] | Mapping[str, object]) -> list[Row]:
         """Run one read statement, on a fresh connection again if its connection died."""
         for attempt in range(READ_ATTEMPTS):
             self._check_open()
@@ -364,7 +255,7 @@ class PostgresEventStore(EventStore):
     def _append(self, appends: list[PendingAppend]) -> list[AppendResult]:
         return self._committer.submit(appends)
 
-    def _commit_batch(self, requests: list[list[PendingAppend]]) -> list[_Outcome]:
+    def _commit_batch(self, requests: list[list[PendingAppend]]) -> list[Outcome]:
         """Commit a batch of appends in one transaction; a failing append fails alone.
 
         Version checks and idempotent retries are decided before anything is written, so an
@@ -376,7 +267,7 @@ class PostgresEventStore(EventStore):
         except _RequestFailed as failed:
             if len(requests) == 1:
                 return [failed.error]
-        outcomes: list[_Outcome] = []
+        outcomes: list[Outcome] = []
         for request in requests:
             try:
                 outcomes.extend(self._run([request]))
@@ -386,7 +277,7 @@ class PostgresEventStore(EventStore):
                 outcomes.append(exc)
         return outcomes
 
-    def _run(self, requests: list[list[PendingAppend]]) -> list[_Outcome]:
+    def _run(self, requests: list[list[PendingAppend]]) -> list[Outcome]:
         for _ in range(MAX_WRITE_ATTEMPTS):
             self._check_open()
             try:
@@ -407,8 +298,8 @@ class PostgresEventStore(EventStore):
         )
 
     def _attempt(
-        self, conn: psycopg.Connection[_Row], requests: list[list[PendingAppend]]
-    ) -> tuple[list[_Outcome], bool]:
+        self, conn: psycopg.Connection[Row], requests: list[list[PendingAppend]]
+    ) -> tuple[list[Outcome], bool]:
         fast = self._fast_plan(requests)
         if fast is not None:
             outcomes = self._fast_write(conn, *fast)
@@ -418,7 +309,7 @@ class PostgresEventStore(EventStore):
 
     def _fast_plan(
         self, requests: list[list[PendingAppend]]
-    ) -> tuple[list[_Outcome], list[StoredRow], dict[str, tuple[int, int, bytes]]] | None:
+    ) -> tuple[list[Outcome], list[StoredRow], dict[str, tuple[int, int, bytes]]] | None:
         """Plan a batch against remembered stream heads, or None when the careful path must
         decide it: a head is unknown, or some append would fail or be a retry (a remembered
         head may be stale, so only the careful path may refuse an append)."""
@@ -434,18 +325,18 @@ class PostgresEventStore(EventStore):
                 elif append.expected_version is not StreamState.NO_STREAM:
                     return None
         # Global positions 1, 2, ... stand for offsets in the block the server will reserve.
-        outcomes, rows, touched = _plan(requests, heads, {}, 1, now_micros())
+        outcomes, rows, touched = plan(requests, heads, {}, 1, now_micros())
         if not rows or any(isinstance(outcome, BaseException) for outcome in outcomes):
             return None
         return outcomes, rows, touched
 
     def _fast_write(
         self,
-        conn: psycopg.Connection[_Row],
-        outcomes: list[_Outcome],
+        conn: psycopg.Connection[Row],
+        outcomes: list[Outcome],
         rows: list[StoredRow],
         touched: dict[str, tuple[int, int, bytes]],
-    ) -> list[_Outcome] | None:
+    ) -> list[Outcome] | None:
         """Write a planned batch in one round trip (`append_events`, then a notification).
 
         Returns:
@@ -454,7 +345,7 @@ class PostgresEventStore(EventStore):
         """
         # The insert's columns without global positions (the server reserves those), then
         # each stream's new head with its last event's offset in the block.
-        columns = _event_columns(rows)
+        columns = event_columns(rows)
         del columns[3]
         columns[3] = [uuid_from_bytes(r[3]) for r in rows]
         names = sorted(touched)
@@ -478,7 +369,7 @@ class PostgresEventStore(EventStore):
                 raise StorageError("append_events returned nothing")
             first = int(row[0])
         except psycopg.Error as exc:
-            _rollback_quietly(conn)
+            rollback_quietly(conn)
             if is_retryable_conflict(exc):
                 for name in names:
                     self._heads.pop(name, None)
@@ -517,15 +408,15 @@ class PostgresEventStore(EventStore):
             self._heads[name] = (version, last_hash)
 
     def _careful_attempt(
-        self, conn: psycopg.Connection[_Row], requests: list[list[PendingAppend]]
-    ) -> tuple[list[_Outcome], bool]:
+        self, conn: psycopg.Connection[Row], requests: list[list[PendingAppend]]
+    ) -> tuple[list[Outcome], bool]:
         """The careful path: lock and read the heads, look up given ids, then write."""
         sql = self._sql
         names = sorted({append.stream_name for request in requests for append in request})
         given = [i for request in requests for append in request for i in append.given_ids]
         count = sum(len(append.events) for request in requests for append in request)
         first: int | None = None
-        outcomes: list[_Outcome] = []
+        outcomes: list[Outcome] = []
         rows: list[StoredRow] = []
         cursor = psycopg.ClientCursor(conn)
         try:
@@ -553,7 +444,7 @@ class PostgresEventStore(EventStore):
                 cursor.nextset()
                 for r in cursor.fetchall():
                     found[uuid_from_bytes(bytes(r[0]))] = (str(r[1]), int(r[2]), int(r[3]))
-            outcomes, rows, touched = _plan(requests, heads, found, first, now_micros())
+            outcomes, rows, touched = plan(requests, heads, found, first, now_micros())
             # Round trip 2: write, commit, then announce in a transaction of its own: NOTIFY
             # in the writing transaction would hold a cluster-wide lock across its commit and
             # serialize every writer's WAL flush; a separate, asynchronously committed
@@ -562,7 +453,7 @@ class PostgresEventStore(EventStore):
             params = []
             if rows:
                 statements += [sql.insert_events, sql.upsert_streams]
-                params += [*_event_columns(rows), *_stream_columns(touched)]
+                params += [*event_columns(rows), *stream_columns(touched)]
             used = len(rows)
             if used < count:
                 statements.append(sql.release)
@@ -579,13 +470,13 @@ class PostgresEventStore(EventStore):
             cursor.execute("; ".join(statements), params)
             self._remember(touched)
         except psycopg.Error as exc:
-            _rollback_quietly(conn)
+            rollback_quietly(conn)
             if rows and self._stored(conn, rows[-1][2]):
                 # Stored; only the announcement failed. Subscribers poll: nothing is lost.
                 logger.info("append committed but NOTIFY failed on %s: %s", self.url, exc)
                 return outcomes, True
             if first is not None and not is_connection_error(exc):
-                _release_quietly(conn, sql.release, first, first + count - 1)
+                release_quietly(conn, sql.release, first, first + count - 1)
             if is_retryable_conflict(exc):
                 raise _Retry from exc
             if is_connection_error(exc):
@@ -598,13 +489,13 @@ class PostgresEventStore(EventStore):
                 ) from exc
             raise _RequestFailed(translate(exc, self.url)) from exc
         except BaseException:
-            _rollback_quietly(conn)
+            rollback_quietly(conn)
             raise
         finally:
             cursor.close()
         return outcomes, bool(rows)
 
-    def _stored(self, conn: psycopg.Connection[_Row], position: int) -> bool:
+    def _stored(self, conn: psycopg.Connection[Row], position: int) -> bool:
         """Whether the event at `position` is committed (False when that cannot be told)."""
         if conn.closed:
             return False
@@ -630,7 +521,7 @@ class PostgresEventStore(EventStore):
                             raise NotEmptyError(self.url, int(row[0]))
                         heads: dict[str, StoredRow] = {}
                         with conn.cursor().copy(sql.copy_events) as copy:
-                            copy.set_types(_COPY_TYPES)
+                            copy.set_types(COPY_TYPES)
                             for batch in batches:
                                 for stored in batch:
                                     copy.write_row(
@@ -640,7 +531,7 @@ class PostgresEventStore(EventStore):
                         if heads:
                             conn.execute(
                                 sql.upsert_streams,
-                                _stream_columns(
+                                stream_columns(
                                     {name: (r[1], r[2], r[9]) for name, r in heads.items()}
                                 ),
                             )
@@ -704,7 +595,7 @@ class PostgresEventStore(EventStore):
         limit: int,
         event_types: tuple[str, ...] | None,
         stream_prefix: str | None,
-    ) -> list[_Row]:
+    ) -> list[Row]:
         """The deliverable rows of one page after `after`.
 
         The page is the first `limit` committed rows; each says whether its transaction is
@@ -765,7 +656,7 @@ class PostgresEventStore(EventStore):
         limit: int,
         event_types: tuple[str, ...] | None,
         stream_prefix: str | None,
-    ) -> list[_Row]:
+    ) -> list[Row]:
         # Every position below a deliverable one is settled, so bounding the scan by the
         # visible head is enough; no row of it can be filled in later.
         head = self._visible_head()
@@ -871,117 +762,3 @@ class PostgresEventStore(EventStore):
                 logger.info("could not wake the LISTEN thread of %s; it stops on its own", self.url)
             listener.join()
         self._pool.close(timeout=5.0)
-
-
-def _plan(
-    requests: list[list[PendingAppend]],
-    heads: dict[str, tuple[int | None, bytes]],
-    found: dict[uuid.UUID, tuple[str, int, int]],
-    first: int,
-    recorded_at: int,
-) -> tuple[list[_Outcome], list[StoredRow], dict[str, tuple[int, int, bytes]]]:
-    """Decide every append of a batch before anything is written.
-
-    Returns:
-        One outcome per request (its results, or the error it raises), the rows to insert
-        (with consecutive positions from `first`), and the new head of every stream written.
-    """
-    outcomes: list[_Outcome] = []
-    rows: list[StoredRow] = []
-    touched: dict[str, tuple[int, int, bytes]] = {}
-    position = first
-    for request in requests:
-        staged: list[StoredRow] = []
-        staged_heads: dict[str, tuple[int | None, bytes]] = {}
-        results: list[AppendResult] = []
-        next_position = position
-        try:
-            for append in request:
-                name = append.stream_name
-                version, previous = (
-                    staged_heads.get(name) or heads.get(name) or (None, GENESIS_HASH)
-                )
-                mine = {i: found[i] for i in append.given_ids if i in found}
-                if not version_matches(append.expected_version, version):
-                    retry = resolve_existing_ids(append, mine)
-                    if retry is None:
-                        raise wrong_version(append, version)
-                    results.append(retry)
-                    continue
-                if mine:
-                    retry = resolve_existing_ids(append, mine)
-                    if retry is not None:
-                        results.append(retry)
-                        continue
-                # Given a first position, chain fills in every global position.
-                written = cast(
-                    list[StoredRow], chain(append, version, previous, next_position, recorded_at)
-                )
-                next_position += len(written)
-                staged.extend(written)
-                last = written[-1]
-                staged_heads[name] = (last[1], last[9])
-                results.append(AppendResult(last[1], last[2]))
-        except EventVaultError as exc:
-            outcomes.append(exc)
-            continue
-        position = next_position
-        heads.update(staged_heads)
-        rows.extend(staged)
-        for row in staged:
-            touched[row[0]] = (row[1], row[2], row[9])
-        by_id = {row[3]: (row[0], row[1], row[2]) for row in staged}
-        for append in request:
-            for event in append.events:
-                where = by_id.get(event.event_id.bytes) if event.id_given else None
-                if where is not None:
-                    found[event.event_id] = where
-        outcomes.append(results)
-    return outcomes, rows, touched
-
-
-def _event_columns(rows: list[StoredRow]) -> list[object]:
-    """The parameters of the insert statement: the timestamp, then one array per column."""
-    return [
-        rows[0][8],
-        [r[0] for r in rows],
-        [r[1] for r in rows],
-        [r[2] for r in rows],
-        [r[3] for r in rows],
-        [r[4] for r in rows],
-        [r[5] for r in rows],
-        [r[6] for r in rows],
-        [r[7] for r in rows],
-        [r[9] for r in rows],
-    ]
-
-
-def _stream_columns(touched: dict[str, tuple[int, int, bytes]]) -> list[object]:
-    names = sorted(touched)
-    return [
-        names,
-        [touched[n][0] for n in names],
-        [touched[n][1] for n in names],
-        [touched[n][2] for n in names],
-    ]
-
-
-def _rollback_quietly(conn: psycopg.Connection[_Row]) -> None:
-    """End a failed transaction; a dead connection is left for the pool to discard."""
-    if conn.closed:
-        return
-    try:
-        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            conn.execute("ROLLBACK")
-    except psycopg.Error:
-        return
-
-
-def _release_quietly(conn: psycopg.Connection[_Row], query: str, first: int, last: int) -> None:
-    """Give back the positions of a transaction that rolled back (a best effort)."""
-    if conn.closed:
-        return
-    try:
-        conn.execute(query, (first, last))
-    except psycopg.Error:
-        return
