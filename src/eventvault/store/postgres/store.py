@@ -9,8 +9,12 @@ Readers deliver an event only when its writing transaction's id is below the sna
 every transaction that could still commit a lower position has then finished, so a reader never
 sees a position that is filled in later. See docs/adr/0004-postgres-global-order.md.
 
-All statements of an append go in two round trips (multi-statement queries): reserve, lock the
-streams' rows and look up given event ids; then insert, update the streams, commit, notify.
+An append batch takes the fast path when the writer remembers the head of every stream it
+touches: one statement, `append_events`, pipelined with the wake-up for subscribers, in one
+round trip; a stale head makes the insert collide with the stream-position constraint. Otherwise
+(or after such a collision) the careful path decides it in two round trips (multi-statement
+queries): reserve, lock the streams' rows and look up given event ids; then insert, update the
+streams, commit, notify.
 """
 
 from __future__ import annotations
