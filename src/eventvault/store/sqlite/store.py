@@ -54,7 +54,14 @@ from eventvault.store._append import (
 from eventvault.store._groupcommit import GroupCommitter
 from eventvault.store.base import EventStore, StoreStats
 from eventvault.store.notify import Notifier, shared_notifier
-from eventvault.types import AppendResult, PayloadEvent, RawEvent, RecordedEvent, StreamInfo
+from eventvault.types import (
+    AppendResult,
+    PayloadEvent,
+    RawEvent,
+    RecordedEvent,
+    StreamInfo,
+    StreamState,
+)
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SQLiteEventStore", "Synchronous"]
 
@@ -67,6 +74,7 @@ SCHEMA_FILES: Final = (
     "events_stream_uq.sql",
     "events_event_id_uq.sql",
     "streams.sql",
+    "events_new_stream.sql",
 )
 MAX_READERS: Final = 8
 
@@ -84,7 +92,6 @@ _STREAM_HEAD: Final = (
     "SELECT stream_position, hash FROM events WHERE stream_name = ? "
     "ORDER BY stream_position DESC LIMIT 1"
 )
-_INSERT_STREAM: Final = "INSERT INTO streams (stream_name, first_global_position) VALUES (?, ?)"
 _MAX_CACHED_HEADS: Final = 50_000
 _READ_STREAM_FORWARDS: Final = (
     f"SELECT {_COLUMNS} FROM events WHERE stream_name = ? AND stream_position >= ? "
@@ -140,19 +147,18 @@ class _Slot:
 
 
 class _Batch:
-    """The rows of one group commit, inserted together with one `executemany`.
+    """The rows of one group commit, inserted together with multi-row INSERTs.
 
     Global positions are left to SQLite: the rowid of an `INTEGER PRIMARY KEY` table is the
-    highest so far plus one, and this connection holds the write lock, so positions follow
-    commit order, and the rows of one `executemany` get consecutive positions.
+    highest so far plus one, and the inserting connection holds the write lock, so positions
+    follow commit order, and the rows of one statement get consecutive positions.
     """
 
     def __init__(self, conn: sqlite3.Connection, recorded_at: int) -> None:
         self.conn = conn
         self.recorded_at = recorded_at
         self.heads: dict[str, tuple[int, bytes, int]] = {}
-        self.created: list[tuple[str, int]] = []
-        self._rows: list[PendingRow] = []
+        self.rows: list[PendingRow] = []
         self._slots: list[tuple[_Slot, int, str]] = []
 
     def add(self, plan: _Plan | AppendResult) -> AppendResult | _Slot:
@@ -161,34 +167,27 @@ class _Batch:
             return plan
         append = plan.append
         rows = chain(append, plan.version, plan.previous, None, self.recorded_at)
-        self._rows.extend(rows)
+        self.rows.extend(rows)
         last = rows[-1]
         slot = _Slot(last[1])
-        self._slots.append((slot, len(self._rows) - 1, append.stream_name))
-        if plan.version is None:
-            # Its first row's position is known at flush: the last row's minus the rest.
-            self.created.append((append.stream_name, len(self._rows) - len(rows)))
+        self._slots.append((slot, len(self.rows) - 1, append.stream_name))
         self.heads[append.stream_name] = (last[1], last[9], 0)
         return slot
 
     def flush(self) -> None:
         """Insert the queued rows and give their appends their global positions."""
-        rows = self._rows
-        if not rows:
-            return
-        last = _insert_rows(self.conn, rows)
-        first = last - len(rows) + 1
-        if self.created:
-            self.conn.executemany(
-                _INSERT_STREAM, [(name, first + index) for name, index in self.created]
-            )
-            self.created = []
+        if self.rows:
+            self.placed(_insert_rows(self.conn, self.rows))
+
+    def placed(self, last: int) -> None:
+        """Give the queued appends their global positions, the last row's being `last`."""
+        first = last - len(self.rows) + 1
         for slot, index, name in self._slots:
             slot.global_position = first + index
             version, last_hash, _ = self.heads[name]
             if version == slot.stream_position:
                 self.heads[name] = (version, last_hash, slot.global_position)
-        self._rows = []
+        self.rows = []
         self._slots = []
 
 
@@ -265,8 +264,9 @@ class SQLiteEventStore(EventStore):
             self._writer.close()
             raise
         self._notifier = Notifier() if self._in_memory else shared_notifier(os.path.realpath(path))
+        # Stream heads (version, last hash) this writer committed: the fast path plans
+        # against them. Touched only under the connection lock.
         self._heads: dict[str, tuple[int, bytes]] = {}
-        self._data_version: int | None = None
         self._committer: GroupCommitter[list[PendingAppend], list[AppendResult]] = GroupCommitter(
             self._commit_batch
         )
@@ -377,49 +377,16 @@ class SQLiteEventStore(EventStore):
     def _commit_batch(
         self, requests: list[list[PendingAppend]]
     ) -> list[list[AppendResult] | BaseException]:
-        """Commit a batch of appends in one transaction; a failing append fails alone.
+        """Commit a batch of appends atomically; a failing append fails alone.
 
-        Each request is checked (versions, stored ids) before any of its events is queued for
-        writing, so a request that fails has written nothing and the others commit without
-        savepoints. The events of the whole batch go in with multi-row INSERTs; a stream's
-        version and hash live in its last event, so only a new stream adds a row elsewhere.
+        The fast path writes the whole batch as one INSERT statement, which SQLite runs as a
+        transaction of its own, against the stream heads this writer remembers; the careful
+        path reads the heads and event ids inside `BEGIN IMMEDIATE` and decides each append.
         """
-        outcomes: list[list[AppendResult | _Slot] | BaseException] = []
         with self._conn_lock:
             self._check_open()
-            conn = self._writer
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise _translate(exc, self.path) from exc
-            batch = _Batch(conn, now_micros())
-            try:
-                # Another connection committed since our last transaction: forget what we
-                # knew of stream heads (data_version ignores this connection's own commits).
-                data_version = conn.execute("PRAGMA data_version").fetchone()[0]
-                if data_version != self._data_version:
-                    self._heads.clear()
-                    self._data_version = data_version
-                for request in requests:
-                    try:
-                        plans = [self._plan(batch, append) for append in request]
-                    except EventVaultError as exc:
-                        outcomes.append(exc)
-                        continue
-                    outcomes.append([batch.add(plan) for plan in plans])
-                batch.flush()
-                if batch.heads:
-                    conn.execute("COMMIT")
-                else:
-                    conn.execute("ROLLBACK")
-            except BaseException as exc:
-                if conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                self._heads.clear()
-                if isinstance(exc, sqlite3.Error):
-                    raise _translate(exc, self.path) from exc
-                raise
+            fast = self._fast_write(requests)
+            outcomes, batch = fast if fast is not None else self._careful_write(requests)
             if len(self._heads) + len(batch.heads) > _MAX_CACHED_HEADS:
                 self._heads.clear()
             for name, (version, last_hash, _) in batch.heads.items():
@@ -432,6 +399,91 @@ class SQLiteEventStore(EventStore):
             else [item.result() if isinstance(item, _Slot) else item for item in outcome]
             for outcome in outcomes
         ]
+
+    def _fast_write(
+        self, requests: list[list[PendingAppend]]
+    ) -> tuple[list[list[AppendResult | _Slot] | BaseException], _Batch] | None:
+        """Write a batch as one INSERT against remembered stream heads.
+
+        Returns None, for the careful path, when a head is unknown, when an append would fail
+        (a remembered head may be stale, so only the careful path refuses an append), when the
+        batch needs more than one statement, or when the insert collides: with the
+        stream-position index (another writer moved a remembered head on; versions only grow,
+        so a stale head always collides) or with the event-id index (a retry).
+        """
+        batch = _Batch(self._writer, now_micros())
+        outcomes: list[list[AppendResult | _Slot] | BaseException] = []
+        for request in requests:
+            plans: list[_Plan | AppendResult] = []
+            for append in request:
+                name = append.stream_name
+                head = batch.heads.get(name)
+                if head is not None:
+                    version: int | None = head[0]
+                    previous = head[1]
+                else:
+                    cached = self._heads.get(name)
+                    if cached is None and append.expected_version is not StreamState.NO_STREAM:
+                        return None
+                    version, previous = (None, GENESIS_HASH) if cached is None else cached
+                if not version_matches(append.expected_version, version):
+                    return None
+                plans.append(_Plan(append, version, previous))
+            outcomes.append([batch.add(plan) for plan in plans])
+            if len(batch.rows) > _ROWS_PER_INSERT:
+                return None
+        rows = batch.rows
+        try:
+            # Outside BEGIN, one statement is one transaction: all its rows or none.
+            if len(rows) == 1:
+                last = self._writer.execute(_INSERT, rows[0]).lastrowid or 0
+            else:
+                params = [value for row in rows for value in row]
+                last = self._writer.execute(_multi_insert(len(rows)), params).lastrowid or 0
+        except sqlite3.IntegrityError:
+            for name in batch.heads:
+                self._heads.pop(name, None)
+            return None
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+        batch.placed(last)
+        return outcomes, batch
+
+    def _careful_write(
+        self, requests: list[list[PendingAppend]]
+    ) -> tuple[list[list[AppendResult | _Slot] | BaseException], _Batch]:
+        """Decide and write a batch inside `BEGIN IMMEDIATE`, with heads read from the file.
+
+        Each request is checked (versions, stored ids) before any of its events is queued for
+        writing, so a request that fails has written nothing and the others commit without
+        savepoints.
+        """
+        outcomes: list[list[AppendResult | _Slot] | BaseException] = []
+        conn = self._writer
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+        batch = _Batch(conn, now_micros())
+        try:
+            for request in requests:
+                try:
+                    plans = [self._plan(batch, append) for append in request]
+                except EventVaultError as exc:
+                    outcomes.append(exc)
+                    continue
+                outcomes.append([batch.add(plan) for plan in plans])
+            batch.flush()
+            conn.execute("COMMIT" if batch.heads else "ROLLBACK")
+        except BaseException as exc:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            self._heads.clear()
+            if isinstance(exc, sqlite3.Error):
+                raise _translate(exc, self.path) from exc
+            raise
+        return outcomes, batch
 
     def _plan(self, batch: _Batch, append: PendingAppend) -> _Plan | AppendResult:
         """Check one append against the stream's head; reads only.
@@ -449,12 +501,9 @@ class SQLiteEventStore(EventStore):
             version: int | None = head[0]
             previous = head[1]
         else:
-            cached = self._heads.get(name)
-            if cached is None:
-                row = batch.conn.execute(_STREAM_HEAD, (name,)).fetchone()
-                if row is not None:
-                    cached = self._heads[name] = (row[0], row[1])
-            version, previous = (None, GENESIS_HASH) if cached is None else cached
+            # Read under the write lock, never from memory: a remembered head may be stale.
+            row = batch.conn.execute(_STREAM_HEAD, (name,)).fetchone()
+            version, previous = (None, GENESIS_HASH) if row is None else (row[0], row[1])
         given = append.given_ids
         found: dict[uuid.UUID, tuple[str, int, int]] = {}
         if given:
@@ -492,7 +541,6 @@ class SQLiteEventStore(EventStore):
                     head = conn.execute("SELECT max(global_position) FROM events").fetchone()[0]
                     if head:
                         raise NotEmptyError(self.url, head)
-                    firsts: dict[str, int] = {}
                     for batch in batches:
                         try:
                             _insert_rows(conn, batch)
@@ -500,9 +548,6 @@ class SQLiteEventStore(EventStore):
                             raise ImportFileError(
                                 f"an event id appears twice in the events imported ({exc})"
                             ) from exc
-                        for row in batch:
-                            firsts.setdefault(row[0], row[2])
-                    conn.executemany(_INSERT_STREAM, list(firsts.items()))
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.execute("ROLLBACK")
