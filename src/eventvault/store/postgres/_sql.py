@@ -45,8 +45,7 @@ class Statements:
         # Binary parameters (%b): arrays of bytes go over the wire without escaping.
         self.append_events = (
             f"SELECT {s}.append_events(%b::int8, %b::text[], %b::int8[], %b::uuid[], "
-            "%b::text[], %b::int4[], %b::bytea[], %b::bytea[], %b::bytea[], %b::text[], "
-            "%b::int8[], %b::int8[], %b::bytea[])"
+            "%b::text[], %b::int4[], %b::bytea[], %b::bytea[], %b::bytea[])"
         )
         self.notify = "SELECT pg_notify(%s, %s)"
         self.stored = f"SELECT EXISTS (SELECT 1 FROM {s}.events WHERE global_position = %s)"

@@ -347,19 +347,12 @@ class PostgresEventStore(EventStore):
             The outcomes with their real global positions, or None when a remembered head was
             stale or an event id is stored already (the careful path decides those).
         """
-        # The insert's columns without global positions (the server reserves those), then
-        # each stream's new head with its last event's offset in the block.
-        columns = event_columns(rows)
-        del columns[3]
-        columns[3] = [uuid_from_bytes(r[3]) for r in rows]
+        # The insert's columns without global positions: the server reserves those, and takes
+        # each stream's new head from its last event in the batch.
+        params = event_columns(rows)
+        del params[3]
+        params[3] = [uuid_from_bytes(r[3]) for r in rows]
         names = sorted(touched)
-        params: list[object] = [
-            *columns,
-            names,
-            [touched[n][0] for n in names],
-            [touched[n][1] - 1 for n in names],
-            [touched[n][2] for n in names],
-        ]
         try:
             # One network round trip: the append (its own autocommitted transaction, so the
             # commit is part of the statement) and, after it, the wake-up for subscribers in a

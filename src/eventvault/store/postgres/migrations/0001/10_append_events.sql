@@ -15,11 +15,7 @@ CREATE FUNCTION {schema}.append_events(
     schema_versions integer[],
     datas bytea[],
     metadatas bytea[],
-    hashes bytea[],
-    head_names text[],
-    head_versions bigint[],
-    head_offsets bigint[],
-    head_hashes bytea[]
+    hashes bytea[]
 ) RETURNS bigint
 LANGUAGE plpgsql
 AS $$
@@ -32,9 +28,11 @@ BEGIN
         recorded_at, u.h
     FROM unnest(stream_names, stream_positions, event_ids, event_types, schema_versions, datas,
         metadatas, hashes) WITH ORDINALITY AS u(n, sp, id, t, v, d, m, h, k);
+    -- Each stream's new head is its last event in the batch.
     INSERT INTO {schema}.streams (stream_name, version, last_global_position, last_hash)
-    SELECT h.n, h.v, first_position + h.o, h.h
-    FROM unnest(head_names, head_versions, head_offsets, head_hashes) AS h(n, v, o, h)
+    SELECT DISTINCT ON (u.n) u.n, u.sp, first_position + u.k - 1, u.h
+    FROM unnest(stream_names, stream_positions, hashes) WITH ORDINALITY AS u(n, sp, h, k)
+    ORDER BY u.n, u.sp DESC
     ON CONFLICT ON CONSTRAINT streams_pk DO UPDATE SET version = EXCLUDED.version,
         last_global_position = EXCLUDED.last_global_position, last_hash = EXCLUDED.last_hash;
     RETURN first_position;
