@@ -6,7 +6,8 @@ server, in fresh schemas that are dropped afterwards:
 1. one-event appends from one connection: eventvault vs raw psycopg INSERT + COMMIT per event
    (into a table with eventvault's columns and constraints)
    vs eventsourcing (PERSISTENCE_MODULE=eventsourcing.postgres) saving one event per call;
-2. one-event appends from 16 threads of one process, against the raw single-connection rate;
+2. one-event appends from 16 threads of one process, against the raw single-connection rate
+   (with, for reference, raw psycopg committing from 16 connections at once);
 3. one-event appends from 4 processes of 4 threads each, against the same raw rate;
 4. read_all of 100,000 events, decoded, vs raw SELECT + json.loads and vs eventsourcing
    reading its notification log.
@@ -186,24 +187,28 @@ def _es_app(url: str, schema: str) -> BenchApplication:
     )
 
 
-def _raw_single(url: str, schema: str) -> tuple[Callable[[], None], Callable[[], None]]:
-    """Raw psycopg storing the same event rows as eventvault, one INSERT and COMMIT each.
-
-    The table has eventvault's columns and the same constraints (global position from a
+def _raw_table(url: str, schema: str) -> None:
+    """The raw baseline's table: eventvault's columns and constraints (global position from a
     sequence as primary key, unique stream position, unique event id), as the SQLite baseline
-    uses eventvault's own table: the same work minus eventvault's checks, hash chain and stream
-    heads. Each event gets a new id, its JSON and a SHA-256, as eventvault's do.
-    """
+    uses eventvault's own table."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        conn.execute(
+            f'CREATE TABLE "{schema}".events (global_position bigserial PRIMARY KEY, '
+            "stream_name text NOT NULL, stream_position bigint NOT NULL, event_id uuid NOT NULL, "
+            "event_type text NOT NULL, schema_version integer NOT NULL, data bytea NOT NULL, "
+            "metadata bytea NOT NULL, recorded_at bigint NOT NULL, hash bytea NOT NULL, "
+            "UNIQUE (stream_name, stream_position), UNIQUE (event_id))"
+        )
+
+
+def _raw_writer(
+    url: str, schema: str, stream: str
+) -> tuple[Callable[[], None], Callable[[], None]]:
+    """Raw psycopg storing event rows in the raw table, one INSERT and COMMIT each, on a
+    connection of its own: the same work as eventvault minus its checks, hash chain and stream
+    heads. Each event gets a new id, its JSON and a SHA-256, as eventvault's do."""
     conn = psycopg.connect(url)
-    conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-    conn.execute(
-        f'CREATE TABLE "{schema}".events (global_position bigserial PRIMARY KEY, '
-        "stream_name text NOT NULL, stream_position bigint NOT NULL, event_id uuid NOT NULL, "
-        "event_type text NOT NULL, schema_version integer NOT NULL, data bytea NOT NULL, "
-        "metadata bytea NOT NULL, recorded_at bigint NOT NULL, hash bytea NOT NULL, "
-        "UNIQUE (stream_name, stream_position), UNIQUE (event_id))"
-    )
-    conn.commit()
     insert = (
         f'INSERT INTO "{schema}".events (stream_name, stream_position, event_id, event_type, '
         "schema_version, data, metadata, recorded_at, hash) "
@@ -216,7 +221,7 @@ def _raw_single(url: str, schema: str) -> tuple[Callable[[], None], Callable[[],
         conn.execute(
             insert,
             (
-                "raw-1",
+                stream,
                 next(position),
                 uuid.uuid4(),
                 "Deposited",
@@ -232,10 +237,23 @@ def _raw_single(url: str, schema: str) -> tuple[Callable[[], None], Callable[[],
     return one, conn.close
 
 
+def _raw_concurrent(url: str, schema: str, seconds: float, connections: int) -> float:
+    """Raw one-event commits from `connections` threads, each on a connection of its own: what
+    the server and this machine allow for independent small transactions."""
+    writers = [_raw_writer(url, schema, f"raw-{connections}-{i}") for i in range(connections)]
+    try:
+        return _threads(seconds, connections, lambda i: writers[i][0]())
+    finally:
+        for _, close in writers:
+            close()
+
+
 def measure_writes(url: str, sizes: Sizes, schema: Callable[[str], str]) -> list[tuple[str, ...]]:
     """Measures 1 to 3."""
     ours = PostgresEventStore(_store_url(url, schema("single")))
-    raw_one, raw_close = _raw_single(url, schema("raw"))
+    raw_schema = schema("raw")
+    _raw_table(url, raw_schema)
+    raw_one, raw_close = _raw_writer(url, raw_schema, "raw-1")
     contenders: dict[str, Callable[[], float]] = {
         "eventvault": lambda: _for(sizes.seconds, lambda: _append_one(ours, "single-1")),
         "raw": lambda: _for(sizes.seconds, raw_one),
@@ -255,6 +273,10 @@ def measure_writes(url: str, sizes: Sizes, schema: Callable[[str], str]) -> list
     }
     raw_close()
 
+    raw_16 = summarize(
+        [_raw_concurrent(url, raw_schema, sizes.seconds, 16) for _ in range(sizes.rounds)],
+        "median",
+    )
     threaded_store = PostgresEventStore(_store_url(url, schema("threads")))
     threaded = summarize(
         [
@@ -299,6 +321,13 @@ def measure_writes(url: str, sizes: Sizes, schema: Callable[[str], str]) -> list
             format_rate(threaded),
             format_ratio(threaded / raw),
             ">= 4x raw single",
+        ),
+        (
+            "",
+            "raw psycopg, 16 connections at once",
+            format_rate(raw_16),
+            format_ratio(raw_16 / raw),
+            "reference",
         ),
         (
             "3. append 1 event/call, 4 procs x 4 threads",
