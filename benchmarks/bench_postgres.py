@@ -240,7 +240,8 @@ def _raw_writer(
 def _raw_concurrent(url: str, schema: str, seconds: float, connections: int) -> float:
     """Raw one-event commits from `connections` threads, each on a connection of its own: what
     the server and this machine allow for independent small transactions."""
-    writers = [_raw_writer(url, schema, f"raw-{connections}-{i}") for i in range(connections)]
+    run = uuid.uuid4().hex[:8]
+    writers = [_raw_writer(url, schema, f"raw-{run}-{i}") for i in range(connections)]
     try:
         return _threads(seconds, connections, lambda i: writers[i][0]())
     finally:
