@@ -7,16 +7,17 @@ PostgreSQL engine is in use.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final
 
-from eventvault.aggregates.snapshots import Snapshot, snapshot_from_row
-from eventvault.serialization import to_micros
+from eventvault.aggregates.snapshots import (
+    Snapshot,
+    latest_params,
+    snapshot_from_row,
+    snapshot_row,
+)
 from eventvault.store.postgres import PostgresEventStore
 from eventvault.store.postgres._config import quote_schema
 
 __all__ = ["PostgresSnapshotStore"]
-
-_MAX_INT: Final = 2**63 - 1
 
 
 class PostgresSnapshotStore:
@@ -51,17 +52,7 @@ class PostgresSnapshotStore:
         Raises:
             StorageError: the write failed.
         """
-        self._store._execute(
-            self._save,
-            (
-                snapshot.stream_name,
-                snapshot.version,
-                snapshot.schema_version,
-                snapshot.state,
-                to_micros(snapshot.recorded_at),
-                to_micros(snapshot.taken_at),
-            ),
-        )
+        self._store._execute(self._save, snapshot_row(snapshot))
 
     def latest(
         self,
@@ -73,13 +64,7 @@ class PostgresSnapshotStore:
     ) -> Snapshot | None:
         """The newest snapshot of a stream that fits the bounds (see `SnapshotStore.latest`)."""
         rows = self._store._fetch(
-            self._latest,
-            (
-                stream_name,
-                schema_version,
-                _MAX_INT if max_version is None else max_version,
-                _MAX_INT if as_of is None else to_micros(as_of),
-            ),
+            self._latest, latest_params(stream_name, schema_version, max_version, as_of)
         )
         return snapshot_from_row(rows[0]) if rows else None
 

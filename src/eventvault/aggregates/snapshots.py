@@ -164,6 +164,30 @@ _DELETE: Final = "DELETE FROM snapshots WHERE stream_name = ?"
 _MAX_INT: Final = 2**63 - 1
 
 
+def snapshot_row(snapshot: Snapshot) -> tuple[str, int, int, bytes, int, int]:
+    """A snapshot as a row of a `snapshots` table (times in microseconds since the epoch)."""
+    return (
+        snapshot.stream_name,
+        snapshot.version,
+        snapshot.schema_version,
+        snapshot.state,
+        to_micros(snapshot.recorded_at),
+        to_micros(snapshot.taken_at),
+    )
+
+
+def latest_params(
+    stream_name: str, schema_version: int, max_version: int | None, as_of: datetime | None
+) -> tuple[str, int, int, int]:
+    """The parameters of the query for the newest snapshot within the bounds (None: no bound)."""
+    return (
+        stream_name,
+        schema_version,
+        _MAX_INT if max_version is None else max_version,
+        _MAX_INT if as_of is None else to_micros(as_of),
+    )
+
+
 def snapshot_from_row(row: tuple[Any, ...]) -> Snapshot:
     """A `Snapshot` from a row of a `snapshots` table (times in microseconds since the epoch)."""
     name, version, schema, state, recorded_at, taken_at = row
@@ -257,17 +281,7 @@ class SQLiteSnapshotStore:
         Raises:
             StorageError: the write failed (for instance, the file stayed locked).
         """
-        self._write(
-            _INSERT,
-            (
-                snapshot.stream_name,
-                snapshot.version,
-                snapshot.schema_version,
-                snapshot.state,
-                to_micros(snapshot.recorded_at),
-                to_micros(snapshot.taken_at),
-            ),
-        )
+        self._write(_INSERT, snapshot_row(snapshot))
 
     def latest(
         self,
@@ -278,15 +292,7 @@ class SQLiteSnapshotStore:
         as_of: datetime | None = None,
     ) -> Snapshot | None:
         """The newest snapshot of a stream that fits the bounds (see `SnapshotStore.latest`)."""
-        rows = self._query(
-            _LATEST,
-            (
-                stream_name,
-                schema_version,
-                _MAX_INT if max_version is None else max_version,
-                _MAX_INT if as_of is None else to_micros(as_of),
-            ),
-        )
+        rows = self._query(_LATEST, latest_params(stream_name, schema_version, max_version, as_of))
         return snapshot_from_row(rows[0]) if rows else None
 
     def delete(self, stream_name: str) -> int:
