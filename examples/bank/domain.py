@@ -83,8 +83,8 @@ class InsufficientFundsError(BankError):
         self.amount = amount
         self.overdraft_limit = overdraft_limit
         super().__init__(
-            f"account {account_id}: taking {amount} from a balance of {balance} would pass "
-            f"the overdraft limit of {overdraft_limit}"
+            f"account {account_id}: taking {amount / 100:.2f} from a balance of "
+            f"{balance / 100:.2f} would pass the overdraft limit of {overdraft_limit / 100:.2f}"
         )
 
 
