@@ -17,7 +17,7 @@ from typing import Final, Self, TypeVar
 
 import msgspec
 
-from eventvault.errors import InvalidEventError, StoreClosedError
+from eventvault.errors import ImportFileError, InvalidEventError, StoreClosedError
 from eventvault.serialization import (
     DEFAULT_MAX_EVENT_BYTES,
     ChainVerifier,
@@ -547,8 +547,6 @@ class EventStore(abc.ABC):
         verifier = ChainVerifier()
 
         def batches() -> Iterator[list[StoredRow]]:
-            from eventvault.errors import ImportFileError
-
             batch: list[StoredRow] = []
             for event in events:
                 try:

@@ -66,38 +66,32 @@ class MemoryEventStore(EventStore):
     def _append(self, appends: list[PendingAppend]) -> list[AppendResult]:
         with self._lock:
             self._check_open()
-            planned: list[list[StoredRow]] = []
-            results: list[AppendResult | None] = []
+            planned: list[StoredRow] = []
+            results: list[AppendResult] = []
             position = self._head() + 1
             recorded_at = now_micros()
             for append in appends:
                 stream = self._streams.get(append.stream_name)
                 version = stream[-1][1] if stream else None
                 found = {i: self._ids[i] for i in append.given_ids if i in self._ids}
-                if not version_matches(append.expected_version, version):
-                    retry = resolve_existing_ids(append, found)
-                    if retry is None:
-                        raise wrong_version(append, version)
-                    planned.append([])
-                    results.append(retry)
-                    continue
+                # A retry of a stored append returns its result; any other stored id raises.
                 retry = resolve_existing_ids(append, found)
                 if retry is not None:
-                    planned.append([])
                     results.append(retry)
                     continue
+                if not version_matches(append.expected_version, version):
+                    raise wrong_version(append, version)
                 previous = stream[-1][9] if stream else GENESIS_HASH
                 rows = cast(
                     list[StoredRow], chain(append, version, previous, position, recorded_at)
                 )
                 position += len(rows)
-                planned.append(rows)
+                planned.extend(rows)
                 results.append(AppendResult(rows[-1][1], rows[-1][2]))
-            for rows in planned:
-                self._store_rows(rows)
-        if any(planned):
+            self._store_rows(planned)
+        if planned:
             self._notifier.notify()
-        return [result for result in results if result is not None]
+        return results
 
     def _store_rows(self, rows: list[StoredRow]) -> None:
         for row in rows:
