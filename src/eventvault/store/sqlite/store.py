@@ -432,14 +432,10 @@ class SQLiteEventStore(EventStore):
             outcomes.append([batch.add(plan) for plan in plans])
             if len(batch.rows) > _ROWS_PER_INSERT:
                 return None
-        rows = batch.rows
         try:
-            # Outside BEGIN, one statement is one transaction: all its rows or none.
-            if len(rows) == 1:
-                last = self._writer.execute(_INSERT, rows[0]).lastrowid or 0
-            else:
-                params = [value for row in rows for value in row]
-                last = self._writer.execute(_multi_insert(len(rows)), params).lastrowid or 0
+            # At most _ROWS_PER_INSERT rows: one statement, which outside BEGIN is one
+            # transaction, all its rows or none.
+            last = _insert_rows(self._writer, batch.rows)
         except sqlite3.IntegrityError:
             for name in batch.heads:
                 self._heads.pop(name, None)
