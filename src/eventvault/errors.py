@@ -46,7 +46,8 @@ class EventVaultError(Exception):
 
 
 class InvalidStreamNameError(EventVaultError, ValueError):
-    """A stream name is empty, longer than 200 characters, not a string, or has control characters.
+    """A stream name is empty, longer than 200 characters, not a string, or has control
+    characters or lone surrogates.
 
     Attributes:
         stream_name: the offending value.

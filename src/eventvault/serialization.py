@@ -30,6 +30,7 @@ from eventvault.types import NewEvent, RawEvent, RecordedEvent
 
 __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",
+    "FORBIDDEN_NAME_CHARACTERS",
     "GENESIS_HASH",
     "MAX_SCHEMA_VERSION",
     "MAX_STREAM_NAME_LENGTH",
@@ -52,7 +53,9 @@ MAX_SCHEMA_VERSION: Final = 2**31 - 1
 GENESIS_HASH: Final = bytes(32)
 """The "previous hash" of a stream's first event."""
 
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+FORBIDDEN_NAME_CHARACTERS: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+"""What names (streams, event types) must not contain: control characters, and lone surrogates,
+which a Python str may hold but UTF-8, and so no engine, cannot."""
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _EMPTY_OBJECT: Final = b"{}"
 _encode = msgspec.json.encode
@@ -74,7 +77,8 @@ def validate_stream_name(stream_name: object) -> str:
         The name, unchanged.
 
     Raises:
-        InvalidStreamNameError: not a str, empty, over 200 characters, or has control characters.
+        InvalidStreamNameError: not a str, empty, over 200 characters, or has control characters
+            or lone surrogates.
     """
     if type(stream_name) is not str:
         raise InvalidStreamNameError(
@@ -87,8 +91,10 @@ def validate_stream_name(stream_name: object) -> str:
             stream_name[:40] + "...",
             f"is {len(stream_name)} characters, the limit is {MAX_STREAM_NAME_LENGTH}",
         )
-    if _CONTROL_CHARS.search(stream_name):
-        raise InvalidStreamNameError(stream_name, "must not contain control characters")
+    if FORBIDDEN_NAME_CHARACTERS.search(stream_name):
+        raise InvalidStreamNameError(
+            stream_name, "must not contain control characters or lone surrogates"
+        )
     return stream_name
 
 
@@ -161,11 +167,11 @@ def encode_events(events: Sequence[NewEvent], max_event_bytes: int) -> list[Enco
             type(event_type) is not str
             or not event_type
             or len(event_type) > MAX_EVENT_TYPE_LENGTH
-            or _CONTROL_CHARS.search(event_type)
+            or FORBIDDEN_NAME_CHARACTERS.search(event_type)
         ):
             raise InvalidEventError(
                 f"event_type must be a non-empty str of at most {MAX_EVENT_TYPE_LENGTH} "
-                f"characters without control characters, not {event_type!r}",
+                f"characters without control characters or lone surrogates, not {event_type!r}",
                 index=index,
             )
         version = event.schema_version

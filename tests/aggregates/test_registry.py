@@ -109,7 +109,7 @@ def test_only_frozen_structs_that_encode_to_objects_can_be_registered(
         registry.register(cls, name="X")
 
 
-@pytest.mark.parametrize("name", ["", "a\nb", "x" * 201, 5])
+@pytest.mark.parametrize("name", ["", "a\nb", "x" * 201, 5, "half\udc00pair"])
 def test_a_bad_name_is_refused(name: Any) -> None:
     with pytest.raises(EventRegistrationError, match="the name must be"):
         EventRegistry().register(Opened, name=name)

@@ -43,6 +43,20 @@ def test_python_m_eventvault_cli_reports_an_error_with_its_exit_code(tmp_path: P
     assert "Traceback" not in result.stderr
 
 
+def test_a_stream_name_that_is_not_utf8_on_the_command_line_exits_2(tmp_path: Path) -> None:
+    # A byte that is not UTF-8 reaches Python as a lone surrogate, which no engine can store.
+    result = subprocess.run(
+        [sys.executable.encode(), b"-m", b"eventvault.cli", b"append", b"account-\xff", b"Opened"],
+        capture_output=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert b"lone surrogates" in result.stderr
+    assert b"Traceback" not in result.stderr
+
+
 def test_console_script_prints_the_version(tmp_path: Path) -> None:
     script = shutil.which("eventvault") or str(Path(sys.executable).parent / "eventvault")
     if not Path(script).exists():

@@ -7,7 +7,6 @@ maps `(name, version)` to a class and back. See docs/adr/0003-event-registration
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from eventvault.aggregates.errors import (
     UnknownEventTypeError,
     UnregisteredEventError,
 )
+from eventvault.serialization import FORBIDDEN_NAME_CHARACTERS
 from eventvault.types import JSONObject, NewEvent, RecordedEvent
 
 __all__ = ["EventRegistry", "EventType"]
@@ -27,7 +27,6 @@ __all__ = ["EventRegistry", "EventType"]
 E = TypeVar("E", bound=msgspec.Struct)
 
 _MAX_NAME_LENGTH: Final = 200
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _convert = msgspec.convert
 
 
@@ -118,12 +117,12 @@ class EventRegistry:
             type(name) is not str
             or not name
             or len(name) > _MAX_NAME_LENGTH
-            or _CONTROL_CHARS.search(name)
+            or FORBIDDEN_NAME_CHARACTERS.search(name)
         ):
             raise EventRegistrationError(
                 cls,
                 f"the name must be a non-empty str of at most {_MAX_NAME_LENGTH} characters "
-                f"without control characters, not {name!r}",
+                f"without control characters or lone surrogates, not {name!r}",
             )
         if type(version) is not int or version < 1:
             raise EventRegistrationError(cls, f"the version must be an int >= 1, not {version!r}")

@@ -236,8 +236,8 @@ class BadInputContract(ContractBase):
 
     @pytest.mark.parametrize(
         "name",
-        ["", "x" * 201, "line\nbreak", "nul\x00", "tab\tname", "del\x7f"],
-        ids=["empty", "too-long", "newline", "nul", "tab", "del"],
+        ["", "x" * 201, "line\nbreak", "nul\x00", "tab\tname", "del\x7f", "half\ud800pair"],
+        ids=["empty", "too-long", "newline", "nul", "tab", "del", "lone-surrogate"],
     )
     def test_invalid_stream_name_raises_and_writes_nothing(
         self, store: EventStore, name: str
@@ -282,7 +282,9 @@ class BadInputContract(ContractBase):
             )
 
     @pytest.mark.parametrize(
-        "event_type", ["", "bad\ntype", "t" * 201, 7], ids=["empty", "newline", "long", "int"]
+        "event_type",
+        ["", "bad\ntype", "t" * 201, 7, "half\ud800pair"],
+        ids=["empty", "newline", "long", "int", "lone-surrogate"],
     )
     def test_invalid_event_type_raises(self, store: EventStore, event_type: Any) -> None:
         with pytest.raises(InvalidEventError, match="event_type"):
