@@ -4,10 +4,29 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
 from eventvault.store._groupcommit import GroupCommitter
+
+
+def _first_then_queued(
+    submit: Callable[[int], object], first: int, queued: range, release: threading.Event
+) -> list[threading.Thread]:
+    """Submit `first` from one thread (its commit waits for `release`), then each of `queued`
+    from a thread of its own while that commit runs; release it and wait for every thread."""
+    threads = [threading.Thread(target=submit, args=(first,))]
+    threads[0].start()
+    time.sleep(0.05)
+    threads += [threading.Thread(target=submit, args=(n,)) for n in queued]
+    for thread in threads[1:]:
+        thread.start()
+    time.sleep(0.1)
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    return threads
 
 
 def test_a_lone_request_is_committed_by_its_own_thread() -> None:
@@ -38,16 +57,7 @@ def test_requests_queued_during_a_commit_are_committed_together() -> None:
     def submit(n: int) -> None:
         results[n] = committer.submit(n)
 
-    first = threading.Thread(target=submit, args=(0,))
-    first.start()
-    time.sleep(0.05)
-    others = [threading.Thread(target=submit, args=(n,)) for n in range(1, 6)]
-    for thread in others:
-        thread.start()
-    time.sleep(0.1)
-    release.set()
-    for thread in [first, *others]:
-        thread.join(5)
+    _first_then_queued(submit, 0, range(1, 6), release)
     assert results == {n: n for n in range(6)}
     assert batches[0] == [0]
     assert sorted(batches[1]) == [1, 2, 3, 4, 5]
@@ -97,3 +107,43 @@ def test_many_threads_each_get_their_own_result() -> None:
         thread.join(30)
     assert len(results) == 1600
     assert all(value == key + 1000 for key, value in results.items())
+
+
+def test_every_waiter_of_a_batch_returns_though_some_raise_and_none_submits_again() -> None:
+    release = threading.Event()
+
+    def commit(requests: list[int]) -> list[int | BaseException]:
+        if requests == [-1]:
+            release.wait(5)
+        return [ValueError(f"odd {r}") if r % 2 else r for r in requests]
+
+    committer: GroupCommitter[int, int] = GroupCommitter(commit)
+    outcomes: dict[int, object] = {}
+
+    def submit(n: int) -> None:
+        try:
+            outcomes[n] = committer.submit(n)
+        except ValueError as exc:
+            outcomes[n] = str(exc)
+
+    # Each thread submits once and ends: the waiters of the batch wake one another in turn,
+    # and none of them must be left asleep.
+    threads = _first_then_queued(submit, -1, range(15), release)
+    assert not any(thread.is_alive() for thread in threads)
+    assert outcomes == {-1: "odd -1", **{n: f"odd {n}" if n % 2 else n for n in range(15)}}
+
+
+def test_has_queued_tells_the_committing_thread_that_another_batch_follows() -> None:
+    release = threading.Event()
+    seen: list[tuple[list[int], bool]] = []
+    committer: GroupCommitter[int, int]
+
+    def commit(requests: list[int]) -> list[int | BaseException]:
+        if requests == [0]:
+            release.wait(5)
+        seen.append((sorted(requests), committer.has_queued()))
+        return list(requests)
+
+    committer = GroupCommitter(commit)
+    _first_then_queued(committer.submit, 0, range(1, 3), release)
+    assert seen == [([0], True), ([1, 2], False)]

@@ -4,11 +4,17 @@ A thread that appends while no commit is running becomes the leader and commits 
 at once; appends that arrive meanwhile queue up, and the finishing leader hands the whole queue
 to the first of them, which commits it as one transaction. A lone writer therefore commits
 without any hand-off between threads; sixteen writers share each fsync.
+
+The finished batch's waiters are woken in a chain: the leader wakes the first, and each wakes
+the next as soon as it runs. Woken all at once, they would all contend for the interpreter lock
+with the thread that commits the next batch; one at a time, each finds it free far more often.
+On two cores this halves the system time per append at 16 threads (ADR 0001).
 """
 
 from __future__ import annotations
 
 import _thread
+import itertools
 import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -20,7 +26,7 @@ ResultT = TypeVar("ResultT")
 
 
 class _Waiter(Generic[RequestT, ResultT]):
-    __slots__ = ("batch", "outcome", "request", "signal")
+    __slots__ = ("batch", "following", "outcome", "request", "signal")
 
     def __init__(self, request: RequestT) -> None:
         self.request = request
@@ -31,6 +37,8 @@ class _Waiter(Generic[RequestT, ResultT]):
         # Set when this waiter is woken to lead: the batch it must commit.
         self.batch: list[_Waiter[RequestT, ResultT]] | None = None
         self.outcome: ResultT | BaseException | None = None
+        # The next waiter of the same batch, which this one wakes once it runs again.
+        self.following: _Waiter[RequestT, ResultT] | None = None
 
     def wake(self) -> None:
         signal = self.signal
@@ -84,9 +92,17 @@ class GroupCommitter(Generic[RequestT, ResultT]):
             signal.acquire()
             batch = waiter.batch
             if batch is None:  # committed in another thread's batch
+                following = waiter.following
+                if following is not None:
+                    following.wake()
                 return self._result(waiter)
         self._lead(batch)
         return self._result(waiter)
+
+    def has_queued(self) -> bool:
+        """Whether requests are queued for the next batch. Asked by the commit function (the
+        leader), True means another batch will be committed after the current one."""
+        return bool(self._queue)
 
     def _lead(self, batch: list[_Waiter[RequestT, ResultT]]) -> None:
         try:
@@ -96,16 +112,21 @@ class GroupCommitter(Generic[RequestT, ResultT]):
         for waiter, outcome in zip(batch, outcomes, strict=True):
             waiter.outcome = outcome
             waiter.batch = None
-            waiter.wake()
+        for waiter, following in itertools.pairwise(batch[1:]):
+            waiter.following = following
         with self._lock:
             if self._queue:
-                following = self._queue[: self._max_batch]
+                queued = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
-                successor = following[0]
-                successor.batch = following
+                successor = queued[0]
+                successor.batch = queued
                 successor.wake()
             else:
                 self._leading = False
+        # The waiters wake one another in turn: each is woken as the one before it runs, so
+        # they do not all contend for the interpreter at once.
+        if len(batch) > 1:
+            batch[1].wake()
 
     @staticmethod
     def _result(waiter: _Waiter[RequestT, ResultT]) -> ResultT:
