@@ -6,8 +6,10 @@ import threading
 import time
 
 import psycopg
+import pytest
 
 from eventvault import NewEvent, StreamState
+from eventvault.errors import WrongExpectedVersionError
 from eventvault.store.postgres import PostgresEventStore
 from tests.postgres._writers import HeldWriter
 from tests.postgres.conftest import with_options
@@ -114,3 +116,96 @@ def test_closing_the_store_stops_its_listener(store_url: str) -> None:
     assert listener.connected.wait(5)
     store.close()
     assert not listener._thread.is_alive()
+
+
+class _Listening:
+    """A plain LISTEN connection on a store's channel, collecting notification payloads."""
+
+    def __init__(self, server_url: str, channel: str) -> None:
+        self.conn = psycopg.connect(server_url, autocommit=True)
+        self.conn.execute(f'LISTEN "{channel}"')
+        self.payloads: list[str] = []
+
+    def until(self, payload: str, timeout: float = 5.0) -> list[str]:
+        """Collect payloads until `payload` arrives (or `timeout` passes); return them all."""
+        deadline = time.monotonic() + timeout
+        while payload not in self.payloads and time.monotonic() < deadline:
+            for note in self.conn.notifies(timeout=0.1, stop_after=1):
+                self.payloads.append(note.payload)
+        return self.payloads
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def test_each_notification_names_the_last_global_position_of_its_commit(
+    store: PostgresEventStore, server_url: str
+) -> None:
+    listening = _Listening(server_url, store.channel)
+    try:
+        positions = [
+            store.append_to_stream(
+                f"n-{i % 3}",
+                [NewEvent("E", {}), NewEvent("F", {})],
+                expected_version=StreamState.ANY,
+            ).global_position
+            for i in range(5)
+        ]
+        payloads = listening.until(str(positions[-1]))
+    finally:
+        listening.close()
+    # One writer: every commit is announced on its own, with its last event's position.
+    assert payloads == [str(p) for p in positions]
+
+
+def test_a_burst_of_appends_from_many_threads_ends_announced(
+    store: PostgresEventStore, server_url: str
+) -> None:
+    listening = _Listening(server_url, store.channel)
+    start = threading.Barrier(16)
+
+    def write(index: int) -> None:
+        start.wait()
+        for _ in range(25):
+            store.append_to_stream(
+                f"t-{index}", [NewEvent("E", {})], expected_version=StreamState.ANY
+            )
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(16)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        head = store.head_position()
+        payloads = listening.until(str(head))
+    finally:
+        listening.close()
+    assert head == 16 * 25
+    # Batches with appends queued behind them may leave their notification to a later batch,
+    # but the last commit of the burst is always announced.
+    assert str(head) in payloads
+    assert [int(p) for p in payloads] == sorted(int(p) for p in payloads)
+
+
+def test_a_notification_left_to_a_later_batch_is_sent_when_that_batch_writes_nothing(
+    store: PostgresEventStore, server_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = store.append_to_stream("owed-1", [NewEvent("E", {})], expected_version=StreamState.ANY)
+    listening = _Listening(server_url, store.channel)
+    # The next append sees appends queued behind it (and a fresh notification), so it leaves
+    # its announcement to them; the one that follows fails its version check and writes nothing.
+    queued = iter([True])
+    monkeypatch.setattr(store._committer, "has_queued", lambda: next(queued, False))
+    monkeypatch.setattr(store, "_announced_at", time.monotonic() + 3600)
+    monkeypatch.setattr(store, "_announce", lambda: None)
+    second = store.append_to_stream("owed-1", [NewEvent("F", {})], expected_version=0)
+    assert second.global_position == first.global_position + 1
+    monkeypatch.undo()
+    try:
+        with pytest.raises(WrongExpectedVersionError):
+            store.append_to_stream("owed-1", [NewEvent("G", {})], expected_version=0)
+        payloads = listening.until(str(second.global_position))
+    finally:
+        listening.close()
+    assert payloads == [str(second.global_position)]

@@ -55,6 +55,7 @@ from eventvault.store._append import (
 from eventvault.store._groupcommit import GroupCommitter
 from eventvault.store.base import EventStore, StoreStats
 from eventvault.store.notify import Notifier
+from eventvault.store.postgres._arrays import ADAPTERS, append_arguments
 from eventvault.store.postgres._batch import (
     Outcome,
     Row,
@@ -91,9 +92,12 @@ MAX_WRITE_ATTEMPTS: Final = 20
 READ_ATTEMPTS: Final = 4
 """Tries of one read whose connection died (server restart, terminated backend)."""
 STALL_LOG_INTERVAL: Final = 30.0
+"""Seconds between two warnings about the same stalled horizon."""
 MAX_REMEMBERED_HEADS: Final = 50_000
 """Stream heads remembered for the fast path; past that, the memory starts over."""
-"""Seconds between two warnings about the same stalled horizon."""
+ANNOUNCE_INTERVAL: Final = 0.002
+"""While appends queue back to back, the longest time between two notifications for
+subscribers in other processes (seconds)."""
 
 
 class _Retry(Exception):
@@ -163,7 +167,7 @@ class PostgresEventStore(EventStore):
             self._conninfo,
             min_size=1,
             max_size=options.pool_max,
-            kwargs={"autocommit": True, "prepare_threshold": 0},
+            kwargs={"autocommit": True, "prepare_threshold": 0, "context": ADAPTERS},
             open=True,
             name=f"eventvault-{options.schema}",
         )
@@ -175,6 +179,10 @@ class PostgresEventStore(EventStore):
         # Stream heads (version, last hash) this store committed or read under lock: the fast
         # path plans appends against them. Touched only by the group commit's leader.
         self._heads: dict[str, tuple[int, bytes]] = {}
+        # Whether a committed batch still waits for its NOTIFY, and when the last one went.
+        self._unannounced = False
+        self._announced_at = 0.0
+        self._last_committed = 0
         self._committer: GroupCommitter[list[PendingAppend], list[AppendResult]] = GroupCommitter(
             self._commit_batch
         )
@@ -282,6 +290,48 @@ class PostgresEventStore(EventStore):
         return outcomes
 
     def _run(self, requests: list[list[PendingAppend]]) -> list[Outcome]:
+        try:
+            return self._run_attempts(requests)
+        finally:
+            if self._unannounced and not self._committer.has_queued():
+                self._announce()
+
+    def _announce_now(self) -> bool:
+        """Whether this batch's round trip carries the NOTIFY for subscribers elsewhere.
+
+        A batch with appends queued behind it leaves its announcement to a batch that follows:
+        that one commits later, so its notification covers both, and under a steady stream of
+        batches each saves a statement. The last notification is never older than
+        ANNOUNCE_INTERVAL while batches keep committing, and `_run` sends an owed one when the
+        queue runs dry without it.
+        """
+        return (
+            not self._committer.has_queued()
+            or time.monotonic() - self._announced_at >= ANNOUNCE_INTERVAL
+        )
+
+    def _announced(self, last_position: int, sent: bool) -> None:
+        """Record that a batch committed up to `last_position`, and whether subscribers were
+        notified of it."""
+        self._last_committed = max(self._last_committed, last_position)
+        if sent:
+            self._announced_at = time.monotonic()
+        self._unannounced = not sent
+
+    def _announce(self) -> None:
+        """Notify subscribers of batches committed without a notification (best effort: they
+        poll, so a lost notification only delays them)."""
+        self._unannounced = False
+        payload = str(self._last_committed)
+        try:
+            with self._pool.connection() as conn:
+                conn.execute(self._sql.notify, (self.channel, payload), prepare=True)
+        except (psycopg.Error, PoolClosed, PoolTimeout) as exc:
+            logger.info("NOTIFY failed on %s (subscribers will poll): %s", self.url, exc)
+            return
+        self._announced_at = time.monotonic()
+
+    def _run_attempts(self, requests: list[list[PendingAppend]]) -> list[Outcome]:
         for _ in range(MAX_WRITE_ATTEMPTS):
             self._check_open()
             try:
@@ -347,20 +397,20 @@ class PostgresEventStore(EventStore):
             The outcomes with their real global positions, or None when a remembered head was
             stale or an event id is stored already (the careful path decides those).
         """
-        # The insert's columns without global positions: the server reserves those, and takes
-        # each stream's new head from its last event in the batch.
-        params = event_columns(rows)
-        del params[3]
-        params[3] = [uuid_from_bytes(r[3]) for r in rows]
+        params = append_arguments(rows)
         names = sorted(touched)
+        announce = self._announce_now()
         try:
             # One network round trip: the append (its own autocommitted transaction, so the
             # commit is part of the statement) and, after it, the wake-up for subscribers in a
             # transaction of its own. NOTIFY in the writing transaction would hold a
             # cluster-wide lock across that transaction's WAL flush and serialize writers.
-            with conn.pipeline():
+            if announce:
+                with conn.pipeline():
+                    cursor = conn.execute(self._sql.append_events, params, prepare=True)
+                    conn.execute(self._sql.notify_appended, (self.channel,), prepare=True)
+            else:
                 cursor = conn.execute(self._sql.append_events, params, prepare=True)
-                conn.execute(self._sql.notify, (self.channel, "append"), prepare=True)
             row = cursor.fetchone()
             if row is None:  # pragma: no cover - the function always returns a row
                 raise StorageError("append_events returned nothing")
@@ -380,6 +430,8 @@ class PostgresEventStore(EventStore):
                 raise _RequestFailed(translate(exc, self.url)) from exc
             logger.info("append on %s committed, then failed: %s", self.url, exc)
             first = stored
+            announce = False
+        self._announced(first + len(rows) - 1, announce)
         self._remember(touched)
         shift = first - 1
         return [
@@ -465,12 +517,15 @@ class PostgresEventStore(EventStore):
                 ]
                 params += [self.channel, str(rows[-1][2])]
             cursor.execute("; ".join(statements), params)
+            if rows:
+                self._announced(rows[-1][2], True)
             self._remember(touched)
         except psycopg.Error as exc:
             rollback_quietly(conn)
             if rows and self._stored(conn, rows[-1][2]):
                 # Stored; only the announcement failed. Subscribers poll: nothing is lost.
                 logger.info("append committed but NOTIFY failed on %s: %s", self.url, exc)
+                self._announced(rows[-1][2], False)
                 return outcomes, True
             if first is not None and not is_connection_error(exc):
                 release_quietly(conn, sql.release, first, first + count - 1)
