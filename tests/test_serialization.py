@@ -12,6 +12,7 @@ from eventvault import NewEvent
 from eventvault.errors import HashChainError, InvalidEventError, InvalidStreamNameError
 from eventvault.serialization import (
     GENESIS_HASH,
+    decode_rows,
     encode_events,
     event_hash,
     from_micros,
@@ -124,3 +125,20 @@ def _raw(position: int, previous: bytes, global_position: int) -> RawEvent:
         recorded_at=recorded,
         hash=digest.hex(),
     )
+
+
+def test_decode_rows_gives_each_row_its_own_timestamp_and_shares_equal_ones() -> None:
+    micros = [1_700_000_000_000_000, 1_700_000_000_000_000, 1_700_000_000_000_001, 0, 0]
+    rows = [
+        ("s-1", n, n + 1, uuid.uuid4().bytes, "E", 1, b'{"n":%d}' % n, b"{}", at, bytes(32))
+        for n, at in enumerate(micros)
+    ]
+    events = decode_rows(rows)
+    assert [e.recorded_at for e in events] == [
+        datetime.fromtimestamp(at // 1_000_000, UTC).replace(microsecond=at % 1_000_000)
+        for at in micros
+    ]
+    assert [e.data for e in events] == [{"n": n} for n in range(5)]
+    # Rows committed together share one (immutable) datetime.
+    assert events[0].recorded_at is events[1].recorded_at
+    assert events[3].recorded_at is events[4].recorded_at
