@@ -813,7 +813,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
-    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5; quick 2)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 7; quick 2)")
     parser.add_argument(
         "--stat",
         choices=("best", "median"),

@@ -107,6 +107,16 @@ def test_verify_chain_detects_a_changed_hash() -> None:
         verify_chain([msgspec.structs.replace(first, hash="00" * 32)])
 
 
+def test_verify_chain_names_a_gap_inside_a_stream_and_a_stream_that_starts_late() -> None:
+    first = _raw(0, GENESIS_HASH, 1)
+    second = _raw(1, bytes.fromhex(first.hash), 2)
+    third = _raw(2, bytes.fromhex(second.hash), 3)
+    with pytest.raises(ValueError, match="'s-1': position 2 where 1 was due"):
+        verify_chain([first, third])
+    with pytest.raises(ValueError, match="starts at position 1, not 0: this is part of a log"):
+        verify_chain([second, third])
+
+
 def _raw(position: int, previous: bytes, global_position: int) -> RawEvent:
     event_id = uuid.uuid4()
     recorded = datetime(2026, 1, 1, tzinfo=UTC)

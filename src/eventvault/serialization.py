@@ -317,6 +317,12 @@ class ChainVerifier:
         head = self._heads.get(event.stream_name)
         next_position, previous = (0, GENESIS_HASH) if head is None else (head[0] + 1, head[1])
         if event.stream_position != next_position:
+            if head is None:
+                raise ValueError(
+                    f"stream {event.stream_name!r} starts at position {event.stream_position}, "
+                    "not 0: this is part of a log (exported from a later position), which "
+                    "cannot be imported on its own"
+                )
             raise ValueError(
                 f"stream {event.stream_name!r}: position {event.stream_position} where "
                 f"{next_position} was due"

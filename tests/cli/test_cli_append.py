@@ -145,6 +145,28 @@ def test_append_with_a_control_character_in_the_stream_name_exits_2(cli: Cli, db
     assert "control characters" in result.stderr
 
 
+def test_append_over_the_size_limit_exits_2_and_says_how_to_raise_it(cli: Cli, db: str) -> None:
+    big = '{"blob": "' + "x" * (1024 * 1024) + '"}'
+    result = cli("append", "files-1", "Uploaded", big, "--url", db)
+    assert result.exit_code == 2
+    assert "over the limit of 1048576 bytes" in result.stderr
+    assert "--max-event-bytes" in result.stderr
+    assert head(db) == 0
+    result = cli("append", "files-1", "Uploaded", big, "--max-event-bytes", "2000000", "--url", db)
+    assert result.exit_code == 0, result.output
+    assert head(db) == 1
+
+
+def test_append_with_options_on_a_bare_path_exits_2_naming_the_url_form(
+    cli: Cli, tmp_path: Path
+) -> None:
+    url = str(tmp_path / "app.db") + "?synchronous=NORMAL"
+    result = cli("append", "a-1", "Opened", "--url", url)
+    assert result.exit_code == 2
+    assert "options go with a sqlite: URL" in result.stderr
+    assert cli("stats", "--url", url).exit_code == 2
+
+
 def test_append_with_wrong_expected_version_exits_3_and_writes_nothing(cli: Cli, db: str) -> None:
     cli("append", "account-1", "AccountOpened", "--url", db)
     result = cli("append", "account-1", "Touched", "--expected-version", "5", "--url", db)

@@ -127,6 +127,19 @@ def test_report_of_a_changed_event_in_an_import_gives_the_hash_hint() -> None:
     assert "changed after they were recorded" in (hint_for(error) or "")
 
 
+def test_a_url_that_names_no_engine_gets_the_list_of_forms_and_a_bad_option_does_not() -> None:
+    assert "postgresql://" in (hint_for(InvalidURLError("x", "unknown scheme 'ftp'")) or "")
+    bad_schema = InvalidURLError("postgresql://h/db?schema=BAD", "schema must be lower-case")
+    assert hint_for(bad_schema) is None
+
+
+def test_a_foreign_file_and_an_empty_postgres_schema_get_different_hints() -> None:
+    file_hint = hint_for(NotAnEventVaultDatabaseError("notes.db", "no eventvault tables"))
+    assert file_hint == "check --url: the file belongs to another application"
+    schema = NotAnEventVaultDatabaseError("postgresql://h/db", "schema 'x' holds no store")
+    assert hint_for(schema) is None
+
+
 def test_report_of_a_command_line_error_gives_its_own_hint() -> None:
     assert hint_for(CommandLineError("FILE", "exists", hint="pass --force")) == "pass --force"
 

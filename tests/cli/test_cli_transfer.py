@@ -156,6 +156,19 @@ def test_import_of_a_tampered_event_exits_5_naming_it_and_leaves_the_target_empt
     assert head(target) == 0
 
 
+def test_import_of_an_export_from_a_later_position_says_it_is_part_of_a_log(
+    cli: Cli, seeded: str, tmp_path: Path
+) -> None:
+    part = tmp_path / "part.jsonl"
+    assert cli("export", str(part), "--after", "1", "--url", seeded).exit_code == 0
+    target = str(tmp_path / "restored.db")
+    result = cli("import", str(part), "--url", target)
+    assert result.exit_code == 5
+    assert "starts at position 1, not 0: this is part of a log" in result.stderr
+    assert "without --after" in result.stderr
+    assert head(target) == 0
+
+
 def test_import_of_a_non_json_line_names_the_line(cli: Cli, exported: Path, tmp_path: Path) -> None:
     lines = exported.read_text().splitlines(keepends=True)
     exported.write_text(lines[0] + "this is not json\n" + "".join(lines[1:]))
@@ -205,14 +218,14 @@ def test_import_of_a_time_without_zone_names_the_line(
     assert "error: line 1: recorded_at has no time zone" in result.stderr
 
 
-def test_import_of_a_missing_event_names_the_line_where_the_gap_shows(
+def test_import_of_a_file_missing_a_streams_first_event_names_the_line(
     cli: Cli, exported: Path, tmp_path: Path
 ) -> None:
     lines = exported.read_text().splitlines(keepends=True)
     exported.write_text("".join(lines[1:]))
     result = cli("import", str(exported), "--url", str(tmp_path / "restored.db"))
     assert result.exit_code == 5
-    assert "error: line 1: stream 'account-1': position 1 where 0 was due" in result.stderr
+    assert "error: line 1: stream 'account-1' starts at position 1, not 0" in result.stderr
 
 
 def test_import_into_a_store_with_events_exits_6_and_changes_nothing(

@@ -33,6 +33,7 @@ from eventvault.errors import (
     InvalidURLError,
     NotAnEventVaultDatabaseError,
     NotEmptyError,
+    PayloadTooLargeError,
     SchemaVersionError,
     StorageError,
     WrongExpectedVersionError,
@@ -140,8 +141,27 @@ EXIT_CODES: Final[tuple[tuple[type[BaseException], ExitCode], ...]] = (
 )
 """Exception class to exit code, most specific first: the first match wins."""
 
-_HINTS: Final[tuple[tuple[type[BaseException], str], ...]] = (
-    (InvalidURLError, "use a file path, sqlite:///path/to.db, memory:// or postgresql://..."),
+
+def _url_hint(exc: BaseException) -> str | None:
+    # Only a URL that names no engine needs the list of forms; otherwise the reason says it.
+    reason = getattr(exc, "reason", "")
+    if "scheme" in reason or "'://'" in reason or "non-empty str" in reason:
+        return "use a file path, sqlite:///path/to.db, memory:// or postgresql://..."
+    return None
+
+
+def _foreign_store_hint(exc: BaseException) -> str | None:
+    # PostgreSQL's reason already says how to create the store in the schema.
+    if str(getattr(exc, "location", "")).startswith(("postgresql:", "postgres:")):
+        return None
+    return "check --url: the file belongs to another application"
+
+
+_HINTS: Final[
+    tuple[tuple[type[BaseException], str | Callable[[BaseException], str | None]], ...]
+] = (
+    (InvalidURLError, _url_hint),
+    (PayloadTooLargeError, "`eventvault append --max-event-bytes N` raises the limit"),
     (
         WrongExpectedVersionError,
         "see the stream's version with `eventvault read STREAM --backwards --limit 1`, "
@@ -153,9 +173,13 @@ _HINTS: Final[tuple[tuple[type[BaseException], str], ...]] = (
         HashChainError,
         "the events were changed after they were recorded; export them again from the source",
     ),
-    (ImportFileError, "an import file holds one event per line, as `eventvault export` writes it"),
+    (
+        ImportFileError,
+        "an import file holds a whole log, one event per line, as `eventvault export` writes it "
+        "without --after",
+    ),
     (NotEmptyError, "choose a new file or URL for the target"),
-    (NotAnEventVaultDatabaseError, "check --url: the file belongs to another application"),
+    (NotAnEventVaultDatabaseError, _foreign_store_hint),
     (SchemaVersionError, "upgrade eventvault to open this store"),
     (
         DatabaseLockedError,
@@ -196,7 +220,7 @@ def hint_for(exc: BaseException) -> str | None:
         exc = exc.__cause__
     for cls, hint in _HINTS:
         if isinstance(exc, cls):
-            return hint
+            return hint if isinstance(hint, str) else hint(exc)
     return None
 
 

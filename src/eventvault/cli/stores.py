@@ -10,6 +10,7 @@ from typing import Final
 
 import eventvault
 from eventvault.cli.errors import StoreNotFoundError
+from eventvault.serialization import DEFAULT_MAX_EVENT_BYTES
 from eventvault.store.base import EventStore
 from eventvault.store.sqlite import SQLiteEventStore
 
@@ -41,8 +42,8 @@ def sqlite_file(url: str) -> str | None:
     if url.startswith("sqlite:"):
         parsed = urllib.parse.urlsplit(url)
         path = parsed.path[1:] if parsed.path.startswith("/") else parsed.path
-    elif "://" in url:
-        return None
+    elif "://" in url or "?" in url:
+        return None  # another engine; or options on a bare path, which connect refuses
     else:
         path = url
     return None if path in ("", ":memory:") else path
@@ -62,13 +63,16 @@ def is_embedded(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def open_store(url: str, *, must_exist: bool) -> Iterator[EventStore]:
+def open_store(
+    url: str, *, must_exist: bool, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+) -> Iterator[EventStore]:
     """Open a store for the length of a command.
 
     Args:
         url: the store's URL, as `eventvault.connect` takes it.
         must_exist: refuse a SQLite file that does not exist instead of creating it (for
             commands that only read).
+        max_event_bytes: the limit on one appended event's size, as `eventvault.connect` takes it.
 
     Returns:
         A context manager giving the open store, closed on exit.
@@ -80,7 +84,7 @@ def open_store(url: str, *, must_exist: bool) -> Iterator[EventStore]:
     path = sqlite_file(url)
     if must_exist and path is not None and not os.path.exists(path):
         raise StoreNotFoundError(url, path)
-    with eventvault.connect(url) as store:
+    with eventvault.connect(url, max_event_bytes=max_event_bytes) as store:
         yield store
 
 

@@ -14,6 +14,7 @@ from eventvault.cli.io import STDIO, parse_json_object
 from eventvault.cli.options import StoreURL, parse_expected_version
 from eventvault.cli.render import stdout_console
 from eventvault.cli.stores import DEFAULT_URL, open_store
+from eventvault.serialization import DEFAULT_MAX_EVENT_BYTES
 from eventvault.types import NewEvent
 
 __all__ = ["append"]
@@ -66,6 +67,15 @@ def append(
         int,
         typer.Option("--schema-version", min=1, help="The schema version the payload conforms to."),
     ] = 1,
+    max_event_bytes: Annotated[
+        int,
+        typer.Option(
+            "--max-event-bytes",
+            min=1,
+            metavar="N",
+            help="The largest encoded data plus metadata the event may have, in bytes.",
+        ),
+    ] = DEFAULT_MAX_EVENT_BYTES,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the positions as a JSON object.")
     ] = False,
@@ -89,6 +99,7 @@ def append(
         expected_version: `any`, `no-stream`, `exists` or a stream position.
         event_id: the event's id.
         schema_version: the payload's schema version.
+        max_event_bytes: the store's limit on the event's size.
         json_output: print JSON instead of a sentence.
         url: the store.
 
@@ -104,7 +115,7 @@ def append(
     event = NewEvent(
         event_type, payload, metadata=meta, event_id=event_id, schema_version=schema_version
     )
-    with open_store(url, must_exist=False) as store:
+    with open_store(url, must_exist=False, max_event_bytes=max_event_bytes) as store:
         result = store.append_to_stream(stream, [event], expected_version=expected)
     if json_output:
         sys.stdout.write(

@@ -423,6 +423,7 @@ class EventStore(abc.ABC):
         self._check_open()
         after: str | None = None
         while True:
+            self._check_open()
             page = self._list_streams_page(after, DEFAULT_PAGE_SIZE)
             yield from page
             if len(page) < DEFAULT_PAGE_SIZE:
@@ -513,6 +514,7 @@ class EventStore(abc.ABC):
 
     def _iter_raw(self, after: int) -> Iterator[RawEvent]:
         while True:
+            self._check_open()
             page = self._read_raw_page(after, DEFAULT_PAGE_SIZE)
             yield from page
             if len(page) < DEFAULT_PAGE_SIZE:

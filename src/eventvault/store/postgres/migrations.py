@@ -95,7 +95,13 @@ def apply_migrations(
                     f"schema {schema!r} holds tables of something else and no eventvault "
                     "schema_version table; choose another schema with ?schema=NAME",
                 )
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
+            # CREATE SCHEMA needs CREATE on the database, even with IF NOT EXISTS: an owner
+            # given only an existing schema must be able to migrate it.
+            exists = conn.execute(
+                "SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)
+            ).fetchone()
+            if exists is None:
+                conn.execute(f"CREATE SCHEMA {quoted}")
             current = 0
         if current > SCHEMA_VERSION:
             raise SchemaVersionError(f"{location} (schema {schema})", current, SCHEMA_VERSION)

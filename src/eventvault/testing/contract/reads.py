@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 
 import msgspec
 import pytest
 
-from eventvault import EventStore, NewEvent, StreamState, WrongExpectedVersionError
-from eventvault.errors import DuplicateEventIdError, InvalidEventError, InvalidStreamNameError
+from eventvault import EventStore, NewEvent, StreamAppend, StreamState, WrongExpectedVersionError
+from eventvault.errors import (
+    DuplicateEventIdError,
+    InvalidEventError,
+    InvalidStreamNameError,
+    StoreClosedError,
+)
 from eventvault.serialization import GENESIS_HASH, event_hash, to_micros, verify_chain
+from eventvault.store.base import DEFAULT_PAGE_SIZE
 from eventvault.testing.contract.base import ContractBase, EngineSpec, events
 
 __all__ = ["HashChainContract", "IdempotencyContract", "ReadContract"]
@@ -218,6 +225,28 @@ class ReadContract(ContractBase):
         store.append_to_stream("a-1", events(1), expected_version=StreamState.ANY)
         listed = [(s.stream_name, s.version, s.event_count) for s in store.list_streams()]
         assert listed == [("a-1", 0, 1), ("b-1", 2, 3)]
+
+    def test_iterators_raise_store_closed_when_the_store_closes_between_pages(
+        self, store: EventStore
+    ) -> None:
+        store.append_to_streams(
+            [
+                StreamAppend(f"s-{n:04d}", events(1), StreamState.NO_STREAM)
+                for n in range(DEFAULT_PAGE_SIZE + 1)
+            ]
+        )
+        iterators: list[Iterator[object]] = [
+            iter(store.read_all()),
+            iter(store.export_events()),
+            iter(store.list_streams()),
+        ]
+        for iterator in iterators:
+            next(iterator)
+        store.close()
+        for iterator in iterators:
+            with pytest.raises(StoreClosedError):
+                for _ in iterator:
+                    pass
 
     def test_stats_count_events_and_streams(self, store: EventStore) -> None:
         empty = store.stats()

@@ -1,0 +1,94 @@
+"""The two roles of docs/postgres.md, set up by running its SQL as written, can do their jobs."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+import psycopg
+import pytest
+
+from eventvault import NewEvent, StreamState
+from eventvault.aggregates.postgres_snapshots import PostgresSnapshotStore
+from eventvault.aggregates.snapshots import Snapshot
+from eventvault.store.postgres import PostgresEventStore, migrate
+from tests.postgres.conftest import with_options
+
+DOC = Path(__file__).parents[2] / "docs" / "postgres.md"
+
+
+def _roles_sql() -> tuple[list[str], list[str]]:
+    """The statements of the Roles section: those before `eventvault migrate`, and after."""
+    section = DOC.read_text().split("## Roles", 1)[1]
+    block = section.split("```sql", 1)[1].split("```", 1)[0]
+    before, after = block.split("-- after `eventvault migrate`", 1)
+
+    def statements(text: str) -> list[str]:
+        lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
+        return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+    return statements(before), statements(after.split("\n", 1)[1])
+
+
+@pytest.fixture
+def roles(server_url: str) -> Iterator[dict[str, str]]:
+    suffix = uuid.uuid4().hex[:8]
+    names = {
+        "owner": f"ev_owner_{suffix}",
+        "app": f"ev_app_{suffix}",
+        "schema": f"ev_roles_{suffix}",
+    }
+    yield names
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{names["schema"]}" CASCADE')
+        for role in (names["app"], names["owner"]):
+            conn.execute(f'DROP OWNED BY "{role}"')
+            conn.execute(f'DROP ROLE "{role}"')
+
+
+def _named(statement: str, names: dict[str, str]) -> str:
+    statement = statement.replace("eventvault_owner", names["owner"])
+    statement = statement.replace("eventvault_app", names["app"])
+    return re.sub(r"\beventvault\b", names["schema"], statement)
+
+
+def _as(url: str, user: str, schema: str) -> str:
+    return with_options(url.replace("postgres@", f"{user}@", 1), schema=schema)
+
+
+def test_the_documented_roles_migrate_and_then_read_and_write(
+    server_url: str, roles: dict[str, str]
+) -> None:
+    before, after = _roles_sql()
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        for statement in before:
+            admin.execute(_named(statement, roles))
+        # The owner migrates the schema it was given, with no rights on the database itself.
+        migrate(_as(server_url, roles["owner"], roles["schema"]))
+        for statement in after:
+            admin.execute(_named(statement, roles))
+
+    with PostgresEventStore(_as(server_url, roles["app"], roles["schema"])) as store:
+        first = store.append_to_stream(
+            "account-1",
+            [NewEvent("Opened", {"owner": "Ada"})],
+            expected_version=StreamState.NO_STREAM,
+        )
+        store.append_to_stream("account-1", [NewEvent("Deposited", {"n": 1})], expected_version=0)
+        assert [e.event_type for e in store.read_all()] == ["Opened", "Deposited"]
+        assert store.get_stream_version("account-1") == 1
+        with store.subscribe_to_all() as sub:
+            assert [e.global_position for e in sub.next_batch(timeout=5)] == [
+                first.global_position,
+                first.global_position + 1,
+            ]
+        assert not store.horizon_status().blocked
+        snapshots = PostgresSnapshotStore(store)
+        now = datetime.now(UTC)
+        snapshots.save(Snapshot("account-1", 1, 1, msgspec.msgpack.encode({"b": 1}), now, now))
+        latest = snapshots.latest("account-1", schema_version=1)
+        assert latest is not None and latest.version == 1
