@@ -18,7 +18,8 @@ from eventvault.store.postgres._sql import Statements
 class HeldWriter:
     """An append written but not committed: positions reserved, rows inserted, commit pending.
 
-    Uses the engine's statements in the engine's order (reserve first), on its own connection.
+    Uses the engine's statements in the engine's order (stream locks, then reserve), on its own
+    connection.
     Unlike the engine it does not retry when another writer creates the same stream first:
     give each one a stream of its own.
     """
@@ -34,12 +35,13 @@ class HeldWriter:
         self.conn = psycopg.connect(conninfo, autocommit=True)
         try:
             self.conn.execute("BEGIN")
+            self.conn.execute(statements.lock_streams, ([stream_name],))
             row = self.conn.execute(statements.reserve, (count,)).fetchone()
             assert row is not None
             first = int(row[0])
             heads = {
                 str(r[0]): (int(r[1]), bytes(r[2]))
-                for r in self.conn.execute(statements.lock_streams, ([stream_name],), binary=True)
+                for r in self.conn.execute(statements.stream_heads, ([stream_name],), binary=True)
             }
             _, rows, touched = plan([[append]], dict(heads), {}, first, now_micros())
             self.conn.execute(statements.insert_events, event_columns(rows))

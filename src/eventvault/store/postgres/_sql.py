@@ -20,9 +20,10 @@ class Statements:
         )
         self.reserve = f"SELECT {s}.reserve_positions(%s)"
         self.release = f"SELECT {s}.release_positions(%s, %s)"
-        self.lock_streams = (
+        self.lock_streams = f"SELECT {s}.lock_streams(%s::text[])"
+        self.stream_heads = (
             f"SELECT stream_name, version, last_hash FROM {s}.streams "
-            "WHERE stream_name = ANY(%s::text[]) ORDER BY stream_name FOR UPDATE"
+            "WHERE stream_name = ANY(%s::text[])"
         )
         self.find_ids = (
             f"SELECT uuid_send(event_id), stream_name, stream_position, global_position "

@@ -470,16 +470,20 @@ class PostgresEventStore(EventStore):
         rows: list[StoredRow] = []
         cursor = psycopg.ClientCursor(conn)
         try:
-            # Round trip 1. reserve_positions must be the first write: it assigns the
-            # transaction id under the position lock (FOR UPDATE would assign one before).
-            # Statements of a round trip go as one multi-statement query (client-side bound):
-            # on a busy host that is markedly cheaper than one protocol message per statement.
-            query = f"BEGIN; {sql.reserve}; {sql.lock_streams}"
-            params: list[object] = [count, names]
+            # Round trip 1. Lock the streams, so that their writers take global positions in
+            # stream order (advisory locks, which give the transaction no id); then
+            # reserve_positions, the first write: it assigns the transaction id under the
+            # position lock (a row lock would assign one before). The heads read under the
+            # stream locks are current. Statements of a round trip go as one multi-statement
+            # query (client-side bound): on a busy host that is markedly cheaper than one
+            # protocol message per statement.
+            query = f"BEGIN; {sql.lock_streams}; {sql.reserve}; {sql.stream_heads}"
+            params: list[object] = [names, count, names]
             if given:
                 query += f"; {sql.find_ids}"
                 params.append(given)
             cursor.execute(query, params)
+            cursor.nextset()
             cursor.nextset()
             row = cursor.fetchone()
             if row is None:  # pragma: no cover - the function always returns a row
