@@ -21,12 +21,18 @@ def test_eventvault_options_are_stripped_and_others_kept() -> None:
     options = parse_url(
         "postgresql://u@h/db?schema=orders&sslmode=disable&auto_migrate=yes&pool_max=3"
     )
-    assert options.conninfo == "postgresql://u@h/db?sslmode=disable"
+    assert options.conninfo == "postgresql://u@h/db?sslmode=disable&client_encoding=UTF8"
     assert (options.schema, options.auto_migrate, options.pool_max) == ("orders", True, 3)
 
 
 def test_the_postgres_scheme_is_accepted() -> None:
-    assert parse_url("postgres://u@h/db").conninfo == "postgres://u@h/db"
+    assert parse_url("postgres://u@h/db").conninfo == "postgres://u@h/db?client_encoding=UTF8"
+
+
+def test_the_client_encoding_is_always_utf8() -> None:
+    # Binary text parameters are not converted by the server: they must be in its encoding.
+    options = parse_url("postgresql://u@h/db?client_encoding=LATIN1&sslmode=disable")
+    assert options.conninfo == "postgresql://u@h/db?sslmode=disable&client_encoding=UTF8"
 
 
 def test_the_password_is_masked_in_the_display_url() -> None:
@@ -41,7 +47,13 @@ def test_keyword_arguments_override_the_url() -> None:
     assert (options.schema, options.pool_max) == ("b", 4)
 
 
-@pytest.mark.parametrize("name", ["Upper", "has-dash", "1digit", "", "x" * 64, 'a"b'])
+def test_a_schema_name_is_at_most_52_characters_so_its_channel_fits_63() -> None:
+    assert parse_url("postgresql://u@h/db", schema="s" * 52).schema == "s" * 52
+    with pytest.raises(InvalidURLError, match="at most 52 characters"):
+        parse_url("postgresql://u@h/db", schema="s" * 53)
+
+
+@pytest.mark.parametrize("name", ["Upper", "has-dash", "1digit", "", "x" * 53, 'a"b'])
 def test_a_bad_schema_name_raises_invalid_url_error(name: str) -> None:
     with pytest.raises(InvalidURLError, match="schema"):
         parse_url("postgresql://u@h/db", schema=name)

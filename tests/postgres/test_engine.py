@@ -11,9 +11,15 @@ import psycopg
 import pytest
 
 from eventvault import NewEvent, StreamAppend, StreamState, connect
-from eventvault.errors import HashChainError, NotEmptyError, StorageError, WrongExpectedVersionError
+from eventvault.errors import (
+    HashChainError,
+    NotAnEventVaultDatabaseError,
+    NotEmptyError,
+    StorageError,
+    WrongExpectedVersionError,
+)
 from eventvault.serialization import verify_chain
-from eventvault.store.postgres import PostgresEventStore
+from eventvault.store.postgres import PostgresEventStore, migrate
 from tests.postgres.conftest import with_options
 
 
@@ -212,3 +218,37 @@ def test_a_retry_through_the_fast_path_returns_the_original_result(
     again = store.append_to_stream("pay-1", batch, expected_version=0)
     assert again == first
     assert store.get_stream_version("pay-1") == 2
+
+
+def test_names_round_trip_whatever_client_encoding_the_url_asks_for(
+    server_url: str, schema: str
+) -> None:
+    url = with_options(server_url, schema=schema, auto_migrate="true", client_encoding="LATIN1")
+    with PostgresEventStore(url) as store:
+        # NO_STREAM takes the fast path (binary arrays), ANY on an unknown head the careful one.
+        store.append_to_stream(
+            "café-1", [NewEvent("Évènement", {})], expected_version=StreamState.NO_STREAM
+        )
+        store.append_to_stream(
+            "日本-1", [NewEvent("イベント", {})], expected_version=StreamState.ANY
+        )
+        assert [s.stream_name for s in store.list_streams()] == ["café-1", "日本-1"]
+        assert [e.event_type for e in store.read_stream("café-1")] == ["Évènement"]
+        assert verify_chain(store.export_events()) == 2
+
+
+def test_a_database_that_is_not_utf8_is_refused_with_the_reason(
+    server_url: str, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    name = f"ev_latin1_{uuid.uuid4().hex[:8]}"
+    admin.execute(
+        f"CREATE DATABASE {name} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+    )
+    try:
+        url = server_url.rsplit("/", 1)[0] + f"/{name}?auto_migrate=true"
+        with pytest.raises(NotAnEventVaultDatabaseError, match="encoding is LATIN1"):
+            PostgresEventStore(url)
+        with pytest.raises(NotAnEventVaultDatabaseError, match="needs a UTF8 database"):
+            migrate(url)
+    finally:
+        admin.execute(f"DROP DATABASE {name}")

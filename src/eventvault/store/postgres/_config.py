@@ -13,7 +13,10 @@ __all__ = ["DEFAULT_POOL_MAX", "DEFAULT_SCHEMA", "PostgresOptions", "parse_url",
 
 DEFAULT_SCHEMA: Final = "eventvault"
 DEFAULT_POOL_MAX: Final = 10
-_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+# The notification channel is eventvault_<schema>, and PostgreSQL identifiers (channel names
+# too) hold at most 63 bytes: 63 - len("eventvault_") = 52.
+MAX_SCHEMA_NAME_LENGTH = 52
+_SCHEMA_NAME = re.compile(rf"[a-z_][a-z0-9_]{{0,{MAX_SCHEMA_NAME_LENGTH - 1}}}")
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off"})
 _OPTIONS: Final = frozenset({"schema", "auto_migrate", "pool_max"})
@@ -39,7 +42,7 @@ class PostgresOptions:
 
 
 def check_schema_name(url: str, schema: str) -> str:
-    """Check a schema name: lower case letters, digits and `_`, at most 63 characters.
+    """Check a schema name: lower case letters, digits and `_`, at most 52 characters.
 
     Raises:
         InvalidURLError: the name is not a plain lower-case identifier.
@@ -47,7 +50,8 @@ def check_schema_name(url: str, schema: str) -> str:
     if not isinstance(schema, str) or not _SCHEMA_NAME.fullmatch(schema):
         raise InvalidURLError(
             url,
-            f"schema must be a lower-case identifier (letters, digits, _; at most 63 "
+            f"schema must be a lower-case identifier (letters, digits, _; at most "
+            f"{MAX_SCHEMA_NAME_LENGTH} "
             f"characters, not starting with a digit), not {schema!r}",
         )
     return schema
@@ -94,7 +98,9 @@ def parse_url(
         raise InvalidURLError(url, "a PostgreSQL URL starts with postgresql://")
     pairs = urllib.parse.parse_qsl(parsed.query, keep_blank_values=True)
     ours = {key: value for key, value in pairs if key in _OPTIONS}
-    rest = [(key, value) for key, value in pairs if key not in _OPTIONS]
+    # Text goes to the server as UTF-8 (binary parameters are not converted): always say so.
+    rest = [(key, value) for key, value in pairs if key not in _OPTIONS | {"client_encoding"}]
+    rest.append(("client_encoding", "UTF8"))
     query = urllib.parse.urlencode(rest)
     conninfo = urllib.parse.urlunsplit(
         (parsed.scheme, parsed.netloc, parsed.path, query, parsed.fragment)

@@ -18,7 +18,7 @@ from eventvault.errors import NotAnEventVaultDatabaseError, SchemaVersionError
 from eventvault.store.postgres._config import parse_url, quote_schema
 from eventvault.store.postgres._errors import translate
 
-__all__ = ["SCHEMA_VERSION", "apply_migrations", "migrate", "stored_version"]
+__all__ = ["SCHEMA_VERSION", "apply_migrations", "check_encoding", "migrate", "stored_version"]
 
 
 def _load_migrations() -> tuple[tuple[int, tuple[str, ...]], ...]:
@@ -60,6 +60,26 @@ def stored_version(conn: psycopg.Connection[tuple[object, ...]], schema: str) ->
     return 0 if row is None or row[0] is None else int(str(row[0]))
 
 
+def check_encoding(conn: psycopg.Connection[tuple[object, ...]], location: str) -> None:
+    """Refuse a database whose encoding is not UTF8.
+
+    Stream names and event types are text sent as UTF-8; a database in another encoding would
+    store some names altered, or refuse them.
+
+    Raises:
+        NotAnEventVaultDatabaseError: the database is not UTF8.
+        psycopg.Error: the query failed (the caller translates it).
+    """
+    row = conn.execute("SELECT current_setting('server_encoding')").fetchone()
+    encoding = "" if row is None else str(row[0])
+    if encoding.upper() != "UTF8":
+        raise NotAnEventVaultDatabaseError(
+            location,
+            f"the database's encoding is {encoding}; eventvault needs a UTF8 database "
+            "(CREATE DATABASE name ENCODING 'UTF8' TEMPLATE template0)",
+        )
+
+
 def apply_migrations(
     conn: psycopg.Connection[tuple[object, ...]], schema: str, location: str
 ) -> list[int]:
@@ -75,9 +95,11 @@ def apply_migrations(
 
     Raises:
         SchemaVersionError: the schema is newer than this code knows.
-        NotAnEventVaultDatabaseError: the schema holds tables of something else.
+        NotAnEventVaultDatabaseError: the schema holds tables of something else, or the
+            database is not UTF8.
         psycopg.Error: a statement failed (the caller translates it).
     """
+    check_encoding(conn, location)
     quoted = quote_schema(schema)
     applied: list[int] = []
     with conn.transaction():

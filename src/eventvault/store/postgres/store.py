@@ -80,7 +80,12 @@ from eventvault.store.postgres._horizon import (
 )
 from eventvault.store.postgres._listener import Listener
 from eventvault.store.postgres._sql import COPY_TYPES, Statements
-from eventvault.store.postgres.migrations import SCHEMA_VERSION, apply_migrations, stored_version
+from eventvault.store.postgres.migrations import (
+    SCHEMA_VERSION,
+    apply_migrations,
+    check_encoding,
+    stored_version,
+)
 from eventvault.types import AppendResult, RawEvent, RecordedEvent, StreamInfo, StreamState
 
 __all__ = ["PostgresEventStore"]
@@ -192,6 +197,7 @@ class PostgresEventStore(EventStore):
     def _check_schema(self, auto_migrate: bool) -> None:
         try:
             with psycopg.connect(self._conninfo, autocommit=True) as conn:
+                check_encoding(conn, self.url)
                 version = stored_version(conn, self.schema)
                 if version == SCHEMA_VERSION:
                     return
