@@ -108,6 +108,21 @@ def test_an_append_after_every_pooled_connection_was_killed_succeeds(
     assert result.stream_position == 1
 
 
+def test_an_append_whose_only_pooled_connection_died_recovers_at_once(
+    store_url: str, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    # With one connection in the pool, finding out whether the failed statement committed must
+    # not wait for a second connection while the dead one is still held.
+    with PostgresEventStore(with_options(store_url, pool_max="1")) as store:
+        store.append_to_stream("a-1", [NewEvent("E", {})], expected_version=StreamState.NO_STREAM)
+        assert _kill_store_connections(admin, store.schema) > 0
+        started = time.monotonic()
+        result = store.append_to_stream("a-1", [NewEvent("F", {})], expected_version=0)
+        assert time.monotonic() - started < 5
+        assert result.stream_position == 1
+        assert [e.event_type for e in store.read_stream("a-1")] == ["E", "F"]
+
+
 def test_closing_the_store_stops_its_listener(store_url: str) -> None:
     store = PostgresEventStore(store_url)
     store.subscribe_to_all().close()

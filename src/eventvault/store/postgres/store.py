@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import psycopg
@@ -108,6 +108,20 @@ subscribers in other processes (seconds)."""
 class _Retry(Exception):
     """The write transaction collided with another writer, or lost its connection before it
     wrote anything: run it again."""
+
+
+class _Unsure(Exception):
+    """A one-statement append failed in a way that may have come after its commit (a lost
+    connection): whether its first event id is stored decides, once the connection is given
+    back to the pool (which may hold no other)."""
+
+    def __init__(
+        self, error: psycopg.Error, event_id: bytes, finish: Callable[[int], list[Outcome]]
+    ) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.event_id = event_id
+        self.finish = finish
 
 
 class _RequestFailed(Exception):
@@ -345,6 +359,14 @@ class PostgresEventStore(EventStore):
                     outcomes, written = self._attempt(conn, requests)
             except _Retry:
                 continue
+            except _Unsure as unsure:
+                stored = self._first_stored(unsure.event_id)
+                if stored is None:
+                    if is_connection_error(unsure.error):
+                        continue  # not stored: safe to run again, ids and all
+                    raise _RequestFailed(translate(unsure.error, self.url)) from unsure.error
+                logger.info("append on %s committed, then failed: %s", self.url, unsure.error)
+                outcomes, written = unsure.finish(stored), True
             except (PoolClosed, PoolTimeout) as exc:
                 if self._closed:
                     raise StoreClosedError(self.url) from exc
@@ -402,6 +424,9 @@ class PostgresEventStore(EventStore):
         Returns:
             The outcomes with their real global positions, or None when a remembered head was
             stale or an event id is stored already (the careful path decides those).
+
+        Raises:
+            _Unsure: the statement failed in a way that may have come after its commit.
         """
         params = append_arguments(rows)
         names = sorted(touched)
@@ -428,17 +453,26 @@ class PostgresEventStore(EventStore):
                 for name in names:
                     self._heads.pop(name, None)
                 return None
-            # The error may have come after the commit (the notification, a dropped
-            # connection): the batch's first event id says whether it is stored.
-            stored = self._first_stored(rows[0][3])
-            if stored is None:
-                if is_connection_error(exc):
-                    raise _Retry from exc  # not stored: safe to run again, ids and all
-                raise _RequestFailed(translate(exc, self.url)) from exc
-            logger.info("append on %s committed, then failed: %s", self.url, exc)
-            first = stored
-            announce = False
-        self._announced(first + len(rows) - 1, announce)
+            # The error may have come after the commit (a dropped connection): the batch's
+            # first event id says whether it is stored.
+            raise _Unsure(
+                exc,
+                rows[0][3],
+                lambda first: self._fast_done(outcomes, rows, touched, first, False),
+            ) from exc
+        return self._fast_done(outcomes, rows, touched, first, announce)
+
+    def _fast_done(
+        self,
+        outcomes: list[Outcome],
+        rows: list[StoredRow],
+        touched: dict[str, tuple[int, int, bytes]],
+        first: int,
+        announced: bool,
+    ) -> list[Outcome]:
+        """Finish a committed one-statement append: remember its heads, and give each append
+        its real global positions (the batch starts at `first`)."""
+        self._announced(first + len(rows) - 1, announced)
         self._remember(touched)
         shift = first - 1
         return [
