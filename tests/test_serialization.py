@@ -117,6 +117,26 @@ def test_verify_chain_names_a_gap_inside_a_stream_and_a_stream_that_starts_late(
         verify_chain([second, third])
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("event_type", "", "event_type must be a non-empty str"),
+        ("event_type", "T\x00", "without control characters"),
+        ("event_type", "T" * 5000, "TTTT... \\(5000 characters\\)"),
+        ("schema_version", 0, "schema_version must be an int from 1"),
+        ("schema_version", 2**40, "not 1099511627776"),
+        ("global_position", 2**63, "past the largest"),
+    ],
+)
+def test_verify_chain_refuses_values_no_append_could_have_stored(
+    field: str, value: object, message: str
+) -> None:
+    # Checked before the hash, so a file crafted with a matching hash is refused the same way.
+    event = msgspec.structs.replace(_raw(0, GENESIS_HASH, 1), **{field: value})
+    with pytest.raises(ValueError, match=message):
+        verify_chain([event])
+
+
 def _raw(position: int, previous: bytes, global_position: int) -> RawEvent:
     event_id = uuid.uuid4()
     recorded = datetime(2026, 1, 1, tzinfo=UTC)

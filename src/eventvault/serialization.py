@@ -48,6 +48,8 @@ __all__ = [
 MAX_STREAM_NAME_LENGTH: Final = 200
 MAX_EVENT_TYPE_LENGTH: Final = 200
 DEFAULT_MAX_EVENT_BYTES: Final = 1024 * 1024
+MAX_POSITION: Final = 2**63 - 1
+"""The largest global or stream position: a 64-bit signed integer on every engine."""
 MAX_SCHEMA_VERSION: Final = 2**31 - 1
 """The largest schema version: it fits a 32-bit signed integer on every engine."""
 GENESIS_HASH: Final = bytes(32)
@@ -139,6 +141,26 @@ def _encode_object(value: object, what: str, index: int) -> bytes:
     )
 
 
+def _type_and_version_problem(event_type: object, version: object) -> str | None:
+    """What is wrong with an event's type name or schema version, or None."""
+    if (
+        type(event_type) is not str
+        or not event_type
+        or len(event_type) > MAX_EVENT_TYPE_LENGTH
+        or FORBIDDEN_NAME_CHARACTERS.search(event_type)
+    ):
+        shown = event_type
+        if isinstance(event_type, str) and len(event_type) > 60:
+            shown = f"{event_type[:40]}... ({len(event_type)} characters)"
+        return (
+            f"event_type must be a non-empty str of at most {MAX_EVENT_TYPE_LENGTH} "
+            f"characters without control characters or lone surrogates, not {shown!r}"
+        )
+    if type(version) is not int or not 1 <= version <= MAX_SCHEMA_VERSION:
+        return f"schema_version must be an int from 1 to {MAX_SCHEMA_VERSION}, not {version!r}"
+    return None
+
+
 def encode_events(events: Sequence[NewEvent], max_event_bytes: int) -> list[EncodedEvent]:
     """Validate and encode the events of one append.
 
@@ -163,23 +185,10 @@ def encode_events(events: Sequence[NewEvent], max_event_bytes: int) -> list[Enco
         if type(event) is not NewEvent:
             raise InvalidEventError(f"must be a NewEvent, not {type(event).__name__}", index=index)
         event_type = event.event_type
-        if (
-            type(event_type) is not str
-            or not event_type
-            or len(event_type) > MAX_EVENT_TYPE_LENGTH
-            or FORBIDDEN_NAME_CHARACTERS.search(event_type)
-        ):
-            raise InvalidEventError(
-                f"event_type must be a non-empty str of at most {MAX_EVENT_TYPE_LENGTH} "
-                f"characters without control characters or lone surrogates, not {event_type!r}",
-                index=index,
-            )
         version = event.schema_version
-        if type(version) is not int or not 1 <= version <= MAX_SCHEMA_VERSION:
-            raise InvalidEventError(
-                f"schema_version must be an int from 1 to {MAX_SCHEMA_VERSION}, not {version!r}",
-                index=index,
-            )
+        problem = _type_and_version_problem(event_type, version)
+        if problem is not None:
+            raise InvalidEventError(problem, index=index)
         data = _encode_object(event.data, "data", index)
         meta = event.metadata
         metadata = _EMPTY_OBJECT if not meta else _encode_object(meta, "metadata", index)
@@ -298,13 +307,21 @@ class ChainVerifier:
 
         Raises:
             HashChainError: its hash does not match its bytes and the previous hash.
-            ValueError: its global position does not increase, or its stream position is not
-                the next one of its stream.
+            ValueError: its global position does not increase (or is past the largest a store
+                holds), its stream position is not the next one of its stream, or a field has
+                a value no append could have stored.
         """
         if event.global_position <= self._last_global:
             raise ValueError(
                 f"global position {event.global_position} does not follow {self._last_global}"
             )
+        if event.global_position > MAX_POSITION:
+            raise ValueError(
+                f"global position {event.global_position} is past the largest, {MAX_POSITION}"
+            )
+        problem = _type_and_version_problem(event.event_type, event.schema_version)
+        if problem is not None:
+            raise ValueError(problem)
         try:
             validate_stream_name(event.stream_name)
         except InvalidStreamNameError as exc:

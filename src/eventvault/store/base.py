@@ -20,6 +20,7 @@ import msgspec
 from eventvault.errors import ImportFileError, InvalidEventError, StoreClosedError
 from eventvault.serialization import (
     DEFAULT_MAX_EVENT_BYTES,
+    FORBIDDEN_NAME_CHARACTERS,
     ChainVerifier,
     to_micros,
     validate_stream_name,
@@ -78,13 +79,27 @@ def _check_position(name: str, value: int | None) -> None:
 def _check_filters(
     event_types: Sequence[str] | None, stream_prefix: str | None
 ) -> tuple[tuple[str, ...] | None, str | None]:
+    # A filter with characters no name may hold could never match; on PostgreSQL a NUL would
+    # not even reach the server. Refuse it the same way on every engine.
     types: tuple[str, ...] | None = None
     if event_types is not None:
         if isinstance(event_types, str) or not all(isinstance(t, str) for t in event_types):
             raise InvalidEventError(f"event_types must be a list of str, not {event_types!r}")
         types = tuple(event_types)
-    if stream_prefix is not None and (not isinstance(stream_prefix, str) or not stream_prefix):
-        raise InvalidEventError(f"stream_prefix must be a non-empty str, not {stream_prefix!r}")
+        for event_type in types:
+            if FORBIDDEN_NAME_CHARACTERS.search(event_type):
+                raise InvalidEventError(
+                    f"event_types: {event_type!r} has control characters or lone surrogates, "
+                    "which no event type holds"
+                )
+    if stream_prefix is not None:
+        if not isinstance(stream_prefix, str) or not stream_prefix:
+            raise InvalidEventError(f"stream_prefix must be a non-empty str, not {stream_prefix!r}")
+        if FORBIDDEN_NAME_CHARACTERS.search(stream_prefix):
+            raise InvalidEventError(
+                f"stream_prefix {stream_prefix!r} has control characters or lone surrogates, "
+                "which no stream name holds"
+            )
     return types, stream_prefix
 
 

@@ -220,6 +220,20 @@ class ReadContract(ContractBase):
         with pytest.raises(InvalidEventError):
             store.read_all(limit=-5)
 
+    @pytest.mark.parametrize(
+        "bad", ["nul\x00", "half\ud800pair", "tab\t"], ids=["nul", "lone-surrogate", "tab"]
+    )
+    def test_filters_no_name_could_match_are_refused_on_every_engine(
+        self, store: EventStore, bad: str
+    ) -> None:
+        store.append_to_stream("a-1", events(1), expected_version=StreamState.ANY)
+        with pytest.raises(InvalidEventError, match="event_types"):
+            store.read_all(event_types=["A", bad])
+        with pytest.raises(InvalidEventError, match="stream_prefix"):
+            store.read_all(stream_prefix=bad)
+        with pytest.raises(InvalidEventError, match="stream_prefix"):
+            store.subscribe_to_all(stream_prefix=bad)
+
     def test_list_streams_gives_versions_in_name_order(self, store: EventStore) -> None:
         store.append_to_stream("b-1", events(3), expected_version=StreamState.ANY)
         store.append_to_stream("a-1", events(1), expected_version=StreamState.ANY)
