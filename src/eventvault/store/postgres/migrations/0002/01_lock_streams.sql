@@ -10,14 +10,8 @@
 -- still be the first thing to do that (ADR 0004). Two names with the same hash only serialize
 -- their writers more than needed.
 CREATE FUNCTION {schema}.lock_streams(stream_names text[]) RETURNS void
-LANGUAGE plpgsql
+LANGUAGE sql
 AS $$
-DECLARE
-    space integer := hashtext('{schema}');
-    key integer;
-BEGIN
-    FOR key IN SELECT DISTINCT hashtext(n) FROM unnest(stream_names) AS n ORDER BY 1 LOOP
-        PERFORM pg_advisory_xact_lock(space, key);
-    END LOOP;
-END
+    SELECT pg_advisory_xact_lock(hashtext('{schema}'), keys.key)
+    FROM (SELECT DISTINCT hashtext(n) AS key FROM unnest(stream_names) AS n ORDER BY 1) AS keys;
 $$;

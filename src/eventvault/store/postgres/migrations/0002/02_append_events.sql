@@ -23,7 +23,9 @@ AS $$
 DECLARE
     first_position bigint;
 BEGIN
-    PERFORM {schema}.lock_streams(stream_names);
+    -- lock_streams, inlined: the same locks in the same order.
+    PERFORM pg_advisory_xact_lock(hashtext('{schema}'), keys.key)
+    FROM (SELECT DISTINCT hashtext(n) AS key FROM unnest(stream_names) AS n ORDER BY 1) AS keys;
     first_position := {schema}.reserve_positions(cardinality(stream_names));
     INSERT INTO {schema}.events (stream_name, stream_position, global_position, event_id,
         event_type, schema_version, data, metadata, recorded_at, hash)
