@@ -13,13 +13,16 @@ import pytest
 from eventvault import NewEvent, StreamAppend, StreamState, connect
 from eventvault.errors import (
     HashChainError,
+    InvalidEventError,
     NotAnEventVaultDatabaseError,
     NotEmptyError,
     StorageError,
     WrongExpectedVersionError,
 )
 from eventvault.serialization import verify_chain
+from eventvault.store._append import PendingAppend
 from eventvault.store.postgres import PostgresEventStore, migrate
+from eventvault.store.postgres import store as postgres_store
 from tests.postgres.conftest import with_options
 
 
@@ -252,3 +255,51 @@ def test_a_database_that_is_not_utf8_is_refused_with_the_reason(
             migrate(url)
     finally:
         admin.execute(f"DROP DATABASE {name}")
+
+
+def test_an_append_over_the_engines_size_limit_is_refused_alone(
+    store: PostgresEventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(postgres_store, "MAX_APPEND_BYTES", 1000)
+    with pytest.raises(InvalidEventError, match="over the PostgreSQL engine's limit of 1000"):
+        store.append_to_stream(
+            "big-1",
+            [NewEvent("E", {"x": "y" * 600}) for _ in range(2)],
+            expected_version=StreamState.ANY,
+        )
+    assert store.head_position() == 0
+    result = store.append_to_stream(
+        "big-1", [NewEvent("E", {"x": "y" * 600})], expected_version=StreamState.ANY
+    )
+    assert result.stream_position == 0
+
+
+def test_a_group_commit_batch_is_split_into_transactions_of_bounded_size(
+    store: PostgresEventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(postgres_store, "MAX_BATCH_BYTES", 2000)
+    groups: list[int] = []
+    commit_group = store._commit_group
+
+    def recording(requests: list[list[PendingAppend]]) -> list[object]:
+        groups.append(sum(len(e.data) for r in requests for a in r for e in a.events))
+        return commit_group(requests)  # type: ignore[return-value]
+
+    monkeypatch.setattr(store, "_commit_group", recording)
+    start = threading.Barrier(8)
+
+    def write(index: int) -> None:
+        start.wait()
+        for _ in range(10):
+            store.append_to_stream(
+                f"s-{index}", [NewEvent("E", {"x": "y" * 500})], expected_version=StreamState.ANY
+            )
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.head_position() == 80
+    assert sum(1 for e in store.read_all()) == 80
+    assert max(groups) <= 2000

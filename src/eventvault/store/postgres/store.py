@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -33,6 +33,7 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 from eventvault.errors import (
     EventVaultError,
     ImportFileError,
+    InvalidEventError,
     NotAnEventVaultDatabaseError,
     NotEmptyError,
     SchemaVersionError,
@@ -100,6 +101,10 @@ STALL_LOG_INTERVAL: Final = 30.0
 """Seconds between two warnings about the same stalled horizon."""
 MAX_REMEMBERED_HEADS: Final = 50_000
 """Stream heads remembered for the fast path; past that, the memory starts over."""
+MAX_APPEND_BYTES: Final = 200 * 1024 * 1024
+"""The most data and metadata one append (one call) may carry on PostgreSQL, in bytes."""
+MAX_BATCH_BYTES: Final = 64 * 1024 * 1024
+"""The most payload one group-commit transaction carries, unless one append alone is larger."""
 ANNOUNCE_INTERVAL: Final = 0.002
 """While appends queue back to back, the longest time between two notifications for
 subscribers in other processes (seconds)."""
@@ -288,7 +293,45 @@ class PostgresEventStore(EventStore):
         return self._committer.submit(appends)
 
     def _commit_batch(self, requests: list[list[PendingAppend]]) -> list[Outcome]:
-        """Commit a batch of appends in one transaction; a failing append fails alone.
+        """Commit a batch of appends, in transactions of at most MAX_BATCH_BYTES of payload
+        (an append larger than that alone); refuse an append over MAX_APPEND_BYTES.
+
+        PostgreSQL refuses a protocol message over 1 GB; the careful path sends payloads as
+        hex text, twice their size. Larger transactions would also hold the group's other
+        callers for long.
+        """
+        outcomes: list[Outcome | None] = [None] * len(requests)
+        group: list[int] = []
+        group_bytes = 0
+
+        def commit_group() -> None:
+            for index, outcome in zip(
+                group, self._commit_group([requests[i] for i in group]), strict=True
+            ):
+                outcomes[index] = outcome
+
+        for index, request in enumerate(requests):
+            size = sum(len(e.data) + len(e.metadata) for a in request for e in a.events)
+            if size > MAX_APPEND_BYTES:
+                outcomes[index] = InvalidEventError(
+                    f"an append of {size} bytes of data and metadata is over the PostgreSQL "
+                    f"engine's limit of {MAX_APPEND_BYTES} bytes per append; split it into "
+                    "several appends"
+                )
+                continue
+            if group and group_bytes + size > MAX_BATCH_BYTES:
+                commit_group()
+                group, group_bytes = [], 0
+            group.append(index)
+            group_bytes += size
+        if group:
+            commit_group()
+        if any(outcome is None for outcome in outcomes):  # pragma: no cover - a bug
+            raise RuntimeError("an append of the batch got no outcome")
+        return cast(list[Outcome], outcomes)
+
+    def _commit_group(self, requests: list[list[PendingAppend]]) -> list[Outcome]:
+        """Commit a group of appends in one transaction; a failing append fails alone.
 
         Version checks and idempotent retries are decided before anything is written, so an
         append that breaks them is left out of the transaction. A statement that fails on the
@@ -352,17 +395,20 @@ class PostgresEventStore(EventStore):
         self._announced_at = time.monotonic()
 
     def _run_attempts(self, requests: list[list[PendingAppend]]) -> list[Outcome]:
+        last: BaseException | None = None
         for _ in range(MAX_WRITE_ATTEMPTS):
             self._check_open()
             try:
                 with self._pool.connection() as conn:
                     outcomes, written = self._attempt(conn, requests)
-            except _Retry:
+            except _Retry as retry:
+                last = retry.__cause__
                 continue
             except _Unsure as unsure:
                 stored = self._first_stored(unsure.event_id)
                 if stored is None:
                     if is_connection_error(unsure.error):
+                        last = unsure.error
                         continue  # not stored: safe to run again, ids and all
                     raise _RequestFailed(translate(unsure.error, self.url)) from unsure.error
                 logger.info("append on %s committed, then failed: %s", self.url, unsure.error)
@@ -374,9 +420,13 @@ class PostgresEventStore(EventStore):
             if written:
                 self._notifier.notify()
             return outcomes
+        if last is not None and is_connection_error(last):
+            what = "lost its connection before it could commit"
+        else:
+            what = "collided with concurrent writers"
         raise StorageError(
-            f"PostgreSQL at {self.url!r}: an append collided with concurrent writers "
-            f"{MAX_WRITE_ATTEMPTS} times in a row; nothing was stored"
+            f"PostgreSQL at {self.url!r}: an append {what} {MAX_WRITE_ATTEMPTS} times in a row; "
+            f"nothing was stored (last: {str(last).strip() or type(last).__name__})"
         )
 
     def _attempt(
