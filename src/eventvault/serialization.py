@@ -8,6 +8,7 @@ computes its hash with `event_hash`; the hash therefore survives a move between 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import struct
@@ -112,14 +113,48 @@ class EncodedEvent:
     metadata: bytes
 
 
+def _non_finite(value: object, path: str) -> str | None:
+    """The path of the first NaN or infinity in a payload, or None."""
+    if type(value) is float:
+        return None if math.isfinite(value) else path
+    if isinstance(value, dict):
+        items: Iterable[tuple[object, object]] = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    elif isinstance(value, msgspec.Struct):
+        items = ((name, getattr(value, name)) for name in value.__struct_fields__)
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite(item, f"{path}[{key!r}]")
+        if found is not None:
+            return found
+    return None
+
+
+def _check_finite(value: object, encoded: bytes, what: str, index: int) -> bytes:
+    # JSON has no NaN or infinity: the encoder writes them as null, which would change the
+    # payload silently. Only a payload whose encoding holds "null" can have one.
+    if b"null" in encoded:
+        found = _non_finite(value, what)
+        if found is not None:
+            raise InvalidEventError(
+                f"{found} is NaN or infinite, which JSON cannot hold (store it as a string, "
+                "or as null yourself)",
+                index=index,
+            )
+    return encoded
+
+
 def _encode_object(value: object, what: str, index: int) -> bytes:
     if type(value) is dict:
         try:
-            return _encode(value)
+            encoded = _encode(value)
         except (TypeError, ValueError, OverflowError) as exc:
             raise InvalidEventError(
                 f"{what} cannot be encoded as JSON: {exc}", index=index
             ) from exc
+        return _check_finite(value, encoded, what, index)
     if isinstance(value, msgspec.Struct):
         try:
             encoded = _encode(value)
@@ -133,7 +168,7 @@ def _encode_object(value: object, what: str, index: int) -> bytes:
                 f"{encoded[:20]!r}",
                 index=index,
             )
-        return encoded
+        return _check_finite(value, encoded, what, index)
     if isinstance(value, dict):
         return _encode_object(dict(value), what, index)
     raise InvalidEventError(

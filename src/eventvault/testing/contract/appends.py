@@ -267,6 +267,27 @@ class BadInputContract(ContractBase):
             )
         assert store.head_position() == 0
 
+    @pytest.mark.parametrize(
+        "value", [float("nan"), float("inf"), -float("inf")], ids=["nan", "inf", "-inf"]
+    )
+    def test_a_payload_holding_nan_or_infinity_raises_naming_where(
+        self, store: EventStore, value: float
+    ) -> None:
+        # JSON cannot hold them; writing null instead would change the payload silently.
+        with pytest.raises(InvalidEventError, match=r"data\['readings'\]\[1\] is NaN or inf"):
+            store.append_to_stream(
+                "sensor-1",
+                [NewEvent("Measured", {"readings": [1.5, value]})],
+                expected_version=StreamState.ANY,
+            )
+        with pytest.raises(InvalidEventError, match=r"metadata\['score'\] is NaN or inf"):
+            store.append_to_stream(
+                "sensor-1",
+                [NewEvent("Measured", {}, metadata={"score": value})],
+                expected_version=StreamState.ANY,
+            )
+        assert store.head_position() == 0
+
     def test_struct_that_encodes_to_an_array_raises(self, store: EventStore) -> None:
         with pytest.raises(InvalidEventError, match="JSON object"):
             store.append_to_stream(
