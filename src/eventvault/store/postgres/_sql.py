@@ -46,14 +46,9 @@ class Statements:
         # Binary parameters (%b): arrays of bytes go over the wire without escaping.
         self.append_events = (
             f"SELECT {s}.append_events(%b::int8, %b::text[], %b::int8[], %b::uuid[], "
-            "%b::text[], %b::int4[], %b::bytea[], %b::bytea[], %b::bytea[])"
+            "%b::text[], %b::int4[], %b::bytea[], %b::bytea[], %b::bytea[], %b::text)"
         )
         self.notify = "SELECT pg_notify(%s, %s)"
-        # Sent right after `append_events` on the same connection: the payload is the global
-        # position of the batch's last event, which the append left as this session's currval.
-        self.notify_appended = (
-            f"SELECT pg_notify(%s, currval('{s}.events_global_position_seq')::text)"
-        )
         self.stored = f"SELECT EXISTS (SELECT 1 FROM {s}.events WHERE global_position = %s)"
         self.position_of_id = f"SELECT global_position FROM {s}.events WHERE event_id = %s"
         horizon = "(SELECT pg_snapshot_xmin(pg_current_snapshot()))"

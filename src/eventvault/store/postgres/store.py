@@ -10,11 +10,11 @@ every transaction that could still commit a lower position has then finished, so
 sees a position that is filled in later. See docs/adr/0004-postgres-global-order.md.
 
 An append batch takes the fast path when the writer remembers the head of every stream it
-touches: one statement, `append_events`, pipelined with the wake-up for subscribers, in one
+touches: one statement, `append_events`, which also notifies subscribers when asked to, in one
 round trip; a stale head makes the insert collide with the stream-position constraint. Otherwise
 (or after such a collision) the careful path decides it in two round trips (multi-statement
-queries): reserve, lock the streams' rows and look up given event ids; then insert, update the
-streams, commit, notify.
+queries): lock the streams, reserve, read the heads and look up given event ids; then insert,
+update the streams, commit, notify.
 """
 
 from __future__ import annotations
@@ -469,7 +469,8 @@ class PostgresEventStore(EventStore):
         rows: list[StoredRow],
         touched: dict[str, tuple[int, int, bytes]],
     ) -> list[Outcome] | None:
-        """Write a planned batch in one round trip (`append_events`, then a notification).
+        """Write a planned batch in one statement, `append_events` (with its notification when
+        `_announce_now` says so).
 
         Returns:
             The outcomes with their real global positions, or None when a remembered head was
@@ -482,17 +483,12 @@ class PostgresEventStore(EventStore):
         names = sorted(touched)
         announce = self._announce_now()
         try:
-            # One network round trip: the append and, when announcing, the wake-up for
-            # subscribers. A pipeline's statements share one transaction until its Sync, so
-            # the NOTIFY commits with the events; it then holds the notification queue's lock
-            # through that commit, which in measurements cost less than a second transaction
-            # (ADR 0004, "NOTIFY").
-            if announce:
-                with conn.pipeline():
-                    cursor = conn.execute(self._sql.append_events, params, prepare=True)
-                    conn.execute(self._sql.notify_appended, (self.channel,), prepare=True)
-            else:
-                cursor = conn.execute(self._sql.append_events, params, prepare=True)
+            # One statement, one round trip, its own autocommitted transaction. Given the
+            # channel, it notifies subscribers too: the NOTIFY commits with the events and
+            # holds the notification queue's lock through that commit, which in measurements
+            # cost less than a second transaction (ADR 0004, "NOTIFY").
+            params.append(self.channel if announce else None)
+            cursor = conn.execute(self._sql.append_events, params, prepare=True)
             row = cursor.fetchone()
             if row is None:  # pragma: no cover - the function always returns a row
                 raise StorageError("append_events returned nothing")

@@ -7,7 +7,10 @@
 -- path, which reads the heads under the same stream locks. The stream locks come first, then
 -- reserve_positions, the first write, as it must be; global positions are the reserved block,
 -- in the order of the arrays. Returns the first one.
-CREATE OR REPLACE FUNCTION {schema}.append_events(
+--
+-- With a channel, it also notifies it, the payload being the global position of the batch's
+-- last event: the notification goes out when the events commit (ADR 0004, "NOTIFY").
+CREATE FUNCTION {schema}.append_events(
     recorded_at bigint,
     stream_names text[],
     stream_positions bigint[],
@@ -16,7 +19,8 @@ CREATE OR REPLACE FUNCTION {schema}.append_events(
     schema_versions integer[],
     datas bytea[],
     metadatas bytea[],
-    hashes bytea[]
+    hashes bytea[],
+    channel text
 ) RETURNS bigint
 LANGUAGE plpgsql
 AS $$
@@ -40,6 +44,9 @@ BEGIN
     ORDER BY u.n, u.sp DESC
     ON CONFLICT ON CONSTRAINT streams_pk DO UPDATE SET version = EXCLUDED.version,
         last_global_position = EXCLUDED.last_global_position, last_hash = EXCLUDED.last_hash;
+    IF channel IS NOT NULL THEN
+        PERFORM pg_notify(channel, (first_position + cardinality(stream_names) - 1)::text);
+    END IF;
     RETURN first_position;
 END
 $$;
