@@ -435,7 +435,6 @@ class EventStore(abc.ABC):
         Returns:
             An iterator of `StreamInfo`.
         """
-        self._check_open()
         after: str | None = None
         while True:
             self._check_open()

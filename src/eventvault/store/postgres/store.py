@@ -116,9 +116,9 @@ class _Retry(Exception):
 
 
 class _Unsure(Exception):
-    """A one-statement append failed in a way that may have come after its commit (a lost
-    connection): whether its first event id is stored decides, once the connection is given
-    back to the pool (which may hold no other)."""
+    """A one-statement append lost its connection, perhaps after its commit: whether its first
+    event id is stored decides, once the connection is given back to the pool (which may hold
+    no other)."""
 
     def __init__(
         self, error: psycopg.Error, event_id: bytes, finish: Callable[[int], list[Outcome]]
@@ -364,7 +364,7 @@ class PostgresEventStore(EventStore):
 
         A batch with appends queued behind it leaves its announcement to a batch that follows:
         that one commits later, so its notification covers both, and under a steady stream of
-        batches each saves a statement. The last notification is never older than
+        batches most commits notify nobody. The last notification is never older than
         ANNOUNCE_INTERVAL while batches keep committing, and `_run` sends an owed one when the
         queue runs dry without it.
         """
@@ -407,10 +407,8 @@ class PostgresEventStore(EventStore):
             except _Unsure as unsure:
                 stored = self._first_stored(unsure.event_id)
                 if stored is None:
-                    if is_connection_error(unsure.error):
-                        last = unsure.error
-                        continue  # not stored: safe to run again, ids and all
-                    raise _RequestFailed(translate(unsure.error, self.url)) from unsure.error
+                    last = unsure.error
+                    continue  # not stored: safe to run again, ids and all
                 logger.info("append on %s committed, then failed: %s", self.url, unsure.error)
                 outcomes, written = unsure.finish(stored), True
             except (PoolClosed, PoolTimeout) as exc:
@@ -477,7 +475,8 @@ class PostgresEventStore(EventStore):
             stale or an event id is stored already (the careful path decides those).
 
         Raises:
-            _Unsure: the statement failed in a way that may have come after its commit.
+            _RequestFailed: the statement failed on the batch's data; nothing was stored.
+            _Unsure: the connection was lost, perhaps after the commit.
         """
         params = append_arguments(rows)
         names = sorted(touched)
@@ -499,8 +498,11 @@ class PostgresEventStore(EventStore):
                 for name in names:
                     self._heads.pop(name, None)
                 return None
-            # The error may have come after the commit (a dropped connection): the batch's
-            # first event id says whether it is stored.
+            if not is_connection_error(exc):
+                # One autocommitted statement that answered with an error stored nothing.
+                raise _RequestFailed(translate(exc, self.url)) from exc
+            # A dropped connection may have come after the commit: the batch's first event id
+            # says whether it is stored.
             raise _Unsure(
                 exc,
                 rows[0][3],
