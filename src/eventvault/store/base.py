@@ -42,6 +42,9 @@ from eventvault.types import (
 __all__ = ["EventStore", "StoreStats", "Subscription"]
 
 _Positioned = TypeVar("_Positioned", RecordedEvent, PayloadEvent)
+_Global = TypeVar("_Global", RecordedEvent, RawEvent)
+_Item = TypeVar("_Item")
+_Cursor = TypeVar("_Cursor")
 
 DEFAULT_PAGE_SIZE: Final = 1000
 
@@ -101,6 +104,24 @@ def _check_filters(
                 "which no stream name holds"
             )
     return types, stream_prefix
+
+
+def _next_stream_position(backwards: bool) -> Callable[[_Positioned], int | None]:
+    """Where the page after one ending at an event starts, reading a stream."""
+    if backwards:
+        return lambda event: event.stream_position - 1 if event.stream_position > 0 else None
+    return lambda event: event.stream_position + 1
+
+
+def _next_global_position(backwards: bool) -> Callable[[_Global], int | None]:
+    """The `after` of the page after one ending at an event, reading the global log."""
+    if backwards:
+        return lambda event: event.global_position if event.global_position > 1 else None
+    return lambda event: event.global_position
+
+
+def _stream_name(info: StreamInfo) -> str:
+    return info.stream_name
 
 
 class EventStore(abc.ABC):
@@ -318,33 +339,35 @@ class EventStore(abc.ABC):
         def fetch(position: int | None, size: int) -> list[RecordedEvent]:
             return self._read_stream_page(stream_name, position, backwards, size)
 
-        return self._pages(fetch, start, backwards, limit)
+        return self._paginate(fetch, start, _next_stream_position(backwards), limit)
 
-    def _pages(
+    def _paginate(
         self,
-        fetch: Callable[[int | None, int], list[_Positioned]],
-        start: int | None,
-        backwards: bool,
-        limit: int | None,
-    ) -> Iterator[_Positioned]:
-        """Page through a stream: `fetch(start, size)` gives one page from a stream position."""
+        fetch: Callable[[_Cursor, int], list[_Item]],
+        cursor: _Cursor,
+        advance: Callable[[_Item], _Cursor | None],
+        limit: int | None = None,
+    ) -> Iterator[_Item]:
+        """The one paging loop of every read: pages of `fetch(cursor, size)` until a short
+        page, `limit` items, or `advance(last item)` gives None (nothing lies beyond it).
+
+        The store is checked for close before every page, so an iterator left open fails
+        cleanly instead of reading from closed connections.
+        """
         remaining = limit
         while remaining is None or remaining > 0:
             size = DEFAULT_PAGE_SIZE if remaining is None else min(remaining, DEFAULT_PAGE_SIZE)
             self._check_open()
-            page = fetch(start, size)
+            page = fetch(cursor, size)
             yield from page
             if len(page) < size:
                 return
             if remaining is not None:
                 remaining -= len(page)
-            last = page[-1].stream_position
-            if backwards:
-                if last == 0:
-                    return
-                start = last - 1
-            else:
-                start = last + 1
+            following = advance(page[-1])
+            if following is None:
+                return
+            cursor = following
 
     def read_stream_payloads(
         self,
@@ -377,7 +400,7 @@ class EventStore(abc.ABC):
         def fetch(position: int | None, size: int) -> list[PayloadEvent]:
             return self._read_stream_payload_page(stream_name, position or 0, size)
 
-        return self._pages(fetch, from_position, False, limit)
+        return self._paginate(fetch, from_position, _next_stream_position(False), limit)
 
     def read_all(
         self,
@@ -415,19 +438,10 @@ class EventStore(abc.ABC):
         types: tuple[str, ...] | None,
         prefix: str | None,
     ) -> Iterator[RecordedEvent]:
-        remaining = limit
-        while remaining is None or remaining > 0:
-            size = DEFAULT_PAGE_SIZE if remaining is None else min(remaining, DEFAULT_PAGE_SIZE)
-            self._check_open()
-            page = self._read_all_page(after, backwards, size, types, prefix)
-            yield from page
-            if len(page) < size:
-                return
-            if remaining is not None:
-                remaining -= len(page)
-            after = page[-1].global_position
-            if backwards and after <= 1:
-                return
+        def fetch(position: int, size: int) -> list[RecordedEvent]:
+            return self._read_all_page(position, backwards, size, types, prefix)
+
+        return self._paginate(fetch, after, _next_global_position(backwards), limit)
 
     def list_streams(self) -> Iterator[StreamInfo]:
         """Every stream with at least one event, in name order, lazily.
@@ -435,14 +449,8 @@ class EventStore(abc.ABC):
         Returns:
             An iterator of `StreamInfo`.
         """
-        after: str | None = None
-        while True:
-            self._check_open()
-            page = self._list_streams_page(after, DEFAULT_PAGE_SIZE)
-            yield from page
-            if len(page) < DEFAULT_PAGE_SIZE:
-                return
-            after = page[-1].stream_name
+        self._check_open()
+        return self._paginate(self._list_streams_page, None, _stream_name)
 
     # -- subscriptions -----------------------------------------------------------------------
 
@@ -527,13 +535,7 @@ class EventStore(abc.ABC):
         return self._iter_raw(after)
 
     def _iter_raw(self, after: int) -> Iterator[RawEvent]:
-        while True:
-            self._check_open()
-            page = self._read_raw_page(after, DEFAULT_PAGE_SIZE)
-            yield from page
-            if len(page) < DEFAULT_PAGE_SIZE:
-                return
-            after = page[-1].global_position
+        return self._paginate(self._read_raw_page, after, _next_global_position(False))
 
     def import_events(
         self,
@@ -570,7 +572,7 @@ class EventStore(abc.ABC):
                 except ValueError as exc:
                     raise ImportFileError(str(exc)) from exc
                 batch.append(
-                    (
+                    StoredRow(
                         event.stream_name,
                         event.stream_position,
                         event.global_position,

@@ -11,26 +11,17 @@ import bisect
 import threading
 import uuid
 from collections.abc import Iterator
-from typing import cast
 
 from eventvault.errors import ImportFileError, NotEmptyError
 from eventvault.serialization import (
     DEFAULT_MAX_EVENT_BYTES,
-    GENESIS_HASH,
     decode_rows,
     from_micros,
     now_micros,
     raw_rows,
     validate_stream_name,
 )
-from eventvault.store._append import (
-    PendingAppend,
-    StoredRow,
-    chain,
-    resolve_existing_ids,
-    version_matches,
-    wrong_version,
-)
+from eventvault.store._append import PendingAppend, StoredRow, plan_batch
 from eventvault.store.base import EventStore, StoreStats
 from eventvault.store.notify import Notifier
 from eventvault.types import AppendResult, PayloadEvent, RawEvent, RecordedEvent, StreamInfo
@@ -61,43 +52,36 @@ class MemoryEventStore(EventStore):
         return self._notifier
 
     def _head(self) -> int:
-        return self._log[-1][2] if self._log else 0
+        return self._log[-1].global_position if self._log else 0
 
     def _append(self, appends: list[PendingAppend]) -> list[AppendResult]:
         with self._lock:
             self._check_open()
-            planned: list[StoredRow] = []
-            results: list[AppendResult] = []
-            position = self._head() + 1
-            recorded_at = now_micros()
+            heads: dict[str, tuple[int, bytes]] = {}
+            found: dict[uuid.UUID, tuple[str, int, int]] = {}
             for append in appends:
                 stream = self._streams.get(append.stream_name)
-                version = stream[-1][1] if stream else None
-                found = {i: self._ids[i] for i in append.given_ids if i in self._ids}
-                # A retry of a stored append returns its result; any other stored id raises.
-                retry = resolve_existing_ids(append, found)
-                if retry is not None:
-                    results.append(retry)
-                    continue
-                if not version_matches(append.expected_version, version):
-                    raise wrong_version(append, version)
-                previous = stream[-1][9] if stream else GENESIS_HASH
-                rows = cast(
-                    list[StoredRow], chain(append, version, previous, position, recorded_at)
-                )
-                position += len(rows)
-                planned.extend(rows)
-                results.append(AppendResult(rows[-1][1], rows[-1][2]))
-            self._store_rows(planned)
-        if planned:
+                if stream:
+                    heads[append.stream_name] = (stream[-1].stream_position, stream[-1].hash)
+                found.update((i, self._ids[i]) for i in append.given_ids if i in self._ids)
+            plan = plan_batch([appends], heads, found, self._head() + 1, now_micros())
+            outcome = plan.outcomes[0]
+            if isinstance(outcome, BaseException):
+                raise outcome
+            self._store_rows(plan.rows)
+        if plan.rows:
             self._notifier.notify()
-        return results
+        return outcome
 
     def _store_rows(self, rows: list[StoredRow]) -> None:
         for row in rows:
             self._log.append(row)
-            self._streams.setdefault(row[0], []).append(row)
-            self._ids[uuid.UUID(bytes=row[3])] = (row[0], row[1], row[2])
+            self._streams.setdefault(row.stream_name, []).append(row)
+            self._ids[uuid.UUID(bytes=row.event_id)] = (
+                row.stream_name,
+                row.stream_position,
+                row.global_position,
+            )
 
     def _read_stream_page(
         self, stream_name: str, start: int | None, backwards: bool, limit: int
@@ -117,11 +101,14 @@ class MemoryEventStore(EventStore):
     ) -> list[PayloadEvent]:
         with self._lock:
             rows = self._streams.get(stream_name, [])[start : start + limit]
-        return [PayloadEvent(row[1], row[4], row[5], row[6], row[8]) for row in rows]
+        return [
+            PayloadEvent(r.stream_position, r.event_type, r.schema_version, r.data, r.recorded_at)
+            for r in rows
+        ]
 
     def _rows_after(self, after: int) -> int:
         """The index in the log of the first event after global position `after`."""
-        return bisect.bisect_right(self._log, after, key=lambda row: row[2])
+        return bisect.bisect_right(self._log, after, key=lambda row: row.global_position)
 
     def _read_all_page(
         self,
@@ -132,8 +119,8 @@ class MemoryEventStore(EventStore):
         stream_prefix: str | None,
     ) -> list[RecordedEvent]:
         def wanted(row: StoredRow) -> bool:
-            return (event_types is None or row[4] in event_types) and (
-                stream_prefix is None or row[0].startswith(stream_prefix)
+            return (event_types is None or row.event_type in event_types) and (
+                stream_prefix is None or row.stream_name.startswith(stream_prefix)
             )
 
         picked: list[StoredRow] = []
@@ -163,8 +150,9 @@ class MemoryEventStore(EventStore):
             names = sorted(self._streams)
             begin = 0 if after is None else bisect.bisect_right(names, after)
             return [
-                StreamInfo(name, self._streams[name][-1][1], self._streams[name][-1][2])
+                StreamInfo(name, stream[-1].stream_position, stream[-1].global_position)
                 for name in names[begin : begin + limit]
+                for stream in (self._streams[name],)
             ]
 
     def _import(self, batches: Iterator[list[StoredRow]]) -> None:
@@ -176,12 +164,12 @@ class MemoryEventStore(EventStore):
             seen: set[bytes] = set()
             for batch in batches:
                 for row in batch:
-                    if row[3] in seen:
+                    if row.event_id in seen:
                         raise ImportFileError(
-                            f"event id {uuid.UUID(bytes=row[3])} appears twice in the events "
-                            "imported"
+                            f"event id {uuid.UUID(bytes=row.event_id)} appears twice in the "
+                            "events imported"
                         )
-                    seen.add(row[3])
+                    seen.add(row.event_id)
                 staged.extend(batch)
             for row in staged:
                 self._store_rows([row])
@@ -191,7 +179,7 @@ class MemoryEventStore(EventStore):
         validate_stream_name(stream_name)
         with self._lock:
             stream = self._streams.get(stream_name)
-            return stream[-1][1] if stream else None
+            return stream[-1].stream_position if stream else None
 
     def head_position(self) -> int:
         self._check_open()
@@ -206,8 +194,8 @@ class MemoryEventStore(EventStore):
                 event_count=len(log),
                 stream_count=len(self._streams),
                 head_position=self._head(),
-                first_recorded_at=from_micros(log[0][8]) if log else None,
-                last_recorded_at=from_micros(log[-1][8]) if log else None,
+                first_recorded_at=from_micros(log[0].recorded_at) if log else None,
+                last_recorded_at=from_micros(log[-1].recorded_at) if log else None,
             )
 
     def _close(self) -> None:

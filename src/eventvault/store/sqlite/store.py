@@ -18,7 +18,6 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Final, Literal
 
@@ -35,7 +34,6 @@ from eventvault.errors import (
 )
 from eventvault.serialization import (
     DEFAULT_MAX_EVENT_BYTES,
-    GENESIS_HASH,
     decode_rows,
     from_micros,
     now_micros,
@@ -43,13 +41,12 @@ from eventvault.serialization import (
     validate_stream_name,
 )
 from eventvault.store._append import (
+    BatchPlan,
+    Outcome,
     PendingAppend,
-    PendingRow,
     StoredRow,
-    chain,
-    resolve_existing_ids,
-    version_matches,
-    wrong_version,
+    StreamHead,
+    plan_batch,
 )
 from eventvault.store._groupcommit import GroupCommitter
 from eventvault.store.base import EventStore, StoreStats
@@ -84,7 +81,12 @@ _COLUMNS: Final = (
     "stream_name, stream_position, global_position, event_id, event_type, schema_version, "
     "data, metadata, recorded_at, hash"
 )
-_INSERT: Final = f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_UNPLACED_COLUMNS: Final = (
+    "stream_name, stream_position, event_id, event_type, schema_version, data, metadata, "
+    "recorded_at, hash"
+)
+_ROW_MARKS: Final = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_UNPLACED_ROW_MARKS: Final = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _ROWS_PER_INSERT: Final = 64
 """Rows per multi-row INSERT: one statement step (and one release of the GIL) per 64 events,
 where `executemany` steps (and releases the GIL) once per event."""
@@ -124,90 +126,39 @@ def _translate(exc: sqlite3.Error, location: str) -> EventVaultError:
     return StorageError(f"SQLite error on {location!r}: {message}")
 
 
-@dataclass(slots=True)
-class _Plan:
-    """An append that passed its checks: the stream's version and hash it extends."""
-
-    append: PendingAppend
-    version: int | None
-    previous: bytes
-
-
-class _Slot:
-    """The result of an append whose global position is known once its rows are inserted."""
-
-    __slots__ = ("global_position", "stream_position")
-
-    def __init__(self, stream_position: int) -> None:
-        self.stream_position = stream_position
-        self.global_position = 0
-
-    def result(self) -> AppendResult:
-        return AppendResult(self.stream_position, self.global_position)
-
-
-class _Batch:
-    """The rows of one group commit, inserted together with multi-row INSERTs.
-
-    Global positions are left to SQLite: the rowid of an `INTEGER PRIMARY KEY` table is the
-    highest so far plus one, and the inserting connection holds the write lock, so positions
-    follow commit order, and the rows of one statement get consecutive positions.
-    """
-
-    def __init__(self, conn: sqlite3.Connection, recorded_at: int) -> None:
-        self.conn = conn
-        self.recorded_at = recorded_at
-        self.heads: dict[str, tuple[int, bytes, int]] = {}
-        self.rows: list[PendingRow] = []
-        self._slots: list[tuple[_Slot, int, str]] = []
-
-    def add(self, plan: _Plan | AppendResult) -> AppendResult | _Slot:
-        """Queue a checked append's rows; a retried append keeps its original result."""
-        if isinstance(plan, AppendResult):
-            return plan
-        append = plan.append
-        rows = chain(append, plan.version, plan.previous, None, self.recorded_at)
-        self.rows.extend(rows)
-        last = rows[-1]
-        slot = _Slot(last[1])
-        self._slots.append((slot, len(self.rows) - 1, append.stream_name))
-        self.heads[append.stream_name] = (last[1], last[9], 0)
-        return slot
-
-    def flush(self) -> None:
-        """Insert the queued rows and give their appends their global positions."""
-        if self.rows:
-            self.placed(_insert_rows(self.conn, self.rows))
-
-    def placed(self, last: int) -> None:
-        """Give the queued appends their global positions, the last row's being `last`."""
-        first = last - len(self.rows) + 1
-        for slot, index, name in self._slots:
-            slot.global_position = first + index
-            version, last_hash, _ = self.heads[name]
-            if version == slot.stream_position:
-                self.heads[name] = (version, last_hash, slot.global_position)
-        self.rows = []
-        self._slots = []
-
-
 @functools.cache
-def _multi_insert(count: int) -> str:
-    """The INSERT of `count` events in one statement."""
-    values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * count)
-    return f"INSERT INTO events ({_COLUMNS}) VALUES {values}"
+def _multi_insert(count: int, placed: bool) -> str:
+    """The INSERT of `count` events in one statement; `placed`: with their global positions,
+    else leaving them to SQLite."""
+    if placed:
+        return f"INSERT INTO events ({_COLUMNS}) VALUES " + ", ".join([_ROW_MARKS] * count)
+    return f"INSERT INTO events ({_UNPLACED_COLUMNS}) VALUES " + ", ".join(
+        [_UNPLACED_ROW_MARKS] * count
+    )
 
 
-def _insert_rows(conn: sqlite3.Connection, rows: Sequence[Sequence[object]]) -> int:
-    """Insert events with multi-row INSERTs; returns the rowid (global position) of the last."""
+def _insert_rows(conn: sqlite3.Connection, rows: Sequence[StoredRow], *, placed: bool) -> int:
+    """Insert events with multi-row INSERTs; returns the rowid (global position) of the last.
+
+    Args:
+        conn: the write connection.
+        rows: the events.
+        placed: store the rows' global positions; False leaves them to SQLite, which gives
+            the rows of one statement consecutive positions after the highest stored (the
+            global positions in `rows` are then placeholders).
+    """
     last = 0
     for start in range(0, len(rows), _ROWS_PER_INSERT):
         chunk = rows[start : start + _ROWS_PER_INSERT]
-        if len(chunk) == 1:
-            last = conn.execute(_INSERT, chunk[0]).lastrowid or 0
+        params: list[object] = []
+        if placed:
+            for row in chunk:
+                params.extend(row)
         else:
-            params = [value for row in chunk for value in row]
-            last = conn.execute(_multi_insert(len(chunk)), params).lastrowid or 0
+            for row in chunk:
+                params.extend(row[:2])
+                params.extend(row[3:])
+        last = conn.execute(_multi_insert(len(chunk), placed), params).lastrowid or 0
     return last
 
 
@@ -374,9 +325,7 @@ class SQLiteEventStore(EventStore):
     def _append(self, appends: list[PendingAppend]) -> list[AppendResult]:
         return self._committer.submit(appends)
 
-    def _commit_batch(
-        self, requests: list[list[PendingAppend]]
-    ) -> list[list[AppendResult] | BaseException]:
+    def _commit_batch(self, requests: list[list[PendingAppend]]) -> list[Outcome]:
         """Commit a batch of appends atomically; a failing append fails alone.
 
         The fast path writes the whole batch as one INSERT statement, which SQLite runs as a
@@ -385,24 +334,21 @@ class SQLiteEventStore(EventStore):
         """
         with self._conn_lock:
             self._check_open()
-            fast = self._fast_write(requests)
-            outcomes, batch = fast if fast is not None else self._careful_write(requests)
-            if len(self._heads) + len(batch.heads) > _MAX_CACHED_HEADS:
+            done = self._fast_write(requests)
+            if done is None:
+                done = self._careful_write(requests)
+            outcomes, heads = done
+            if len(self._heads) + len(heads) > _MAX_CACHED_HEADS:
                 self._heads.clear()
-            for name, (version, last_hash, _) in batch.heads.items():
-                self._heads[name] = (version, last_hash)
-        if batch.heads:
+            for name, head in heads.items():
+                self._heads[name] = (head.version, head.hash)
+        if heads:
             self._notifier.notify()
-        return [
-            outcome
-            if isinstance(outcome, BaseException)
-            else [item.result() if isinstance(item, _Slot) else item for item in outcome]
-            for outcome in outcomes
-        ]
+        return outcomes
 
     def _fast_write(
         self, requests: list[list[PendingAppend]]
-    ) -> tuple[list[list[AppendResult | _Slot] | BaseException], _Batch] | None:
+    ) -> tuple[list[Outcome], dict[str, StreamHead]] | None:
         """Write a batch as one INSERT against remembered stream heads.
 
         Returns None, for the careful path, when a head is unknown, when an append would fail
@@ -411,66 +357,50 @@ class SQLiteEventStore(EventStore):
         stream-position index (another writer moved a remembered head on; versions only grow,
         so a stale head always collides) or with the event-id index (a retry).
         """
-        batch = _Batch(self._writer, now_micros())
-        outcomes: list[list[AppendResult | _Slot] | BaseException] = []
+        heads: dict[str, tuple[int, bytes]] = {}
         for request in requests:
-            plans: list[_Plan | AppendResult] = []
             for append in request:
                 name = append.stream_name
-                head = batch.heads.get(name)
-                if head is not None:
-                    version: int | None = head[0]
-                    previous = head[1]
-                else:
-                    cached = self._heads.get(name)
-                    if cached is None and append.expected_version is not StreamState.NO_STREAM:
-                        return None
-                    version, previous = (None, GENESIS_HASH) if cached is None else cached
-                if not version_matches(append.expected_version, version):
+                if name in heads:
+                    continue
+                cached = self._heads.get(name)
+                if cached is not None:
+                    heads[name] = cached
+                elif append.expected_version is not StreamState.NO_STREAM:
                     return None
-                plans.append(_Plan(append, version, previous))
-            outcomes.append([batch.add(plan) for plan in plans])
-            if len(batch.rows) > _ROWS_PER_INSERT:
-                return None
+        # Global positions 1, 2, ... stand for offsets from the one SQLite gives the first row.
+        plan = plan_batch(requests, heads, {}, 1, now_micros())
+        if not plan.rows or plan.failed or len(plan.rows) > _ROWS_PER_INSERT:
+            return None
         try:
             # At most _ROWS_PER_INSERT rows: one statement, which outside BEGIN is one
             # transaction, all its rows or none.
-            last = _insert_rows(self._writer, batch.rows)
+            last = _insert_rows(self._writer, plan.rows, placed=False)
         except sqlite3.IntegrityError:
-            for name in batch.heads:
+            for name in plan.heads:
                 self._heads.pop(name, None)
             return None
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
-        batch.placed(last)
-        return outcomes, batch
+        return plan.shifted(last - len(plan.rows)), plan.heads
 
     def _careful_write(
         self, requests: list[list[PendingAppend]]
-    ) -> tuple[list[list[AppendResult | _Slot] | BaseException], _Batch]:
-        """Decide and write a batch inside `BEGIN IMMEDIATE`, with heads read from the file.
-
-        Each request is checked (versions, stored ids) before any of its events is queued for
-        writing, so a request that fails has written nothing and the others commit without
-        savepoints.
-        """
-        outcomes: list[list[AppendResult | _Slot] | BaseException] = []
+    ) -> tuple[list[Outcome], dict[str, StreamHead]]:
+        """Decide and write a batch inside `BEGIN IMMEDIATE`, with heads and event ids read
+        from the file under the write lock (a remembered head may be stale)."""
         conn = self._writer
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
-        batch = _Batch(conn, now_micros())
         try:
-            for request in requests:
-                try:
-                    plans = [self._plan(batch, append) for append in request]
-                except EventVaultError as exc:
-                    outcomes.append(exc)
-                    continue
-                outcomes.append([batch.add(plan) for plan in plans])
-            batch.flush()
-            conn.execute("COMMIT" if batch.heads else "ROLLBACK")
+            plan = self._plan_locked(conn, requests)
+            if plan.rows:
+                _insert_rows(conn, plan.rows, placed=True)
+                conn.execute("COMMIT")
+            else:
+                conn.execute("ROLLBACK")
         except BaseException as exc:
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
@@ -479,42 +409,22 @@ class SQLiteEventStore(EventStore):
             if isinstance(exc, sqlite3.Error):
                 raise _translate(exc, self.path) from exc
             raise
-        return outcomes, batch
+        return plan.outcomes, plan.heads
 
-    def _plan(self, batch: _Batch, append: PendingAppend) -> _Plan | AppendResult:
-        """Check one append against the stream's head; reads only.
-
-        Returns:
-            The append with the stream's version and last hash, ready to write, or the
-            original result of an append this one retries.
-
-        Raises:
-            WrongExpectedVersionError, DuplicateEventIdError: the append must fail.
-        """
-        name = append.stream_name
-        head = batch.heads.get(name)
-        if head is not None:
-            version: int | None = head[0]
-            previous = head[1]
-        else:
-            # Read under the write lock, never from memory: a remembered head may be stale.
-            row = batch.conn.execute(_STREAM_HEAD, (name,)).fetchone()
-            version, previous = (None, GENESIS_HASH) if row is None else (row[0], row[1])
-        given = append.given_ids
-        found: dict[uuid.UUID, tuple[str, int, int]] = {}
-        if given:
-            batch.flush()  # so that ids queued earlier in this batch are found too
-            found = self._find_ids(batch.conn, given)
-        if not version_matches(append.expected_version, version):
-            retry = resolve_existing_ids(append, found)
-            if retry is None:
-                raise wrong_version(append, version)
-            return retry
-        if found:
-            retry = resolve_existing_ids(append, found)
-            if retry is not None:
-                return retry
-        return _Plan(append, version, previous)
+    def _plan_locked(
+        self, conn: sqlite3.Connection, requests: Sequence[Sequence[PendingAppend]]
+    ) -> BatchPlan:
+        """Plan appends against the file, inside a transaction that holds the write lock."""
+        names = {append.stream_name for request in requests for append in request}
+        heads: dict[str, tuple[int, bytes]] = {}
+        for name in names:
+            row = conn.execute(_STREAM_HEAD, (name,)).fetchone()
+            if row is not None:
+                heads[name] = (row[0], row[1])
+        given = [i for request in requests for append in request for i in append.given_ids]
+        found = self._find_ids(conn, given) if given else {}
+        head = conn.execute("SELECT max(global_position) FROM events").fetchone()[0]
+        return plan_batch(requests, heads, found, (head or 0) + 1, now_micros())
 
     def _find_ids(
         self, conn: sqlite3.Connection, ids: list[uuid.UUID]
@@ -539,7 +449,7 @@ class SQLiteEventStore(EventStore):
                         raise NotEmptyError(self.url, head)
                     for batch in batches:
                         try:
-                            _insert_rows(conn, batch)
+                            _insert_rows(conn, batch, placed=True)
                         except sqlite3.IntegrityError as exc:
                             raise ImportFileError(
                                 f"an event id appears twice in the events imported ({exc})"
