@@ -9,7 +9,12 @@ import msgspec
 import pytest
 
 from eventvault import NewEvent
-from eventvault.errors import HashChainError, InvalidEventError, InvalidStreamNameError
+from eventvault.errors import (
+    CorruptEventError,
+    HashChainError,
+    InvalidEventError,
+    InvalidStreamNameError,
+)
 from eventvault.serialization import (
     GENESIS_HASH,
     decode_rows,
@@ -111,8 +116,13 @@ def test_verify_chain_names_a_gap_inside_a_stream_and_a_stream_that_starts_late(
     first = _raw(0, GENESIS_HASH, 1)
     second = _raw(1, bytes.fromhex(first.hash), 2)
     third = _raw(2, bytes.fromhex(second.hash), 3)
-    with pytest.raises(ValueError, match="'s-1': position 2 where 1 was due"):
+    with pytest.raises(CorruptEventError) as caught:
         verify_chain([first, third])
+    assert (caught.value.stream_name, caught.value.stream_position) == ("s-1", 2)
+    assert caught.value.global_position == 3
+    assert str(caught.value) == (
+        f"event {third.event_id} at 's-1'@2 (global position 3): position 2 where 1 was due"
+    )
     with pytest.raises(ValueError, match="starts at position 1, not 0: this is part of a log"):
         verify_chain([second, third])
 
@@ -133,8 +143,12 @@ def test_verify_chain_refuses_values_no_append_could_have_stored(
 ) -> None:
     # Checked before the hash, so a file crafted with a matching hash is refused the same way.
     event = msgspec.structs.replace(_raw(0, GENESIS_HASH, 1), **{field: value})
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(CorruptEventError, match=message) as caught:
         verify_chain([event])
+    # Also a ValueError, as before, and it names the event.
+    assert isinstance(caught.value, ValueError)
+    assert caught.value.event_id == event.event_id
+    assert f"event {event.event_id} at 's-1'@0" in str(caught.value)
 
 
 def _raw(position: int, previous: bytes, global_position: int) -> RawEvent:

@@ -1,25 +1,46 @@
 """The whole error hierarchy of eventvault, and nothing else.
 
 Every error derives from `EventVaultError`, carries the values involved as attributes and names
-them in its message. Errors about bad arguments also derive from `ValueError` or `TypeError`, so
-code that catches those keeps working.
+them in its message. Below the root, five tiers say what kind of failure an error is, so that a
+table of a handful of rows maps every error to an exit code or an HTTP status:
+
+| tier | meaning |
+| --- | --- |
+| `BadInputError` | the caller asked for something that cannot be done as given; nothing changed |
+| `ConflictError` | the request collides with what is stored; nothing was written |
+| `NotFoundError` | what was asked for does not exist |
+| `IntegrityError` | stored or imported data is not what was recorded |
+| `StorageError` | the storage engine failed or cannot serve the request |
+
+Each error below the root belongs to exactly one tier; `ERROR_KINDS` names the tiers for
+machines. Errors about bad arguments also derive from `ValueError` or `TypeError`, and errors
+about something missing from `LookupError`, so code that catches those keeps working.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
+from types import MappingProxyType
+from typing import Final
 
 __all__ = [
+    "ERROR_KINDS",
     "AggregateDefinitionError",
     "AggregateNotFoundError",
     "AggregateQueryError",
+    "BadInputError",
+    "ConflictError",
+    "CorruptEventError",
     "DatabaseLockedError",
     "DuplicateEventIdError",
     "EventRegistrationError",
     "EventVaultError",
     "HashChainError",
     "ImportFileError",
+    "IntegrityError",
+    "InvalidArgumentError",
     "InvalidEventError",
     "InvalidExpectedVersionError",
     "InvalidStreamNameError",
@@ -27,14 +48,17 @@ __all__ = [
     "MissingHandlerError",
     "NotAnEventVaultDatabaseError",
     "NotEmptyError",
+    "NotFoundError",
     "PayloadTooLargeError",
     "SchemaVersionError",
     "SnapshotStoreUnavailableError",
     "StorageError",
     "StoreClosedError",
+    "StreamNotFoundError",
     "UnknownEventTypeError",
     "UnregisteredEventError",
     "WrongExpectedVersionError",
+    "error_kind",
 ]
 
 
@@ -42,10 +66,75 @@ class EventVaultError(Exception):
     """The root of every error eventvault raises."""
 
 
+# -- the tiers -------------------------------------------------------------------------------
+
+
+class BadInputError(EventVaultError):
+    """Tier: the caller asked for something that cannot be done as given; nothing changed.
+
+    Retrying the same request fails the same way. CLI exit code 2.
+    """
+
+
+class ConflictError(EventVaultError):
+    """Tier: the request collides with what the store holds; nothing was written.
+
+    Read the current state and decide again. CLI exit code 3 (`NotEmptyError`: 6).
+    """
+
+
+class NotFoundError(EventVaultError):
+    """Tier: what was asked for does not exist. CLI exit code 4."""
+
+
+class IntegrityError(EventVaultError):
+    """Tier: stored or imported data is not what was recorded (changed, damaged, out of
+    order, or not something any append could have stored). CLI exit code 5.
+    """
+
+
+class StorageError(EventVaultError):
+    """Tier: the storage engine failed or cannot serve: I/O error, full disk, a lost
+    connection, a driver error, a closed store, a database that is not a store.
+
+    CLI exit code 8 (`NotAnEventVaultDatabaseError`, `SchemaVersionError`: 7;
+    `StoreClosedError`: 1).
+    """
+
+
+ERROR_KINDS: Final[Mapping[type[EventVaultError], str]] = MappingProxyType(
+    {
+        BadInputError: "bad-input",
+        ConflictError: "conflict",
+        NotFoundError: "not-found",
+        IntegrityError: "integrity",
+        StorageError: "storage",
+    }
+)
+"""Each tier's short, stable, machine-readable name: what an exit-code or HTTP status table
+maps."""
+
+
+def error_kind(error: BaseException) -> str | None:
+    """The kind of an error: the `ERROR_KINDS` name of its tier.
+
+    Args:
+        error: any exception.
+
+    Returns:
+        `"bad-input"`, `"conflict"`, `"not-found"`, `"integrity"` or `"storage"`; None for an
+        exception that is not an eventvault error of a tier.
+    """
+    for tier, kind in ERROR_KINDS.items():
+        if isinstance(error, tier):
+            return kind
+    return None
+
+
 # -- bad input -------------------------------------------------------------------------------
 
 
-class InvalidStreamNameError(EventVaultError, ValueError):
+class InvalidStreamNameError(BadInputError, ValueError):
     """A stream name is empty, longer than 200 characters, not a string, or has control
     characters or lone surrogates.
 
@@ -60,7 +149,7 @@ class InvalidStreamNameError(EventVaultError, ValueError):
         super().__init__(f"invalid stream name {stream_name!r}: {reason}")
 
 
-class InvalidEventError(EventVaultError, ValueError):
+class InvalidEventError(BadInputError, ValueError):
     """An event cannot be stored as given: bad type name, data not a JSON object, not encodable.
 
     Attributes:
@@ -93,7 +182,7 @@ class PayloadTooLargeError(InvalidEventError):
         )
 
 
-class InvalidExpectedVersionError(EventVaultError, TypeError):
+class InvalidExpectedVersionError(BadInputError, TypeError):
     """`expected_version` is neither a `StreamState` nor a non-negative int.
 
     Attributes:
@@ -108,7 +197,7 @@ class InvalidExpectedVersionError(EventVaultError, TypeError):
         )
 
 
-class InvalidURLError(EventVaultError, ValueError):
+class InvalidURLError(BadInputError, ValueError):
     """A store URL names no engine eventvault knows, or is malformed.
 
     Attributes:
@@ -122,10 +211,27 @@ class InvalidURLError(EventVaultError, ValueError):
         super().__init__(f"cannot open {url!r}: {reason}")
 
 
+class InvalidArgumentError(BadInputError, ValueError):
+    """An argument of a call is of the wrong type or out of its range: a negative `limit`,
+    a position that is not an int, a filter no name could match, a bad `max_event_bytes`.
+
+    Attributes:
+        argument: the argument's name.
+        value: the value given.
+        reason: what is wrong with it.
+    """
+
+    def __init__(self, argument: str, value: object, reason: str) -> None:
+        self.argument = argument
+        self.value = value
+        self.reason = reason
+        super().__init__(f"{argument} {reason}")
+
+
 # -- the contract ----------------------------------------------------------------------------
 
 
-class WrongExpectedVersionError(EventVaultError):
+class WrongExpectedVersionError(ConflictError):
     """A stream's version did not match the append's `expected_version`; nothing was written.
 
     Attributes:
@@ -155,7 +261,7 @@ def _describe_expected(expected: object) -> str:
     return f"version {expected}"
 
 
-class DuplicateEventIdError(EventVaultError):
+class DuplicateEventIdError(ConflictError):
     """An event id is already stored somewhere the append would not put it.
 
     Re-sending an append whose ids are stored in the same stream at the same positions is an
@@ -185,7 +291,7 @@ class DuplicateEventIdError(EventVaultError):
         )
 
 
-class HashChainError(EventVaultError):
+class HashChainError(IntegrityError):
     """An event's hash does not match its bytes and the previous hash: the data was changed.
 
     Attributes:
@@ -206,7 +312,42 @@ class HashChainError(EventVaultError):
         )
 
 
-class ImportFileError(EventVaultError):
+class CorruptEventError(IntegrityError, ValueError):
+    """A recorded event is not what an append could have stored: its stored bytes do not
+    decode, a field holds a value no append stores, or it is out of place in its stream or in
+    the log.
+
+    Attributes:
+        stream_name: the event's stream, as found.
+        stream_position: its position there, as found.
+        reason: what is wrong.
+        global_position: its global position, or None where it is not known.
+        event_id: its id, or None where it is not known.
+    """
+
+    def __init__(
+        self,
+        stream_name: object,
+        stream_position: object,
+        reason: str,
+        *,
+        global_position: int | None = None,
+        event_id: uuid.UUID | None = None,
+    ) -> None:
+        self.stream_name = stream_name
+        self.stream_position = stream_position
+        self.reason = reason
+        self.global_position = global_position
+        self.event_id = event_id
+        where = f"{stream_name!r}@{stream_position}"
+        if global_position is not None:
+            where += f" (global position {global_position})"
+        if event_id is not None:
+            where = f"event {event_id} at {where}"
+        super().__init__(f"{where}: {reason}")
+
+
+class ImportFileError(IntegrityError):
     """An import file cannot be read: not JSON Lines, missing fields, positions out of order.
 
     Attributes:
@@ -221,7 +362,7 @@ class ImportFileError(EventVaultError):
         super().__init__(f"{where}{reason}")
 
 
-class NotEmptyError(EventVaultError):
+class NotEmptyError(ConflictError):
     """An import or copy targets a store that already holds events.
 
     Attributes:
@@ -238,11 +379,19 @@ class NotEmptyError(EventVaultError):
         )
 
 
+class StreamNotFoundError(NotFoundError):
+    """A stream that was asked for by name has no events.
+
+    Attributes:
+        stream_name: the stream.
+    """
+
+    def __init__(self, stream_name: str) -> None:
+        self.stream_name = stream_name
+        super().__init__(f"stream {stream_name!r} has no events")
+
+
 # -- the storage engine ----------------------------------------------------------------------
-
-
-class StorageError(EventVaultError):
-    """The storage engine failed: I/O error, full disk, a lost connection, a driver error."""
 
 
 class DatabaseLockedError(StorageError):
@@ -282,7 +431,7 @@ class SchemaVersionError(StorageError):
         )
 
 
-class StoreClosedError(EventVaultError):
+class StoreClosedError(StorageError):
     """An operation was attempted on a store that was closed.
 
     Attributes:
@@ -297,7 +446,7 @@ class StoreClosedError(EventVaultError):
 # -- the domain layer ------------------------------------------------------------------------
 
 
-class EventRegistrationError(EventVaultError, TypeError):
+class EventRegistrationError(BadInputError, TypeError):
     """An event class cannot be registered: not a frozen `msgspec.Struct`, a bad name or
     version, or a name and version (or a class) already taken.
 
@@ -313,7 +462,7 @@ class EventRegistrationError(EventVaultError, TypeError):
         super().__init__(f"cannot register {name}: {reason}")
 
 
-class UnknownEventTypeError(EventVaultError, LookupError):
+class UnknownEventTypeError(NotFoundError, LookupError):
     """A recorded event's type name and schema version are not registered.
 
     Attributes:
@@ -337,7 +486,7 @@ class UnknownEventTypeError(EventVaultError, LookupError):
         )
 
 
-class UnregisteredEventError(EventVaultError, TypeError):
+class UnregisteredEventError(BadInputError, TypeError):
     """An event object to be written is of a class that is not registered.
 
     Attributes:
@@ -352,7 +501,7 @@ class UnregisteredEventError(EventVaultError, TypeError):
         )
 
 
-class AggregateDefinitionError(EventVaultError, TypeError):
+class AggregateDefinitionError(BadInputError, TypeError):
     """An aggregate class is defined wrongly: a bad category, two handlers for one event type,
     no state type.
 
@@ -367,7 +516,7 @@ class AggregateDefinitionError(EventVaultError, TypeError):
         super().__init__(f"aggregate {aggregate_class.__qualname__}: {reason}")
 
 
-class MissingHandlerError(EventVaultError, TypeError):
+class MissingHandlerError(BadInputError, TypeError):
     """An aggregate was given an event it has no handler for.
 
     Attributes:
@@ -385,7 +534,7 @@ class MissingHandlerError(EventVaultError, TypeError):
         )
 
 
-class AggregateNotFoundError(EventVaultError, LookupError):
+class AggregateNotFoundError(NotFoundError, LookupError):
     """No aggregate with that id exists, or it did not exist at the version or time asked for.
 
     Attributes:
@@ -422,7 +571,7 @@ class AggregateNotFoundError(EventVaultError, LookupError):
         super().__init__(message)
 
 
-class AggregateQueryError(EventVaultError, ValueError):
+class AggregateQueryError(BadInputError, ValueError):
     """A repository was asked for something it cannot give: a negative version, a naive
     datetime, both a version and a time, a bad number of retries.
 
@@ -435,7 +584,7 @@ class AggregateQueryError(EventVaultError, ValueError):
         super().__init__(reason)
 
 
-class SnapshotStoreUnavailableError(EventVaultError):
+class SnapshotStoreUnavailableError(BadInputError):
     """No snapshot store is known for an event store's engine.
 
     Attributes:

@@ -22,6 +22,7 @@ from typing import Final
 import msgspec
 
 from eventvault.errors import (
+    CorruptEventError,
     HashChainError,
     InvalidEventError,
     InvalidStreamNameError,
@@ -342,43 +343,50 @@ class ChainVerifier:
 
         Raises:
             HashChainError: its hash does not match its bytes and the previous hash.
-            ValueError: its global position does not increase (or is past the largest a store
-                holds), its stream position is not the next one of its stream, or a field has
-                a value no append could have stored.
+            CorruptEventError: its global position does not increase (or is past the largest a
+                store holds), its stream position is not the next one of its stream, or a
+                field has a value no append could have stored; the error names the event.
         """
+
+        def corrupt(reason: str) -> CorruptEventError:
+            return CorruptEventError(
+                event.stream_name,
+                event.stream_position,
+                reason,
+                global_position=event.global_position,
+                event_id=event.event_id,
+            )
+
         if event.global_position <= self._last_global:
-            raise ValueError(
+            raise corrupt(
                 f"global position {event.global_position} does not follow {self._last_global}"
             )
         if event.global_position > MAX_POSITION:
-            raise ValueError(
+            raise corrupt(
                 f"global position {event.global_position} is past the largest, {MAX_POSITION}"
             )
         problem = _type_and_version_problem(event.event_type, event.schema_version)
         if problem is not None:
-            raise ValueError(problem)
+            raise corrupt(problem)
         try:
             validate_stream_name(event.stream_name)
         except InvalidStreamNameError as exc:
-            raise ValueError(str(exc)) from exc
+            raise corrupt(str(exc)) from exc
         if event.recorded_at.tzinfo is None:
-            raise ValueError(f"recorded_at {event.recorded_at} has no time zone")
+            raise corrupt(f"recorded_at {event.recorded_at} has no time zone")
         for name, raw in (("data", event.data), ("metadata", event.metadata)):
             if not bytes(raw).startswith(b"{"):
-                raise ValueError(f"{name} of event {event.event_id} is not a JSON object")
+                raise corrupt(f"{name} is not a JSON object")
         head = self._heads.get(event.stream_name)
         next_position, previous = (0, GENESIS_HASH) if head is None else (head[0] + 1, head[1])
         if event.stream_position != next_position:
             if head is None:
-                raise ValueError(
-                    f"stream {event.stream_name!r} starts at position {event.stream_position}, "
-                    "not 0: this is part of a log (exported from a later position), which "
-                    "cannot be imported on its own"
+                raise corrupt(
+                    f"the stream starts at position {event.stream_position}, not 0: this is "
+                    "part of a log (exported from a later position), which cannot be imported "
+                    "on its own"
                 )
-            raise ValueError(
-                f"stream {event.stream_name!r}: position {event.stream_position} where "
-                f"{next_position} was due"
-            )
+            raise corrupt(f"position {event.stream_position} where {next_position} was due")
         digest = raw_event_hash(event, previous)
         if digest.hex() != event.hash:
             raise HashChainError(event.stream_name, event.stream_position, digest.hex(), event.hash)
@@ -398,7 +406,8 @@ def verify_chain(events: Iterable[RawEvent]) -> int:
 
     Raises:
         HashChainError: an event's hash does not match.
-        ValueError: positions are out of order or have gaps within a stream.
+        CorruptEventError: positions are out of order or have gaps within a stream, or a field
+            holds a value no append could have stored (also a `ValueError`).
     """
     verifier = ChainVerifier()
     for event in events:

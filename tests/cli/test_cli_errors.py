@@ -16,22 +16,27 @@ from eventvault.cli.errors import (
     CommandLineError,
     ExitCode,
     StoreNotFoundError,
-    StreamNotFoundError,
     exit_code_for,
     hint_for,
     report_error,
     reporting_errors,
 )
 from eventvault.errors import (
+    ERROR_KINDS,
     AggregateDefinitionError,
     AggregateNotFoundError,
     AggregateQueryError,
+    BadInputError,
+    ConflictError,
+    CorruptEventError,
     DatabaseLockedError,
     DuplicateEventIdError,
     EventRegistrationError,
     EventVaultError,
     HashChainError,
     ImportFileError,
+    IntegrityError,
+    InvalidArgumentError,
     InvalidEventError,
     InvalidExpectedVersionError,
     InvalidStreamNameError,
@@ -39,51 +44,67 @@ from eventvault.errors import (
     MissingHandlerError,
     NotAnEventVaultDatabaseError,
     NotEmptyError,
+    NotFoundError,
     PayloadTooLargeError,
     SchemaVersionError,
     SnapshotStoreUnavailableError,
     StorageError,
     StoreClosedError,
+    StreamNotFoundError,
     UnknownEventTypeError,
     UnregisteredEventError,
     WrongExpectedVersionError,
+    error_kind,
 )
 from eventvault.store.sqlite import SCHEMA_VERSION
 
 from .cli_harness import Cli, seed
 
 ERRORS_AND_CODES: list[tuple[BaseException, int]] = [
+    # bad input: 2
+    (BadInputError("bad input"), 2),
     (CommandLineError("DATA_JSON", "not valid JSON"), 2),
     (InvalidStreamNameError("", "must not be empty"), 2),
     (InvalidEventError("data must be a JSON object"), 2),
     (PayloadTooLargeError(2_000_000, 1_048_576), 2),
     (InvalidExpectedVersionError("latest"), 2),
     (InvalidURLError("mongodb://x", "unknown scheme"), 2),
+    (InvalidArgumentError("limit", -1, "must be an int >= 0 or None, not -1"), 2),
+    (AggregateQueryError("version and as_of together"), 2),
+    (EventRegistrationError(int, "not a msgspec.Struct"), 2),
+    (UnregisteredEventError(int), 2),
+    (AggregateDefinitionError(int, "no category"), 2),
+    (MissingHandlerError(int, str), 2),
+    (SnapshotStoreUnavailableError("RedisEventStore"), 2),
+    # conflict: 3, and 6 for a target that is not empty
+    (ConflictError("conflict"), 3),
     (WrongExpectedVersionError("account-1", 5, 1), 3),
     (DuplicateEventIdError(uuid.uuid4(), "account-1", "account-2", 0), 3),
+    (NotEmptyError("target.db", 4), 6),
+    # not found: 4
+    (NotFoundError("not found"), 4),
     (StoreNotFoundError("missing.db", "missing.db"), 4),
     (StreamNotFoundError("account-1"), 4),
+    (AggregateNotFoundError("account-42"), 4),
+    (UnknownEventTypeError("Gone", 1, "account-42", 3), 4),
     (FileNotFoundError(2, "No such file or directory", "x.jsonl"), 4),
+    # integrity: 5
+    (IntegrityError("integrity"), 5),
     (HashChainError("account-1", 0, "a" * 64, "b" * 64), 5),
     (ImportFileError("not valid JSON", line=3), 5),
-    (NotEmptyError("target.db", 4), 6),
-    (NotAnEventVaultDatabaseError("x.db", "a SQLite database of another application"), 7),
-    (SchemaVersionError("x.db", 9, 1), 7),
+    (CorruptEventError("account-1", 3, "the stored data is not a JSON object"), 5),
+    # storage: 8, and 7 for a database that is not a store or is newer, 1 for a closed store
     (StorageError("disk I/O error"), 8),
     (DatabaseLockedError("x.db stayed locked"), 8),
     (PermissionError(13, "Permission denied", "x.jsonl"), 8),
+    (NotAnEventVaultDatabaseError("x.db", "a SQLite database of another application"), 7),
+    (SchemaVersionError("x.db", 9, 1), 7),
     (StoreClosedError("x.db"), 1),
-    (AggregateNotFoundError("account-42"), 4),
-    (UnknownEventTypeError("Gone", 1, "account-42", 3), 1),
-    (EventRegistrationError(int, "not a msgspec.Struct"), 1),
-    (UnregisteredEventError(int), 1),
-    (AggregateDefinitionError(int, "no category"), 1),
-    (MissingHandlerError(int, str), 1),
-    (AggregateQueryError("version and as_of together"), 2),
-    (SnapshotStoreUnavailableError("RedisEventStore"), 1),
+    # the rest: 1
     (EventVaultError("something else"), 1),
     (RuntimeError("a defect"), 1),
 ]
+"""A representative of every error class, with the exit code docs/cli.md gives it."""
 
 
 @pytest.mark.parametrize(
@@ -97,8 +118,22 @@ def test_every_error_class_of_eventvault_is_in_the_table() -> None:
     import eventvault.errors as errors
 
     covered = {type(error) for error, _ in ERRORS_AND_CODES}
-    declared = {getattr(errors, name) for name in errors.__all__}
+    declared = {
+        value
+        for value in (getattr(errors, name) for name in errors.__all__)
+        if isinstance(value, type)
+    }
     assert declared <= covered
+
+
+def test_the_cli_gives_every_error_of_a_tier_the_tiers_code_unless_listed_apart() -> None:
+    apart = {NotEmptyError, NotAnEventVaultDatabaseError, SchemaVersionError, StoreClosedError}
+    codes = {"bad-input": 2, "conflict": 3, "not-found": 4, "integrity": 5, "storage": 8}
+    for error, code in ERRORS_AND_CODES:
+        kind = error_kind(error)
+        if kind is not None and type(error) not in apart:
+            assert code == codes[kind], error
+    assert set(codes) == set(ERROR_KINDS.values())
 
 
 def report(error: BaseException) -> tuple[ExitCode, str]:

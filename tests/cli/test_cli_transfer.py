@@ -225,7 +225,11 @@ def test_import_of_a_file_missing_a_streams_first_event_names_the_line(
     exported.write_text("".join(lines[1:]))
     result = cli("import", str(exported), "--url", str(tmp_path / "restored.db"))
     assert result.exit_code == 5
-    assert "error: line 1: stream 'account-1' starts at position 1, not 0" in result.stderr
+    assert re.search(
+        r"^error: line 1: event \S+ at 'account-1'@1 \(global position 2\): the stream starts "
+        r"at position 1, not 0",
+        result.stderr,
+    )
 
 
 def test_import_into_a_store_with_events_exits_6_and_changes_nothing(

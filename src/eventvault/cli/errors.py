@@ -20,22 +20,22 @@ from rich.console import Console
 from rich.text import Text
 
 from eventvault.errors import (
-    AggregateNotFoundError,
-    AggregateQueryError,
+    BadInputError,
+    ConflictError,
     DatabaseLockedError,
-    DuplicateEventIdError,
     EventVaultError,
     HashChainError,
     ImportFileError,
-    InvalidEventError,
-    InvalidExpectedVersionError,
-    InvalidStreamNameError,
+    IntegrityError,
     InvalidURLError,
     NotAnEventVaultDatabaseError,
     NotEmptyError,
+    NotFoundError,
     PayloadTooLargeError,
     SchemaVersionError,
     StorageError,
+    StoreClosedError,
+    StreamNotFoundError,
     WrongExpectedVersionError,
 )
 
@@ -57,7 +57,7 @@ TRACEBACK_ENV: Final = "EVENTVAULT_TRACEBACK"
 """Set to 1 to see the traceback of an unexpected error (a defect) besides the red line."""
 
 
-class CommandLineError(EventVaultError, ValueError):
+class CommandLineError(BadInputError, ValueError):
     """A command-line argument or option is malformed, such as JSON that does not parse.
 
     Attributes:
@@ -74,7 +74,7 @@ class CommandLineError(EventVaultError, ValueError):
         super().__init__(f"{argument}: {reason}")
 
 
-class StoreNotFoundError(EventVaultError):
+class StoreNotFoundError(NotFoundError):
     """A command that only reads was pointed at a SQLite file that does not exist.
 
     Reading commands never create a store, so a mistyped `--url` is reported rather than
@@ -89,18 +89,6 @@ class StoreNotFoundError(EventVaultError):
         self.url = url
         self.path = path
         super().__init__(f"no eventvault store at {url!r}: the file {path!r} does not exist")
-
-
-class StreamNotFoundError(EventVaultError):
-    """A stream that was asked for by name has no events.
-
-    Attributes:
-        stream_name: the stream.
-    """
-
-    def __init__(self, stream_name: str) -> None:
-        self.stream_name = stream_name
-        super().__init__(f"stream {stream_name!r} has no events")
 
 
 class ExitCode(enum.IntEnum):
@@ -118,24 +106,19 @@ class ExitCode(enum.IntEnum):
 
 
 EXIT_CODES: Final[tuple[tuple[type[BaseException], ExitCode], ...]] = (
-    (CommandLineError, ExitCode.BAD_INPUT),
-    (InvalidStreamNameError, ExitCode.BAD_INPUT),
-    (InvalidEventError, ExitCode.BAD_INPUT),
-    (InvalidExpectedVersionError, ExitCode.BAD_INPUT),
-    (InvalidURLError, ExitCode.BAD_INPUT),
-    (AggregateQueryError, ExitCode.BAD_INPUT),
-    (WrongExpectedVersionError, ExitCode.CONFLICT),
-    (DuplicateEventIdError, ExitCode.CONFLICT),
-    (StoreNotFoundError, ExitCode.NOT_FOUND),
-    (StreamNotFoundError, ExitCode.NOT_FOUND),
-    (AggregateNotFoundError, ExitCode.NOT_FOUND),
-    (FileNotFoundError, ExitCode.NOT_FOUND),
-    (HashChainError, ExitCode.INTEGRITY),
-    (ImportFileError, ExitCode.INTEGRITY),
+    # Errors whose code differs from their tier's.
     (NotEmptyError, ExitCode.NOT_EMPTY),
     (NotAnEventVaultDatabaseError, ExitCode.INCOMPATIBLE),
     (SchemaVersionError, ExitCode.INCOMPATIBLE),
+    (StoreClosedError, ExitCode.FAILURE),
+    # The tiers of eventvault.errors.
+    (BadInputError, ExitCode.BAD_INPUT),
+    (ConflictError, ExitCode.CONFLICT),
+    (NotFoundError, ExitCode.NOT_FOUND),
+    (IntegrityError, ExitCode.INTEGRITY),
     (StorageError, ExitCode.STORAGE),
+    # The operating system's.
+    (FileNotFoundError, ExitCode.NOT_FOUND),
     (OSError, ExitCode.STORAGE),
     (EventVaultError, ExitCode.FAILURE),
 )

@@ -17,7 +17,7 @@ from typing import Final, Self, TypeVar
 
 import msgspec
 
-from eventvault.errors import ImportFileError, InvalidEventError, StoreClosedError
+from eventvault.errors import ImportFileError, InvalidArgumentError, StoreClosedError
 from eventvault.serialization import (
     DEFAULT_MAX_EVENT_BYTES,
     FORBIDDEN_NAME_CHARACTERS,
@@ -70,13 +70,13 @@ class StoreStats:
 
 def _check_limit(limit: int | None) -> int | None:
     if limit is not None and (type(limit) is not int or limit < 0):
-        raise InvalidEventError(f"limit must be an int >= 0 or None, not {limit!r}")
+        raise InvalidArgumentError("limit", limit, f"must be an int >= 0 or None, not {limit!r}")
     return limit
 
 
 def _check_position(name: str, value: int | None) -> None:
     if value is not None and (type(value) is not int or value < 0):
-        raise InvalidEventError(f"{name} must be an int >= 0, not {value!r}")
+        raise InvalidArgumentError(name, value, f"must be an int >= 0, not {value!r}")
 
 
 def _check_filters(
@@ -87,21 +87,29 @@ def _check_filters(
     types: tuple[str, ...] | None = None
     if event_types is not None:
         if isinstance(event_types, str) or not all(isinstance(t, str) for t in event_types):
-            raise InvalidEventError(f"event_types must be a list of str, not {event_types!r}")
+            raise InvalidArgumentError(
+                "event_types", event_types, f"must be a list of str, not {event_types!r}"
+            )
         types = tuple(event_types)
         for event_type in types:
             if FORBIDDEN_NAME_CHARACTERS.search(event_type):
-                raise InvalidEventError(
-                    f"event_types: {event_type!r} has control characters or lone surrogates, "
-                    "which no event type holds"
+                raise InvalidArgumentError(
+                    "event_types",
+                    event_types,
+                    f"holds {event_type!r}, which has control characters or lone surrogates, "
+                    "which no event type holds",
                 )
     if stream_prefix is not None:
         if not isinstance(stream_prefix, str) or not stream_prefix:
-            raise InvalidEventError(f"stream_prefix must be a non-empty str, not {stream_prefix!r}")
+            raise InvalidArgumentError(
+                "stream_prefix", stream_prefix, f"must be a non-empty str, not {stream_prefix!r}"
+            )
         if FORBIDDEN_NAME_CHARACTERS.search(stream_prefix):
-            raise InvalidEventError(
-                f"stream_prefix {stream_prefix!r} has control characters or lone surrogates, "
-                "which no stream name holds"
+            raise InvalidArgumentError(
+                "stream_prefix",
+                stream_prefix,
+                f"{stream_prefix!r} has control characters or lone surrogates, which no stream "
+                "name holds",
             )
     return types, stream_prefix
 
@@ -150,7 +158,9 @@ class EventStore(abc.ABC):
 
     def __init__(self, url: str, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         if type(max_event_bytes) is not int or max_event_bytes < 1:
-            raise InvalidEventError(f"max_event_bytes must be an int >= 1, not {max_event_bytes!r}")
+            raise InvalidArgumentError(
+                "max_event_bytes", max_event_bytes, f"must be an int >= 1, not {max_event_bytes!r}"
+            )
         self.url = url
         self.max_event_bytes = max_event_bytes
         self._closed = False

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import msgspec
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from eventvault import EventStore, NewEvent, StreamAppend, StreamState, WrongExpectedVersionError
 from eventvault.errors import (
     DuplicateEventIdError,
+    InvalidArgumentError,
     InvalidEventError,
     InvalidStreamNameError,
     StoreClosedError,
@@ -209,16 +211,36 @@ class ReadContract(ContractBase):
         assert [e.data["n"] for e in limited] == [0, 4, 8]
 
     def test_export_rejects_a_bad_position_at_the_call(self, store: EventStore) -> None:
-        with pytest.raises(InvalidEventError):
+        with pytest.raises(InvalidArgumentError) as caught:
             store.export_events(after=-1)
+        assert (caught.value.argument, caught.value.value) == ("after", -1)
 
-    def test_read_all_rejects_bad_arguments(self, store: EventStore) -> None:
-        with pytest.raises(InvalidEventError):
+    def test_read_all_rejects_bad_arguments_naming_the_argument(self, store: EventStore) -> None:
+        with pytest.raises(InvalidArgumentError, match="after") as caught:
             store.read_all(after=-1)
-        with pytest.raises(InvalidEventError):
+        assert caught.value.argument == "after"
+        with pytest.raises(InvalidArgumentError) as caught:
             store.read_all(event_types="Single")
-        with pytest.raises(InvalidEventError):
+        assert caught.value.argument == "event_types"
+        with pytest.raises(InvalidArgumentError) as caught:
             store.read_all(limit=-5)
+        assert caught.value.argument == "limit"
+
+    @pytest.mark.parametrize("bad", [-1, "3", 1.5, True], ids=["negative", "str", "float", "bool"])
+    def test_bad_positions_and_limits_are_argument_errors_not_event_errors(
+        self, store: EventStore, bad: object
+    ) -> None:
+        value: Any = bad
+        calls: dict[str, Callable[[], object]] = {
+            "from_position": lambda: store.read_stream("a-1", from_position=value),
+            "limit": lambda: store.read_stream("a-1", limit=value),
+            "after": lambda: store.subscribe_to_all(after=value),
+        }
+        for argument, call in calls.items():
+            with pytest.raises(InvalidArgumentError) as caught:
+                call()
+            assert caught.value.argument == argument
+            assert not isinstance(caught.value, InvalidEventError)
 
     @pytest.mark.parametrize(
         "bad", ["nul\x00", "half\ud800pair", "tab\t"], ids=["nul", "lone-surrogate", "tab"]
@@ -227,11 +249,11 @@ class ReadContract(ContractBase):
         self, store: EventStore, bad: str
     ) -> None:
         store.append_to_stream("a-1", events(1), expected_version=StreamState.ANY)
-        with pytest.raises(InvalidEventError, match="event_types"):
+        with pytest.raises(InvalidArgumentError, match="event_types"):
             store.read_all(event_types=["A", bad])
-        with pytest.raises(InvalidEventError, match="stream_prefix"):
+        with pytest.raises(InvalidArgumentError, match="stream_prefix"):
             store.read_all(stream_prefix=bad)
-        with pytest.raises(InvalidEventError, match="stream_prefix"):
+        with pytest.raises(InvalidArgumentError, match="stream_prefix"):
             store.subscribe_to_all(stream_prefix=bad)
 
     def test_list_streams_gives_versions_in_name_order(self, store: EventStore) -> None:
