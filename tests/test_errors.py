@@ -62,6 +62,7 @@ def test_error_kind_names_the_tier_of_an_error_and_nothing_for_others() -> None:
         ("InvalidStreamNameError", ValueError),
         ("InvalidEventError", ValueError),
         ("PayloadTooLargeError", ValueError),
+        ("PayloadTooDeepError", ValueError),
         ("InvalidExpectedVersionError", TypeError),
         ("InvalidURLError", ValueError),
         ("InvalidArgumentError", ValueError),

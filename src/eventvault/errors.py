@@ -49,6 +49,7 @@ __all__ = [
     "NotAnEventVaultDatabaseError",
     "NotEmptyError",
     "NotFoundError",
+    "PayloadTooDeepError",
     "PayloadTooLargeError",
     "SchemaVersionError",
     "SnapshotStoreUnavailableError",
@@ -178,6 +179,30 @@ class PayloadTooLargeError(InvalidEventError):
         super().__init__(
             f"encoded data and metadata are {size} bytes, over the limit of {limit} bytes "
             "(raise it with connect(..., max_event_bytes=N))",
+            index=index,
+        )
+
+
+class PayloadTooDeepError(InvalidEventError):
+    """An event's data or metadata nests objects and arrays deeper than any store accepts.
+
+    Every read must be able to decode what an append stored, also on a thread with a small
+    stack, so appends and imports refuse payloads nested beyond `MAX_NESTING_DEPTH` (in
+    `eventvault.serialization`).
+
+    Attributes:
+        field: `"data"` or `"metadata"`.
+        depth: how deep the payload nests; its own object is level 1, so `{"a": [1]}` is 2.
+        limit: the deepest nesting accepted.
+    """
+
+    def __init__(self, field: str, depth: int, limit: int, *, index: int | None = None) -> None:
+        self.field = field
+        self.depth = depth
+        self.limit = limit
+        super().__init__(
+            f"{field} nests objects and arrays {depth} levels deep, over the limit of {limit} "
+            "levels",
             index=index,
         )
 

@@ -21,11 +21,21 @@ from typing import Final
 
 import msgspec
 
+from eventvault._nesting import (
+    MAX_NESTING_DEPTH,
+    SHALLOW_BYTES,
+    depth_over_limit,
+    members,
+    nesting_depth,
+    object_depth,
+    on_fresh_stack,
+)
 from eventvault.errors import (
     CorruptEventError,
     HashChainError,
     InvalidEventError,
     InvalidStreamNameError,
+    PayloadTooDeepError,
     PayloadTooLargeError,
 )
 from eventvault.types import NewEvent, RawEvent, RecordedEvent
@@ -34,6 +44,7 @@ __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",
     "FORBIDDEN_NAME_CHARACTERS",
     "GENESIS_HASH",
+    "MAX_NESTING_DEPTH",
     "MAX_SCHEMA_VERSION",
     "MAX_STREAM_NAME_LENGTH",
     "EncodedEvent",
@@ -41,6 +52,7 @@ __all__ = [
     "encode_events",
     "event_hash",
     "from_micros",
+    "nesting_depth",
     "new_event_id",
     "to_micros",
     "validate_stream_name",
@@ -61,6 +73,8 @@ FORBIDDEN_NAME_CHARACTERS: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff
 """What names (streams, event types) must not contain: control characters, and lone surrogates,
 which a Python str may hold but UTF-8, and so no engine, cannot."""
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_Row = tuple[str, int, int, bytes, str, int, bytes, bytes, int, bytes]
+"""An event as the engines read it (see `store._append.StoredRow`)."""
 _EMPTY_OBJECT: Final = b"{}"
 _encode = msgspec.json.encode
 _decoder = msgspec.json.Decoder(dict[str, object])
@@ -115,25 +129,29 @@ class EncodedEvent:
 
 
 def _non_finite(value: object, path: str) -> str | None:
-    """The path of the first NaN or infinity in a payload, or None."""
-    if type(value) is float:
-        return None if math.isfinite(value) else path
-    if isinstance(value, dict):
-        items: Iterable[tuple[object, object]] = value.items()
-    elif isinstance(value, (list, tuple)):
-        items = enumerate(value)
-    elif isinstance(value, msgspec.Struct):
-        items = ((name, getattr(value, name)) for name in value.__struct_fields__)
-    else:
-        return None
-    for key, item in items:
-        found = _non_finite(item, f"{path}[{key!r}]")
+    """The path of the first NaN or infinity in a payload, or None; walked without recursion,
+    in the order the encoder writes it."""
+    pending: list[tuple[object, str]] = [(value, path)]
+    while pending:
+        node, where = pending.pop()
+        if type(node) is float:
+            if not math.isfinite(node):
+                return where
+            continue
+        found = members(node)
         if found is not None:
-            return found
+            pending.extend(reversed([(item, f"{where}[{key!r}]") for key, item in found]))
     return None
 
 
-def _check_finite(value: object, encoded: bytes, what: str, index: int) -> bytes:
+def _check_payload(value: object, encoded: bytes, what: str, index: int) -> None:
+    """Refuse an encoded payload nested too deeply, or holding NaN or infinity.
+
+    Called only for a payload long enough to be too deep, or holding "null".
+    """
+    depth = depth_over_limit(encoded)
+    if depth is not None:
+        raise PayloadTooDeepError(what, depth, MAX_NESTING_DEPTH, index=index)
     # JSON has no NaN or infinity: the encoder writes them as null, which would change the
     # payload silently. Only a payload whose encoding holds "null" can have one.
     if b"null" in encoded:
@@ -144,32 +162,44 @@ def _check_finite(value: object, encoded: bytes, what: str, index: int) -> bytes
                 "or as null yourself)",
                 index=index,
             )
-    return encoded
+
+
+def _encode_deep(value: object, what: str, index: int) -> bytes:
+    """Encode a payload on which the encoder ran out of recursion: refuse it when it is too
+    deep, else encode it on a fresh stack (the caller's was nearly used up)."""
+    depth = object_depth(value)
+    if depth > MAX_NESTING_DEPTH:
+        raise PayloadTooDeepError(what, depth, MAX_NESTING_DEPTH, index=index)
+    try:
+        return on_fresh_stack(_encode, value)
+    except RecursionError:
+        # Nested deeper than the walk sees, through containers it does not know.
+        raise InvalidEventError(
+            f"{what} nests objects and arrays too deeply to encode, over the limit of "
+            f"{MAX_NESTING_DEPTH} levels",
+            index=index,
+        ) from None
 
 
 def _encode_object(value: object, what: str, index: int) -> bytes:
-    if type(value) is dict:
+    if type(value) is dict or isinstance(value, msgspec.Struct):
         try:
             encoded = _encode(value)
+        except RecursionError:
+            encoded = _encode_deep(value, what, index)
         except (TypeError, ValueError, OverflowError) as exc:
             raise InvalidEventError(
                 f"{what} cannot be encoded as JSON: {exc}", index=index
             ) from exc
-        return _check_finite(value, encoded, what, index)
-    if isinstance(value, msgspec.Struct):
-        try:
-            encoded = _encode(value)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise InvalidEventError(
-                f"{what} cannot be encoded as JSON: {exc}", index=index
-            ) from exc
-        if encoded[:1] != b"{":
+        if type(value) is not dict and encoded[:1] != b"{":
             raise InvalidEventError(
                 f"{what} must encode to a JSON object, {type(value).__name__} encodes to "
                 f"{encoded[:20]!r}",
                 index=index,
             )
-        return _check_finite(value, encoded, what, index)
+        if len(encoded) >= SHALLOW_BYTES or b"null" in encoded:
+            _check_payload(value, encoded, what, index)
+        return encoded
     if isinstance(value, dict):
         return _encode_object(dict(value), what, index)
     raise InvalidEventError(
@@ -415,6 +445,39 @@ def verify_chain(events: Iterable[RawEvent]) -> int:
     return verifier.count
 
 
+def check_importable(event: RawEvent) -> None:
+    """Check that every read can decode an event to import.
+
+    Beyond what `ChainVerifier` checks: its data and metadata are JSON objects that decode,
+    nested at most `MAX_NESTING_DEPTH` levels, as an append of this version stores them.
+
+    Raises:
+        CorruptEventError: data or metadata nests deeper, or does not decode; the error names
+            the event and the depth or the decoder's complaint.
+    """
+    for name, raw in (("data", event.data), ("metadata", event.metadata)):
+        stored = bytes(raw)
+        depth = depth_over_limit(stored)
+        if depth is not None:
+            reason = (
+                f"{name} nests objects and arrays {depth} levels deep, over the limit of "
+                f"{MAX_NESTING_DEPTH} levels that appends accept"
+            )
+        else:
+            try:
+                _decoder.decode(stored)
+                continue
+            except msgspec.DecodeError as exc:
+                reason = f"{name} is not a JSON object that reads can decode ({exc})"
+        raise CorruptEventError(
+            event.stream_name,
+            event.stream_position,
+            reason,
+            global_position=event.global_position,
+            event_id=event.event_id,
+        )
+
+
 _new_object = object.__new__
 _set_attribute = object.__setattr__
 _UUID = uuid.UUID
@@ -433,15 +496,7 @@ def uuid_from_bytes(raw: bytes) -> uuid.UUID:
     return value
 
 
-def decode_rows(
-    rows: Iterable[tuple[str, int, int, bytes, str, int, bytes, bytes, int, bytes]],
-) -> list[RecordedEvent]:
-    """Turn stored rows into `RecordedEvent`: the hot loop of every read.
-
-    Events committed together share their `recorded_at`, and a `datetime` is immutable, so
-    consecutive rows with the same timestamp share one object: building it is the costliest
-    step of a row after its payload.
-    """
+def _decode_rows(rows: Sequence[_Row]) -> list[RecordedEvent]:
     decode = _decoder.decode
     recorded = RecordedEvent
     make_uuid = uuid_from_bytes
@@ -451,30 +506,69 @@ def decode_rows(
     add = events.append
     micros = -1
     when = epoch
-    for row in rows:
-        if row[8] != micros:
-            micros = row[8]
-            when = epoch + delta(microseconds=micros)
-        add(
-            recorded(
-                row[0],
-                row[1],
-                row[2],
-                make_uuid(row[3]),
-                row[4],
-                row[5],
-                decode(row[6]),
-                decode(row[7]),
-                when,
-                row[9].hex(),
+    try:
+        for row in rows:
+            if row[8] != micros:
+                micros = row[8]
+                when = epoch + delta(microseconds=micros)
+            add(
+                recorded(
+                    row[0],
+                    row[1],
+                    row[2],
+                    make_uuid(row[3]),
+                    row[4],
+                    row[5],
+                    decode(row[6]),
+                    decode(row[7]),
+                    when,
+                    row[9].hex(),
+                )
             )
-        )
+    except msgspec.DecodeError as exc:
+        row = rows[len(events)]
+        raise CorruptEventError(
+            row[0],
+            row[1],
+            f"the stored data or metadata is not a JSON object ({exc})",
+            global_position=row[2],
+        ) from exc
     return events
 
 
-def raw_rows(
-    rows: Iterable[tuple[str, int, int, bytes, str, int, bytes, bytes, int, bytes]],
-) -> list[RawEvent]:
+def decode_rows(rows: Sequence[_Row]) -> list[RecordedEvent]:
+    """Turn stored rows into `RecordedEvent`: the hot loop of every read.
+
+    Events committed together share their `recorded_at`, and a `datetime` is immutable, so
+    consecutive rows with the same timestamp share one object: building it is the costliest
+    step of a row after its payload.
+
+    Raises:
+        CorruptEventError: a row's data or metadata does not decode to a JSON object, or nests
+            deeper than this Python can decode (possible only for events stored before appends
+            refused payloads nested beyond `MAX_NESTING_DEPTH`); it names the stream and
+            position.
+    """
+    try:
+        return _decode_rows(rows)
+    except RecursionError:
+        pass
+    # The caller's stack was nearly used up (see _nesting.on_fresh_stack).
+    try:
+        return on_fresh_stack(_decode_rows, rows)
+    except RecursionError:
+        row = max(rows, key=lambda row: max(nesting_depth(row[6]), nesting_depth(row[7])))
+        depth = max(nesting_depth(row[6]), nesting_depth(row[7]))
+        raise CorruptEventError(
+            row[0],
+            row[1],
+            f"its data or metadata nests objects and arrays {depth} levels deep, deeper than "
+            f"this Python can decode (appends refuse more than {MAX_NESTING_DEPTH} levels)",
+            global_position=row[2],
+        ) from None
+
+
+def raw_rows(rows: Iterable[_Row]) -> list[RawEvent]:
     """Turn stored rows into `RawEvent`, keeping the stored bytes."""
     return [
         RawEvent(

@@ -10,6 +10,7 @@ import pytest
 
 import eventvault
 from eventvault import RawEvent
+from eventvault.serialization import MAX_NESTING_DEPTH, raw_event_hash
 
 from .cli_harness import SAMPLE, Cli, head, seed
 
@@ -299,3 +300,30 @@ def test_copy_from_a_missing_store_exits_4_and_creates_neither_file(
     assert result.exit_code == 4
     assert not Path(db).exists()
     assert not target.exists()
+
+
+def _deepen(path: Path, depth: int) -> None:
+    """Give the second event (account-1@1) data nested `depth` levels deep, with its hash
+    recomputed to match, as a release that stored such data would have exported it."""
+    lines = path.read_bytes().splitlines(keepends=True)
+    first, second = (msgspec.json.decode(line, type=RawEvent) for line in lines[:2])
+    data = b'{"a":' + b"[" * (depth - 1) + b"1" + b"]" * (depth - 1) + b"}"
+    deep = msgspec.structs.replace(second, data=msgspec.Raw(data))
+    digest = raw_event_hash(deep, bytes.fromhex(first.hash))
+    deep = msgspec.structs.replace(deep, hash=digest.hex())
+    lines[1] = msgspec.json.encode(deep) + b"\n"
+    path.write_bytes(b"".join(lines))
+
+
+@pytest.mark.parametrize("depth", [MAX_NESTING_DEPTH + 1, 996, 10_000])
+def test_import_of_an_event_nested_beyond_the_limit_exits_5_naming_the_line(
+    cli: Cli, exported: Path, tmp_path: Path, depth: int
+) -> None:
+    _deepen(exported, depth)
+    target = str(tmp_path / "restored.db")
+    result = cli("import", str(exported), "--url", target)
+    assert result.exit_code == 5, result.output
+    assert result.stderr.startswith("error: line 2: ")
+    assert f"nests objects and arrays {depth} levels deep, over the limit of" in result.stderr
+    assert "Traceback" not in result.output
+    assert head(target) == 0

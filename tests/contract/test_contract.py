@@ -9,6 +9,7 @@ from eventvault.testing.contract import (
     HashChainContract,
     IdempotencyContract,
     ImportContract,
+    NestingContract,
     ReadContract,
     StatefulContract,
     SubscriptionContract,
@@ -44,6 +45,10 @@ class TestCrash(CrashContract):
 
 
 class TestImport(ImportContract):
+    pass
+
+
+class TestNesting(NestingContract):
     pass
 
 

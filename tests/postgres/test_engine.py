@@ -12,6 +12,7 @@ import pytest
 
 from eventvault import NewEvent, StreamAppend, StreamState, connect
 from eventvault.errors import (
+    CorruptEventError,
     HashChainError,
     InvalidEventError,
     NotAnEventVaultDatabaseError,
@@ -303,3 +304,18 @@ def test_a_group_commit_batch_is_split_into_transactions_of_bounded_size(
     assert store.head_position() == 80
     assert sum(1 for e in store.read_all()) == 80
     assert max(groups) <= 2000
+
+
+def test_a_read_of_damaged_stored_bytes_names_the_stream_and_position(
+    store: PostgresEventStore, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    store.append_to_stream("account-1", [NewEvent("A", {})] * 3, expected_version=StreamState.ANY)
+    admin.execute(
+        f'UPDATE "{store.schema}".events SET metadata = %s WHERE stream_position = 2', [b"[1]"]
+    )
+    with pytest.raises(CorruptEventError) as caught:
+        list(store.read_stream("account-1"))
+    assert (caught.value.stream_name, caught.value.stream_position) == ("account-1", 2)
+    assert caught.value.global_position == 3
+    with pytest.raises(CorruptEventError, match=r"'account-1'@2 \(global position 3\)"):
+        list(store.read_all())

@@ -11,6 +11,7 @@ import pytest
 import eventvault
 from eventvault import NewEvent, StreamState
 from eventvault.errors import (
+    CorruptEventError,
     InvalidURLError,
     NotAnEventVaultDatabaseError,
     SchemaVersionError,
@@ -169,3 +170,21 @@ def test_integrity_check_reports_ok_for_a_sound_file(tmp_path: Path) -> None:
         assert isinstance(store, SQLiteEventStore)
         store.append_to_stream("s-1", [NewEvent("A", {})], expected_version=StreamState.ANY)
         assert store.integrity_check() == ["ok"]
+
+
+def test_a_read_of_damaged_stored_bytes_names_the_stream_and_position(tmp_path: Path) -> None:
+    path = tmp_path / "damaged.db"
+    with eventvault.connect(str(path)) as store:
+        store.append_to_stream(
+            "account-1", [NewEvent("A", {})] * 3, expected_version=StreamState.ANY
+        )
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE events SET data = X'7B2261223A7D' WHERE stream_position = 1")
+    conn.close()
+    with eventvault.connect(str(path)) as store:
+        with pytest.raises(CorruptEventError) as caught:
+            list(store.read_stream("account-1"))
+        assert (caught.value.stream_name, caught.value.stream_position) == ("account-1", 1)
+        assert caught.value.global_position == 2
+        with pytest.raises(CorruptEventError, match=r"'account-1'@1 \(global position 2\)"):
+            list(store.read_all())

@@ -31,6 +31,7 @@ from eventvault.errors import (
     NotAnEventVaultDatabaseError,
     NotEmptyError,
     NotFoundError,
+    PayloadTooDeepError,
     PayloadTooLargeError,
     SchemaVersionError,
     StorageError,
@@ -145,6 +146,7 @@ _HINTS: Final[
 ] = (
     (InvalidURLError, _url_hint),
     (PayloadTooLargeError, "`eventvault append --max-event-bytes N` raises the limit"),
+    (PayloadTooDeepError, "store deeply nested structures flatter, or as a JSON string"),
     (
         WrongExpectedVersionError,
         "see the stream's version with `eventvault read STREAM --backwards --limit 1`, "

@@ -17,6 +17,7 @@ import typer
 
 from eventvault.cli.errors import CommandLineError
 from eventvault.errors import ImportFileError
+from eventvault.serialization import MAX_NESTING_DEPTH, nesting_depth
 from eventvault.types import RawEvent, RecordedEvent, StreamInfo
 
 __all__ = [
@@ -50,10 +51,21 @@ def parse_json_object(text: str, argument: str) -> dict[str, object]:
         The object, as a dict.
 
     Raises:
-        CommandLineError: the text is not JSON, or not a JSON object.
+        CommandLineError: the text is not JSON, not a JSON object, or nests objects and arrays
+            deeper than an event may.
     """
+    raw = text.encode("utf-8", "surrogateescape")
+    # Checked before decoding: the decoder recurses, and a text thousands of levels deep
+    # would exhaust it.
+    depth = nesting_depth(raw)
+    if depth > MAX_NESTING_DEPTH:
+        raise CommandLineError(
+            argument,
+            f"nests objects and arrays {depth} levels deep, over the limit of "
+            f"{MAX_NESTING_DEPTH} levels that an event's data and metadata may have",
+        )
     try:
-        value = msgspec.json.decode(text.encode("utf-8", "surrogateescape"))
+        value = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         raise CommandLineError(
             argument, f"not valid JSON ({exc}): {_excerpt(text)}", hint=_QUOTING_HINT
@@ -144,8 +156,8 @@ def decode_raw_events(lines: Iterable[bytes], cursor: LineCursor) -> Iterator[Ra
 
     Raises:
         ImportFileError: a line is not JSON, misses a field, has a field of the wrong type, a
-            timestamp without a time zone, or data or metadata that is not a JSON object; the
-            error names the line.
+            timestamp without a time zone, or data or metadata that is not a JSON object or
+            nests too deeply to decode; the error names the line.
     """
     for number, line in enumerate(lines, start=1):
         cursor.line = number
@@ -158,6 +170,13 @@ def decode_raw_events(lines: Iterable[bytes], cursor: LineCursor) -> Iterator[Ra
             raise ImportFileError(f"not an exported event: {exc}", line=number) from None
         except msgspec.DecodeError as exc:
             raise ImportFileError(f"not valid JSON: {exc}", line=number) from None
+        except RecursionError:
+            # The line holds the event's object around its data and metadata: one level more.
+            raise ImportFileError(
+                f"data or metadata nests objects and arrays {nesting_depth(line) - 1} levels "
+                f"deep, over the limit of {MAX_NESTING_DEPTH} levels that appends accept",
+                line=number,
+            ) from None
         if event.recorded_at.tzinfo is None:
             raise ImportFileError("recorded_at has no time zone", line=number)
         for name, raw in (("data", event.data), ("metadata", event.metadata)):

@@ -22,6 +22,7 @@ from eventvault.serialization import (
     DEFAULT_MAX_EVENT_BYTES,
     FORBIDDEN_NAME_CHARACTERS,
     ChainVerifier,
+    check_importable,
     to_micros,
     validate_stream_name,
 )
@@ -569,7 +570,8 @@ class EventStore(abc.ABC):
         Raises:
             NotEmptyError: the store already holds events.
             HashChainError: an event's bytes do not match its hash (the file was changed).
-            ImportFileError: positions out of order or with gaps.
+            ImportFileError: positions out of order or with gaps, a field no append could have
+                stored, or data or metadata nested deeper than `MAX_NESTING_DEPTH` levels.
         """
         self._check_open()
         verifier = ChainVerifier()
@@ -579,6 +581,7 @@ class EventStore(abc.ABC):
             for event in events:
                 try:
                     verifier.check(event)
+                    check_importable(event)
                 except ValueError as exc:
                     raise ImportFileError(str(exc)) from exc
                 batch.append(

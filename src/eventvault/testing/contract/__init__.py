@@ -22,6 +22,7 @@ from eventvault.testing.contract.concurrency import (
     CrashContract,
     ImportContract,
 )
+from eventvault.testing.contract.nesting import NestingContract
 from eventvault.testing.contract.reads import HashChainContract, IdempotencyContract, ReadContract
 from eventvault.testing.contract.stateful import StatefulContract
 from eventvault.testing.contract.subscriptions import AsyncContract, SubscriptionContract
@@ -37,6 +38,7 @@ ALL_CONTRACTS = (
     ImportContract,
     SubscriptionContract,
     AsyncContract,
+    NestingContract,
     StatefulContract,
 )
 
@@ -52,6 +54,7 @@ __all__ = [
     "HashChainContract",
     "IdempotencyContract",
     "ImportContract",
+    "NestingContract",
     "ReadContract",
     "StatefulContract",
     "SubscriptionContract",
