@@ -10,6 +10,7 @@ from eventvault.testing.contract import (
     IdempotencyContract,
     ImportContract,
     NestingContract,
+    PositionEdgeContract,
     ReadContract,
     StatefulContract,
     SubscriptionContract,
@@ -49,6 +50,10 @@ class TestImport(ImportContract):
 
 
 class TestNesting(NestingContract):
+    pass
+
+
+class TestPositionEdges(PositionEdgeContract):
     pass
 
 

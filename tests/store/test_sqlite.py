@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import uuid
 from pathlib import Path
 
 import pytest
@@ -170,6 +171,19 @@ def test_integrity_check_reports_ok_for_a_sound_file(tmp_path: Path) -> None:
         assert isinstance(store, SQLiteEventStore)
         store.append_to_stream("s-1", [NewEvent("A", {})], expected_version=StreamState.ANY)
         assert store.integrity_check() == ["ok"]
+
+
+def test_an_append_with_more_given_ids_than_sqlite_binds_in_one_statement_is_stored(
+    tmp_path: Path,
+) -> None:
+    # SQLite builds before 3.32 (and many distributions' builds) bind at most 999 variables.
+    with eventvault.connect(str(tmp_path / "ids.db")) as store:
+        assert isinstance(store, SQLiteEventStore)
+        store._writer.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+        batch = [NewEvent("Imported", {"n": n}, event_id=uuid.uuid4()) for n in range(2500)]
+        first = store.append_to_stream("bulk-1", batch, expected_version=StreamState.ANY)
+        assert store.append_to_stream("bulk-1", batch, expected_version=StreamState.ANY) == first
+        assert (first.stream_position, store.head_position()) == (2499, 2500)
 
 
 def test_a_read_of_damaged_stored_bytes_names_the_stream_and_position(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from eventvault.errors import ImportFileError, InvalidArgumentError, StoreClosed
 from eventvault.serialization import (
     DEFAULT_MAX_EVENT_BYTES,
     FORBIDDEN_NAME_CHARACTERS,
+    MAX_POSITION,
     ChainVerifier,
     check_importable,
     to_micros,
@@ -328,7 +329,9 @@ class EventStore(abc.ABC):
         Args:
             stream_name: the stream; one that does not exist reads as empty.
             from_position: the first stream position to read (inclusive). None: the start
-                (forwards) or the last event (backwards).
+                (forwards) or the last event (backwards). Past the largest position a store
+                holds (`2**63 - 1`), where no event can be: forwards reads nothing, backwards
+                reads from the last event.
             backwards: read from newer to older.
             limit: the most events to yield; None for all.
 
@@ -337,11 +340,16 @@ class EventStore(abc.ABC):
 
         Raises:
             InvalidStreamNameError: the name breaks the naming rules.
+            InvalidArgumentError: `from_position` or `limit` is not an int >= 0.
         """
         self._check_open()
         validate_stream_name(stream_name)
         _check_position("from_position", from_position)
         _check_limit(limit)
+        if from_position is not None and from_position > MAX_POSITION:
+            if not backwards:
+                return iter(())
+            from_position = None
         return self._iter_stream(stream_name, from_position, backwards, limit)
 
     def _iter_stream(
@@ -394,7 +402,8 @@ class EventStore(abc.ABC):
 
         Args:
             stream_name: the stream; one that does not exist reads as empty.
-            from_position: the first stream position to read (inclusive); None: 0.
+            from_position: the first stream position to read (inclusive); None: 0. Past the
+                largest position a store holds (`2**63 - 1`) it reads nothing.
             limit: the most events to yield; None for all.
 
         Returns:
@@ -402,11 +411,14 @@ class EventStore(abc.ABC):
 
         Raises:
             InvalidStreamNameError: the name breaks the naming rules.
+            InvalidArgumentError: `from_position` or `limit` is not an int >= 0.
         """
         self._check_open()
         validate_stream_name(stream_name)
         _check_position("from_position", from_position)
         _check_limit(limit)
+        if from_position is not None and from_position > MAX_POSITION:
+            return iter(())
 
         def fetch(position: int | None, size: int) -> list[PayloadEvent]:
             return self._read_stream_payload_page(stream_name, position or 0, size)
@@ -426,7 +438,9 @@ class EventStore(abc.ABC):
 
         Args:
             after: a global position. Forwards, the events after it (0: from the start);
-                backwards, the events before it (0: from the end).
+                backwards, the events before it (0: from the end). From the largest position
+                a store holds (`2**63 - 1`) on, where no event can be, forwards reads nothing
+                and backwards reads from the end.
             backwards: read from newer to older.
             limit: the most events to yield; None for all.
             event_types: only events of these types.
@@ -434,11 +448,20 @@ class EventStore(abc.ABC):
 
         Returns:
             An iterator of events in global order (or reverse global order).
+
+        Raises:
+            InvalidArgumentError: `after` or `limit` is not an int >= 0, `event_types` is not
+                a list of str, `stream_prefix` is empty, or a filter holds characters no name
+                holds.
         """
         self._check_open()
         _check_position("after", after)
         _check_limit(limit)
         types, prefix = _check_filters(event_types, stream_prefix)
+        if after > MAX_POSITION:
+            if not backwards:
+                return iter(())
+            after = 0
         return self._iter_all(after, backwards, limit, types, prefix)
 
     def _iter_all(
@@ -475,13 +498,18 @@ class EventStore(abc.ABC):
         """Follow the global log: catch up from a position, then wait for live events.
 
         Args:
-            after: deliver events after this global position (0: from the start).
+            after: deliver events after this global position (0: from the start). From the
+                largest position a store holds (`2**63 - 1`) on, no event can follow: the
+                subscription waits and delivers nothing.
             event_types: only events of these types.
             stream_prefix: only events of streams whose names start with this.
 
         Returns:
             A `Subscription`: iterate it to receive events, each exactly once, in global order;
             `close()` it (from any thread) to end the iteration.
+
+        Raises:
+            InvalidArgumentError: `after` is not an int >= 0, or a filter is malformed.
         """
         self._check_open()
         _check_position("after", after)
@@ -490,6 +518,8 @@ class EventStore(abc.ABC):
         filtered = types is not None or prefix is not None
 
         def fetch(position: int) -> tuple[list[RecordedEvent], int]:
+            if position >= MAX_POSITION:
+                return [], position
             # A filter may match nothing for a long stretch of the log: note how far the log
             # was settled before the read, so that the next poll starts there instead of
             # scanning the same non-matching events again.
@@ -507,16 +537,24 @@ class EventStore(abc.ABC):
 
         Args:
             stream_name: the stream (it need not exist yet).
-            after: deliver events after this stream position; None: from the start.
+            after: deliver events after this stream position; None: from the start. From the
+                largest position a store holds (`2**63 - 1`) on, no event can follow: the
+                subscription waits and delivers nothing.
 
         Returns:
             A `Subscription` delivering the stream's events in stream order.
+
+        Raises:
+            InvalidStreamNameError: the name breaks the naming rules.
+            InvalidArgumentError: `after` is not an int >= 0.
         """
         self._check_open()
         validate_stream_name(stream_name)
         _check_position("after", after)
 
         def fetch(position: int) -> tuple[list[RecordedEvent], int]:
+            if position >= MAX_POSITION:
+                return [], position
             page = self._read_stream_page(stream_name, position + 1, False, DEFAULT_PAGE_SIZE)
             return page, page[-1].stream_position if page else position
 
@@ -537,12 +575,21 @@ class EventStore(abc.ABC):
     def export_events(self, *, after: int = 0) -> Iterator[RawEvent]:
         """The whole log after a position, with the exact stored bytes of every event.
 
+        Args:
+            after: a global position; from the largest a store holds (`2**63 - 1`) on, where
+                no event can follow, the iterator is empty.
+
         Returns:
             A lazy iterator of `RawEvent` in global order, for `import_events` into another
             store (of any engine) or for an export file.
+
+        Raises:
+            InvalidArgumentError: `after` is not an int >= 0.
         """
         self._check_open()
         _check_position("after", after)
+        if after >= MAX_POSITION:
+            return iter(())
         return self._iter_raw(after)
 
     def _iter_raw(self, after: int) -> Iterator[RawEvent]:

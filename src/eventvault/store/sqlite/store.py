@@ -108,6 +108,8 @@ _READ_STREAM_PAYLOADS: Final = (
     "WHERE stream_name = ? AND stream_position >= ? ORDER BY stream_position LIMIT ?"
 )
 _MAX_POSITION: Final = 2**63 - 1
+_IDS_PER_LOOKUP: Final = 500
+"""Event ids per `IN (...)` lookup: SQLite builds before 3.32 allow 999 bound variables."""
 
 
 def _translate(exc: sqlite3.Error, location: str) -> EventVaultError:
@@ -429,13 +431,18 @@ class SQLiteEventStore(EventStore):
     def _find_ids(
         self, conn: sqlite3.Connection, ids: list[uuid.UUID]
     ) -> dict[uuid.UUID, tuple[str, int, int]]:
-        marks = ", ".join("?" * len(ids))
-        rows = conn.execute(
-            "SELECT event_id, stream_name, stream_position, global_position FROM events "
-            f"WHERE event_id IN ({marks})",
-            [event_id.bytes for event_id in ids],
-        ).fetchall()
-        return {uuid.UUID(bytes=row[0]): (row[1], row[2], row[3]) for row in rows}
+        """Where the given event ids are stored: one lookup per `_IDS_PER_LOOKUP` ids, so an
+        append of any size stays under SQLite's limit on bound variables."""
+        found: dict[uuid.UUID, tuple[str, int, int]] = {}
+        for start in range(0, len(ids), _IDS_PER_LOOKUP):
+            chunk = ids[start : start + _IDS_PER_LOOKUP]
+            rows = conn.execute(
+                "SELECT event_id, stream_name, stream_position, global_position FROM events "
+                f"WHERE event_id IN ({', '.join('?' * len(chunk))})",
+                [event_id.bytes for event_id in chunk],
+            ).fetchall()
+            found.update({uuid.UUID(bytes=row[0]): (row[1], row[2], row[3]) for row in rows})
+        return found
 
     def _import(self, batches: Iterator[list[StoredRow]]) -> None:
         with self._conn_lock:

@@ -22,6 +22,7 @@ from eventvault.testing.contract.concurrency import (
     CrashContract,
     ImportContract,
 )
+from eventvault.testing.contract.edges import PositionEdgeContract
 from eventvault.testing.contract.nesting import NestingContract
 from eventvault.testing.contract.reads import HashChainContract, IdempotencyContract, ReadContract
 from eventvault.testing.contract.stateful import StatefulContract
@@ -39,6 +40,7 @@ ALL_CONTRACTS = (
     SubscriptionContract,
     AsyncContract,
     NestingContract,
+    PositionEdgeContract,
     StatefulContract,
 )
 
@@ -55,6 +57,7 @@ __all__ = [
     "IdempotencyContract",
     "ImportContract",
     "NestingContract",
+    "PositionEdgeContract",
     "ReadContract",
     "StatefulContract",
     "SubscriptionContract",
