@@ -186,6 +186,17 @@ def test_an_append_with_more_given_ids_than_sqlite_binds_in_one_statement_is_sto
         assert (first.stream_position, store.head_position()) == (2499, 2500)
 
 
+def test_a_type_filter_longer_than_sqlite_binds_in_one_statement_reads_the_matches() -> None:
+    with eventvault.connect("sqlite:///:memory:") as store:
+        assert isinstance(store, SQLiteEventStore)
+        store._writer.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+        store.append_to_stream(
+            "a-1", [NewEvent("Kept", {}), NewEvent("Dropped", {})], expected_version=StreamState.ANY
+        )
+        types = [f"Other{n}" for n in range(2000)] + ["Kept"]
+        assert [e.event_type for e in store.read_all(event_types=types)] == ["Kept"]
+
+
 def test_a_read_of_damaged_stored_bytes_names_the_stream_and_position(tmp_path: Path) -> None:
     path = tmp_path / "damaged.db"
     with eventvault.connect(str(path)) as store:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import sqlite3
 import threading
@@ -109,7 +110,8 @@ _READ_STREAM_PAYLOADS: Final = (
 )
 _MAX_POSITION: Final = 2**63 - 1
 _IDS_PER_LOOKUP: Final = 500
-"""Event ids per `IN (...)` lookup: SQLite builds before 3.32 allow 999 bound variables."""
+"""Values per `IN (...)` list (event ids, event types): SQLite builds before 3.32 bind at most
+999 variables per statement."""
 
 
 def _translate(exc: sqlite3.Error, location: str) -> EventVaultError:
@@ -504,9 +506,13 @@ class SQLiteEventStore(EventStore):
         else:
             conditions = ["global_position > ?"]
             params = [after]
-        if event_types is not None:
+        if event_types is not None and len(event_types) <= _IDS_PER_LOOKUP:
             conditions.append(f"event_type IN ({', '.join('?' * len(event_types))})")
             params.extend(event_types)
+        elif event_types is not None:
+            # More types than SQLite may bind one variable each: one JSON array instead.
+            conditions.append("event_type IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(event_types))
         if stream_prefix is not None:
             conditions.append("substr(stream_name, 1, ?) = ?")
             params.extend((len(stream_prefix), stream_prefix))

@@ -126,3 +126,15 @@ class PositionEdgeContract(ContractBase):
                 first
             )
             assert store.head_position() == 40_000
+
+    def test_a_filter_of_40_000_event_types_reads_the_matching_events(
+        self, filled: EventStore
+    ) -> None:
+        types = [f"Other{n}" for n in range(40_000)] + ["Happened"]
+        picked = filled.read_all(event_types=types, stream_prefix="edge-2")
+        assert [(e.stream_name, e.stream_position) for e in picked] == [
+            ("edge-2", 0),
+            ("edge-2", 1),
+        ]
+        with filled.subscribe_to_all(event_types=types) as subscription:
+            assert len(subscription.next_batch(timeout=10)) == 5
