@@ -73,3 +73,24 @@ def test_a_bad_pool_max_raises_invalid_url_error(value: str) -> None:
 def test_a_url_of_another_scheme_raises_invalid_url_error() -> None:
     with pytest.raises(InvalidURLError):
         parse_url("mysql://u@h/db")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://user:s3cret@host:5432/db?schema=x",
+        "postgresql://user@host/db?password=s3cret&schema=x",
+        "postgresql://user:s3%63ret@host/db",
+    ],
+)
+def test_the_options_repr_and_display_url_hold_no_password(url: str) -> None:
+    options = parse_url(url)
+    assert "s3cret" not in repr(options) and "s3%63ret" not in repr(options)
+    assert "***" in options.display_url
+    assert "s3cret" in options.conninfo or "s3%63ret" in options.conninfo
+
+
+def test_a_url_of_another_scheme_is_refused_with_its_password_masked() -> None:
+    with pytest.raises(InvalidURLError) as caught:
+        parse_url("mysql://user:s3cret@host/db")
+    assert "s3cret" not in str(caught.value)

@@ -12,6 +12,7 @@ from rich.markup import escape
 from eventvault.cli.render import stdout_console
 from eventvault.cli.stores import URL_ENV, is_embedded
 from eventvault.errors import InvalidURLError
+from eventvault.store.masking import mask_url
 
 __all__ = ["migrate"]
 
@@ -24,7 +25,7 @@ def _postgres_migrate(url: str) -> Migrate:
         module = importlib.import_module("eventvault.store.postgres")
     except ImportError as exc:
         raise InvalidURLError(
-            url,
+            mask_url(url),
             f"PostgreSQL needs the postgres extra: pip install 'eventvault[postgres]' ({exc})",
         ) from exc
     return cast(Migrate, module.migrate)
@@ -65,13 +66,15 @@ def migrate(
     console = stdout_console()
     if is_embedded(url):
         console.print(
-            f"[magenta]{escape(url)}[/] is an embedded store (SQLite or memory): it migrates "
+            f"[magenta]{escape(mask_url(url))}[/] is an embedded store (SQLite or memory): it migrates "
             "itself when opened; nothing to do"
         )
         return
     scheme = url.split(":", 1)[0].lower()
     if scheme not in ("postgresql", "postgres"):
-        raise InvalidURLError(url, f"unknown scheme {scheme!r}; migrate applies to postgresql://")
+        raise InvalidURLError(
+            mask_url(url), f"unknown scheme {scheme!r}; migrate applies to postgresql://"
+        )
     apply = _postgres_migrate(url)
     applied = apply(url) if schema is None else apply(url, schema=schema)
     if applied:

@@ -23,6 +23,7 @@ from eventvault.cli.render import (
 )
 from eventvault.cli.stores import DEFAULT_URL, engine_name, open_store, storage_size
 from eventvault.store.base import EventStore
+from eventvault.store.masking import mask_url
 from eventvault.types import RecordedEvent
 
 __all__ = ["TABLE_ROWS", "log", "read", "stats", "streams"]
@@ -284,7 +285,7 @@ def stats(json_output: JsonOutput = False, url: StoreURL = DEFAULT_URL) -> None:
         size = storage_size(store)
     if json_output:
         document = {
-            "url": url,
+            "url": mask_url(url),
             "engine": engine,
             "event_count": figures.event_count,
             "stream_count": figures.stream_count,
@@ -295,4 +296,4 @@ def stats(json_output: JsonOutput = False, url: StoreURL = DEFAULT_URL) -> None:
         }
         _write_lines([msgspec.json.encode(document) + b"\n"])
         return
-    stdout_console().print(stats_table(figures, url=url, engine=engine, size=size))
+    stdout_console().print(stats_table(figures, url=mask_url(url), engine=engine, size=size))

@@ -12,6 +12,7 @@ import eventvault
 from eventvault.cli.errors import StoreNotFoundError
 from eventvault.serialization import DEFAULT_MAX_EVENT_BYTES
 from eventvault.store.base import EventStore
+from eventvault.store.masking import mask_url
 from eventvault.store.sqlite import SQLiteEventStore
 
 __all__ = [
@@ -83,7 +84,7 @@ def open_store(
     """
     path = sqlite_file(url)
     if must_exist and path is not None and not os.path.exists(path):
-        raise StoreNotFoundError(url, path)
+        raise StoreNotFoundError(mask_url(url), mask_url(path))
     with eventvault.connect(url, max_event_bytes=max_event_bytes) as store:
         yield store
 

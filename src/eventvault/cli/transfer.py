@@ -27,6 +27,7 @@ from eventvault.cli.progress import ProgressBar, progress_bar
 from eventvault.cli.render import stderr_console
 from eventvault.cli.stores import DEFAULT_URL, open_store
 from eventvault.errors import HashChainError, ImportFileError
+from eventvault.store.masking import mask_url
 from eventvault.types import RawEvent
 
 __all__ = ["copy", "export", "import_"]
@@ -145,7 +146,7 @@ def import_(file: ImportFile, url: StoreURL = DEFAULT_URL) -> None:
             raise ImportFileError(exc.reason, line=cursor.line) from exc
         if total is not None:
             bar.update(completed=total)
-    _summary(f"imported {count} events into {url!r}")
+    _summary(f"imported {count} events into {mask_url(url)!r}")
 
 
 def copy(
@@ -185,4 +186,4 @@ def copy(
                 bar.update(completed=count, events=count)
 
             count = destination.import_events(origin.export_events(), on_progress=moved)
-    _summary(f"copied {count} events from {source!r} to {target!r}")
+    _summary(f"copied {count} events from {mask_url(source)!r} to {mask_url(target)!r}")

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 
 from eventvault.errors import InvalidURLError
 from eventvault.serialization import DEFAULT_MAX_EVENT_BYTES
 from eventvault.store.aio import AsyncEventStore
 from eventvault.store.base import EventStore
+from eventvault.store.masking import mask_url
 
 __all__ = ["DEFAULT_URL", "connect", "connect_async"]
 
 DEFAULT_URL = "eventvault.db"
 
 _SQLITE_OPTIONS = {"synchronous", "busy_timeout"}
+_LIBPQ_KEYWORDS = re.compile(
+    r"\s*(host|hostaddr|port|dbname|user|password|passfile|service|sslmode|connect_timeout)\s*="
+)
+"""How a libpq key=value connection string starts."""
 
 
 def _sqlite(url: str, max_event_bytes: int) -> EventStore:
@@ -22,27 +28,32 @@ def _sqlite(url: str, max_event_bytes: int) -> EventStore:
     if url.startswith("sqlite:"):
         parsed = urllib.parse.urlsplit(url)
         if parsed.netloc not in ("", "localhost"):
-            raise InvalidURLError(url, "a SQLite URL names a local file: sqlite:///path/to.db")
+            raise InvalidURLError(
+                mask_url(url), "a SQLite URL names a local file: sqlite:///path/to.db"
+            )
         path = parsed.path[1:] if parsed.path.startswith("/") else parsed.path
         options = dict(urllib.parse.parse_qsl(parsed.query, keep_blank_values=True))
     else:
         path, options = url, {}
     if not path:
-        raise InvalidURLError(url, "no file named; use sqlite:///path/to.db or sqlite:///:memory:")
+        raise InvalidURLError(
+            mask_url(url), "no file named; use sqlite:///path/to.db or sqlite:///:memory:"
+        )
     unknown = set(options) - _SQLITE_OPTIONS
     if unknown:
         raise InvalidURLError(
-            url, f"unknown option(s) {', '.join(sorted(unknown))}; known: synchronous, busy_timeout"
+            mask_url(url),
+            f"unknown option(s) {', '.join(sorted(unknown))}; known: synchronous, busy_timeout",
         )
     synchronous = options.get("synchronous", "FULL").upper()
     if synchronous not in ("FULL", "NORMAL", "EXTRA"):
         raise InvalidURLError(
-            url, f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}"
+            mask_url(url), f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}"
         )
     try:
         busy_timeout = float(options.get("busy_timeout", "30"))
     except ValueError:
-        raise InvalidURLError(url, "busy_timeout must be a number of seconds") from None
+        raise InvalidURLError(mask_url(url), "busy_timeout must be a number of seconds") from None
     return SQLiteEventStore(
         path,
         max_event_bytes=max_event_bytes,
@@ -75,26 +86,38 @@ def connect(
         StorageError: the store cannot be opened.
     """
     if not isinstance(url, str) or not url:
-        raise InvalidURLError(str(url), "a store URL is a non-empty str")
+        raise InvalidURLError(mask_url(str(url)), "a store URL is a non-empty str")
     scheme = url.split(":", 1)[0].lower() if "://" in url else ""
+    if not scheme and _LIBPQ_KEYWORDS.match(url):
+        # Else it would name a SQLite file, with the password in its name.
+        raise InvalidURLError(
+            mask_url(url),
+            "a libpq key=value connection string is not a store URL; use "
+            "postgresql://user:password@host:port/database",
+        )
     if not scheme and url.rstrip(":/").lower() in ("memory", "sqlite", "postgresql", "postgres"):
-        raise InvalidURLError(url, "a URL needs '://': memory://, sqlite:///path, postgresql://...")
+        raise InvalidURLError(
+            mask_url(url), "a URL needs '://': memory://, sqlite:///path, postgresql://..."
+        )
     if not scheme and "?" in url:
         raise InvalidURLError(
-            url, f"options go with a sqlite: URL, as in sqlite:///{url.split('?', 1)[0]}?..."
+            mask_url(url),
+            f"options go with a sqlite: URL, as in sqlite:///{url.split('?', 1)[0]}?...",
         )
     if scheme == "memory":
         from eventvault.store.memory import MemoryEventStore
 
         if url not in ("memory://", "memory:///"):
-            raise InvalidURLError(url, "the in-memory engine takes no path or options: memory://")
+            raise InvalidURLError(
+                mask_url(url), "the in-memory engine takes no path or options: memory://"
+            )
         return MemoryEventStore(url, max_event_bytes=max_event_bytes)
     if scheme in ("postgresql", "postgres"):
         try:
             from eventvault.store.postgres import PostgresEventStore
         except ImportError as exc:
             raise InvalidURLError(
-                url,
+                mask_url(url),
                 f"PostgreSQL needs the postgres extra: pip install 'eventvault[postgres]' ({exc})",
             ) from exc
         store: EventStore = PostgresEventStore(url, max_event_bytes=max_event_bytes)
@@ -102,7 +125,8 @@ def connect(
     if scheme in ("", "sqlite"):
         return _sqlite(url, max_event_bytes)
     raise InvalidURLError(
-        url, f"unknown scheme {scheme!r}; use a file path, sqlite:///, memory:// or postgresql://"
+        mask_url(url),
+        f"unknown scheme {scheme!r}; use a file path, sqlite:///, memory:// or postgresql://",
     )
 
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
 from eventvault.errors import InvalidURLError
+from eventvault.store.masking import mask_url, redact, typed_password
 
 __all__ = ["DEFAULT_POOL_MAX", "DEFAULT_SCHEMA", "PostgresOptions", "parse_url", "quote_schema"]
 
@@ -27,14 +31,15 @@ class PostgresOptions:
     """A PostgreSQL store location, split into what libpq needs and what eventvault reads.
 
     Attributes:
-        conninfo: the URL without eventvault's options, handed to psycopg.
-        display_url: the URL with any password masked, for messages.
+        conninfo: the URL without eventvault's options, handed to psycopg; it holds the
+            password, so it is left out of `repr`.
+        display_url: the URL with every password masked (`masking.mask_url`), for messages.
         schema: the PostgreSQL schema holding the store's tables.
         auto_migrate: create or upgrade the schema on first use.
         pool_max: the most connections the store's pool opens.
     """
 
-    conninfo: str
+    conninfo: str = field(repr=False)
     display_url: str
     schema: str
     auto_migrate: bool
@@ -62,13 +67,32 @@ def quote_schema(schema: str) -> str:
     return f'"{schema}"'
 
 
-def _mask(parsed: urllib.parse.SplitResult, query: str) -> str:
-    netloc = parsed.netloc
-    if parsed.password is not None:
-        user_part, _, host_part = netloc.rpartition("@")
-        user = user_part.split(":", 1)[0]
-        netloc = f"{user}:***@{host_part}"
-    return urllib.parse.urlunsplit((parsed.scheme, netloc, parsed.path, query, parsed.fragment))
+def _check_libpq_reads_it_alike(
+    url: str, display: str, parsed: urllib.parse.SplitResult, conninfo: str
+) -> None:
+    """Refuse a URL that libpq cannot read, or reads otherwise than urllib: its message would
+    quote the password, or the store would log in with a password other than the one typed."""
+    reserved = (
+        "a password in the URL that holds @, /, ? or # must be percent-encoded (%40, %2F, %3F, %23)"
+    )
+    if typed_password(url) != parsed.password:
+        raise InvalidURLError(display, reserved)
+    try:
+        libpq = conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError as exc:
+        # libpq's message can quote the password (a bad percent-encoding in it): redact it, and
+        # keep the driver's error out of the chain.
+        raise InvalidURLError(
+            display, f"libpq cannot read it: {redact(str(exc).strip(), url)}"
+        ) from None
+    typed = None if parsed.password is None else urllib.parse.unquote(parsed.password)
+    if typed != libpq.get("password") and "password" not in dict(
+        urllib.parse.parse_qsl(parsed.query, keep_blank_values=True)
+    ):
+        raise InvalidURLError(display, reserved)
+    ports = str(libpq.get("port", "")).split(",")
+    if any(port and not port.isdigit() for port in ports):
+        raise InvalidURLError(display, f"the port is not a number; {reserved}")
 
 
 def parse_url(
@@ -91,11 +115,14 @@ def parse_url(
         The parsed options.
 
     Raises:
-        InvalidURLError: not a PostgreSQL URL, or an option has a bad value.
+        InvalidURLError: not a PostgreSQL URL, a URL libpq cannot read or would read otherwise
+            than it looks (a password holding an unencoded `@`, `/`, `?` or `#`), or an option
+            has a bad value. The error shows the URL with its password masked.
     """
+    display = mask_url(url)
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme.lower() not in ("postgresql", "postgres"):
-        raise InvalidURLError(url, "a PostgreSQL URL starts with postgresql://")
+        raise InvalidURLError(display, "a PostgreSQL URL starts with postgresql://")
     pairs = urllib.parse.parse_qsl(parsed.query, keep_blank_values=True)
     ours = {key: value for key, value in pairs if key in _OPTIONS}
     # Text goes to the server as UTF-8 (binary parameters are not converted): always say so.
@@ -105,7 +132,7 @@ def parse_url(
     conninfo = urllib.parse.urlunsplit(
         (parsed.scheme, parsed.netloc, parsed.path, query, parsed.fragment)
     )
-    display = _mask(parsed, parsed.query)
+    _check_libpq_reads_it_alike(url, display, parsed, conninfo)
 
     chosen_schema = schema if schema is not None else ours.get("schema", DEFAULT_SCHEMA)
     check_schema_name(display, chosen_schema)
