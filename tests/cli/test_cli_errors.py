@@ -241,3 +241,17 @@ def test_a_store_in_a_directory_that_cannot_be_created_exits_8(cli: Cli, tmp_pat
     assert result.exit_code == 8
     assert result.stderr.startswith("error: ")
     assert "Traceback" not in result.output
+
+
+def test_a_log_over_damaged_stored_bytes_exits_5_naming_the_event(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "damaged.db"
+    seed(str(path), [("account-1", "Opened", {}), ("account-1", "Deposited", {"amount": 5})])
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "UPDATE events SET data = CAST('{\"amount\":' AS BLOB) WHERE global_position = 2"
+        )
+    conn.close()
+    result = cli("log", "--url", str(path))
+    assert result.exit_code == 5, result.output
+    assert result.stderr.startswith("error: 'account-1'@1 (global position 2): the stored data")
+    assert "restore it from a backup or export" in result.stderr

@@ -22,6 +22,7 @@ from rich.text import Text
 from eventvault.errors import (
     BadInputError,
     ConflictError,
+    CorruptEventError,
     DatabaseLockedError,
     EventVaultError,
     HashChainError,
@@ -146,7 +147,7 @@ _HINTS: Final[
 ] = (
     (InvalidURLError, _url_hint),
     (PayloadTooLargeError, "`eventvault append --max-event-bytes N` raises the limit"),
-    (PayloadTooDeepError, "store deeply nested structures flatter, or as a JSON string"),
+    (PayloadTooDeepError, "flatten the payload, or store its deepest part as a JSON string"),
     (
         WrongExpectedVersionError,
         "see the stream's version with `eventvault read STREAM --backwards --limit 1`, "
@@ -157,6 +158,10 @@ _HINTS: Final[
     (
         HashChainError,
         "the events were changed after they were recorded; export them again from the source",
+    ),
+    (
+        CorruptEventError,
+        "the store's bytes were changed outside eventvault; restore it from a backup or export",
     ),
     (
         ImportFileError,
