@@ -24,14 +24,15 @@ __all__ = [
     "InvalidExpectedVersionError",
     "InvalidStreamNameError",
     "InvalidURLError",
+    "MigrationRequiredError",
     "MissingHandlerError",
     "NotAnEventVaultDatabaseError",
     "NotEmptyError",
     "PayloadTooLargeError",
     "SchemaVersionError",
-    "SnapshotStoreUnavailableError",
     "StorageError",
     "StoreClosedError",
+    "TransactionUsageError",
     "UnknownEventTypeError",
     "UnregisteredEventError",
     "WrongExpectedVersionError",
@@ -435,16 +436,40 @@ class AggregateQueryError(EventVaultError, ValueError):
         super().__init__(reason)
 
 
-class SnapshotStoreUnavailableError(EventVaultError):
-    """No snapshot store is known for an event store's engine.
+# -- storage beside the events (the seam) ------------------------------------------------------
+
+
+class MigrationRequiredError(StorageError):
+    """A component's tables (or the store's own) are older than this eventvault needs, and
+    the store may not migrate them itself.
 
     Attributes:
-        engine: the engine's class name.
+        location: the store's URL.
+        component: the component's name (`eventvault` for the store's own tables).
+        found: the version the store holds (0: none).
+        needed: the version this eventvault needs.
     """
 
-    def __init__(self, engine: str) -> None:
-        self.engine = engine
+    def __init__(self, location: str, component: str, found: int, needed: int) -> None:
+        self.location = location
+        self.component = component
+        self.found = found
+        self.needed = needed
         super().__init__(
-            f"no snapshot store for the engine {engine}: pass a SnapshotStore to Repository "
-            "(MemorySnapshotStore works with any engine) or use a SQLite or in-memory store"
+            f"store {location!r}: the tables of {component!r} are at version {found}, this "
+            f"eventvault needs version {needed}; run `eventvault migrate URL` (or open a "
+            "PostgreSQL store with ?auto_migrate=true)"
         )
+
+
+class TransactionUsageError(EventVaultError):
+    """`run_transaction`'s work used the store wrongly: through the store instead of the
+    transaction, or after one of its statements failed.
+
+    Attributes:
+        reason: what was done wrong.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)

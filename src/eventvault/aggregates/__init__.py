@@ -36,7 +36,6 @@ from eventvault.aggregates.errors import (
     AggregateQueryError,
     EventRegistrationError,
     MissingHandlerError,
-    SnapshotStoreUnavailableError,
     UnknownEventTypeError,
     UnregisteredEventError,
 )
@@ -46,7 +45,7 @@ from eventvault.aggregates.snapshots import (
     MemorySnapshotStore,
     Snapshot,
     SnapshotStore,
-    SQLiteSnapshotStore,
+    StoreSnapshotStore,
     snapshot_store_for,
 )
 
@@ -62,10 +61,9 @@ __all__ = [
     "MemorySnapshotStore",
     "MissingHandlerError",
     "Repository",
-    "SQLiteSnapshotStore",
     "Snapshot",
     "SnapshotStore",
-    "SnapshotStoreUnavailableError",
+    "StoreSnapshotStore",
     "UnknownEventTypeError",
     "UnregisteredEventError",
     "applies",

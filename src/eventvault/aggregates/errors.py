@@ -10,7 +10,6 @@ from eventvault.errors import (
     AggregateQueryError,
     EventRegistrationError,
     MissingHandlerError,
-    SnapshotStoreUnavailableError,
     UnknownEventTypeError,
     UnregisteredEventError,
 )
@@ -21,7 +20,6 @@ __all__ = [
     "AggregateQueryError",
     "EventRegistrationError",
     "MissingHandlerError",
-    "SnapshotStoreUnavailableError",
     "UnknownEventTypeError",
     "UnregisteredEventError",
 ]

@@ -54,8 +54,8 @@ class Repository(Generic[A]):
         store: the event store.
         registry: the registry of the event classes the aggregate handles.
         snapshot_store: where snapshots are read and written; None for none, unless
-            `snapshot_every` is given, in which case `snapshot_store_for(store)` is opened (and
-            closed by `close()`).
+            `snapshot_every` is given, in which case `snapshot_store_for(store)` keeps them in
+            the event store's own database.
         snapshot_every: take a snapshot each time a save carries an aggregate of this class
             across a multiple of this many events; None takes none automatically
             (`take_snapshot` still works).
@@ -64,8 +64,8 @@ class Repository(Generic[A]):
         AggregateDefinitionError: the class lacks `category` or `state_type`.
         UnregisteredEventError: an event class the aggregate handles is not registered.
         AggregateQueryError: `snapshot_every` is not an int >= 1.
-        SnapshotStoreUnavailableError: `snapshot_every` is given without a snapshot store and
-            none is known for the engine.
+        MigrationRequiredError: `snapshot_every` is given without a snapshot store and the
+            store's snapshot table needs `eventvault migrate`.
     """
 
     def __init__(

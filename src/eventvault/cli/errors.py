@@ -31,6 +31,7 @@ from eventvault.errors import (
     InvalidExpectedVersionError,
     InvalidStreamNameError,
     InvalidURLError,
+    MigrationRequiredError,
     NotAnEventVaultDatabaseError,
     NotEmptyError,
     PayloadTooLargeError,
@@ -135,6 +136,7 @@ EXIT_CODES: Final[tuple[tuple[type[BaseException], ExitCode], ...]] = (
     (NotEmptyError, ExitCode.NOT_EMPTY),
     (NotAnEventVaultDatabaseError, ExitCode.INCOMPATIBLE),
     (SchemaVersionError, ExitCode.INCOMPATIBLE),
+    (MigrationRequiredError, ExitCode.INCOMPATIBLE),
     (StorageError, ExitCode.STORAGE),
     (OSError, ExitCode.STORAGE),
     (EventVaultError, ExitCode.FAILURE),
@@ -181,6 +183,7 @@ _HINTS: Final[
     (NotEmptyError, "choose a new file or URL for the target"),
     (NotAnEventVaultDatabaseError, _foreign_store_hint),
     (SchemaVersionError, "upgrade eventvault to open this store"),
+    (MigrationRequiredError, "run `eventvault migrate URL` as the role that owns the schema"),
     (
         DatabaseLockedError,
         "another process holds the write lock; retry, or raise ?busy_timeout=SECONDS in the URL",

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Final, Self, TypeVar
+from typing import Final, Self, TypeVar, cast
 
 import msgspec
 
@@ -27,6 +27,7 @@ from eventvault.serialization import (
 )
 from eventvault.store._append import PendingAppend, StoredRow, prepare, prepare_many
 from eventvault.store.notify import Notifier
+from eventvault.store.seam import Component, Dialect, SQLRow, Transaction, guard_reentry
 from eventvault.store.subscription import Subscription
 from eventvault.types import (
     AppendResult,
@@ -44,6 +45,7 @@ __all__ = ["EventStore", "StoreStats", "Subscription"]
 _Positioned = TypeVar("_Positioned", RecordedEvent, PayloadEvent)
 _Global = TypeVar("_Global", RecordedEvent, RawEvent)
 _Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
 _Cursor = TypeVar("_Cursor")
 
 DEFAULT_PAGE_SIZE: Final = 1000
@@ -156,6 +158,11 @@ class EventStore(abc.ABC):
         self._closed = False
         self._subscriptions: set[Subscription] = set()
         self._subscriptions_lock = threading.Lock()
+        self._components_in_use: set[str] = set()
+        self.core_migrations_applied: list[int] = []
+        """The versions of the store's own tables that opening it applied (a new or upgraded
+        SQLite file, a PostgreSQL schema opened with `auto_migrate`)."""
+        self._components_lock = threading.Lock()
 
     # -- engine primitives -------------------------------------------------------------------
 
@@ -246,6 +253,32 @@ class EventStore(abc.ABC):
     def _close(self) -> None:
         """Release the engine's connections and files."""
 
+    @property
+    @abc.abstractmethod
+    def dialect(self) -> Dialect:
+        """The SQL dialect of the store's database, for statements on component tables:
+        `sqlite` (SQLite, and the in-memory engine's component database) or `postgresql`."""
+
+    @abc.abstractmethod
+    def _query_components(self, statement: str, params: Sequence[object]) -> list[SQLRow]:
+        """Run a read-only statement on component tables, outside any transaction."""
+
+    @abc.abstractmethod
+    def _use(self, component: Component) -> None:
+        """Bring a component's tables to its newest version, under a lock that serializes
+        migrations across processes; or raise `MigrationRequiredError` where this store may
+        not migrate."""
+
+    @abc.abstractmethod
+    def _component_versions(self) -> dict[str, int]:
+        """The version of every component whose tables the store holds (the store's own as
+        `eventvault`)."""
+
+    @abc.abstractmethod
+    def _run_transaction(self, work: Callable[[Transaction], object]) -> object:
+        """Run `work(tx)` in one transaction on the store's database and commit it (or roll it
+        back when the work raises, and re-raise); return what the work returned."""
+
     # -- writing -----------------------------------------------------------------------------
 
     def _check_open(self) -> None:
@@ -280,6 +313,7 @@ class EventStore(abc.ABC):
             StorageError: the engine failed; the append was not stored.
         """
         self._check_open()
+        guard_reentry(id(self), self.url)
         pending = prepare(stream_name, events, expected_version, self.max_event_bytes)
         return self._append([pending])[0]
 
@@ -299,8 +333,95 @@ class EventStore(abc.ABC):
             The other errors of `append_to_stream`.
         """
         self._check_open()
+        guard_reentry(id(self), self.url)
         pending = prepare_many(appends, self.max_event_bytes)
         return self._append(pending)
+
+    # -- storage beside the events (the seam) ------------------------------------------------
+
+    def use(self, component: Component) -> None:
+        """Make a component's tables ready in this store: create or upgrade them to the
+        component's newest version, once per store object.
+
+        Migrations are versioned per component, recorded in the database and serialized
+        across processes; running them again applies nothing. SQLite and in-memory stores
+        migrate when they are used; a PostgreSQL store only when opened with
+        `?auto_migrate=true` (otherwise `eventvault migrate URL` does it).
+
+        Args:
+            component: the component, as its feature declares it.
+
+        Raises:
+            MigrationRequiredError: the tables are older than the component and this store
+                may not migrate them.
+            SchemaVersionError: the tables are newer than this eventvault knows.
+            StorageError: a migration failed; nothing of it was applied.
+        """
+        self._check_open()
+        if component.name in self._components_in_use:
+            return
+        with self._components_lock:
+            if component.name not in self._components_in_use:
+                self._use(component)
+                self._components_in_use.add(component.name)
+
+    def query(self, statement: str, params: Sequence[object] = ()) -> list[SQLRow]:
+        """Read rows of component tables, outside any transaction: what is committed.
+
+        On SQLite it runs on a reader connection, so it never waits for the writer.
+
+        Args:
+            statement: a query in the store's `dialect`, `{schema}` standing for the schema of
+                the store's tables.
+            params: its parameters.
+
+        Returns:
+            The rows, values as the driver gives them.
+
+        Raises:
+            StorageError: the query failed.
+        """
+        self._check_open()
+        return self._query_components(statement, params)
+
+    def component_versions(self) -> dict[str, int]:
+        """The version of every component whose tables this store holds.
+
+        Returns:
+            Component name to version; the store's own tables appear as `eventvault`.
+        """
+        self._check_open()
+        return self._component_versions()
+
+    def run_transaction(self, work: Callable[[Transaction], _Result]) -> _Result:
+        """Run `work(tx)` in one transaction on the store's own database.
+
+        Everything the work does through `tx` (rows of components, appends with
+        `tx.append_to_stream` / `tx.append_to_streams`) commits together when it returns, or
+        not at all when it raises (the error is re-raised), also when the process dies
+        half-way. Appends keep every guarantee of an ordinary append: expected versions,
+        idempotent retries, order, the hash chain, notifications.
+
+        On SQLite the work runs on the store's single writer, inside its group commit: keep
+        it short, it holds up every append meanwhile. On PostgreSQL a transaction that
+        collides with another writer (a deadlock, a serialization failure) is rolled back and
+        the work is run again, so the work must have no effect outside `tx`.
+
+        Args:
+            work: a function of the transaction; its result is returned.
+
+        Returns:
+            What the work returned.
+
+        Raises:
+            TransactionUsageError: the work appended through the store instead of `tx`, or
+                carried on after one of its statements failed.
+            StorageError: a statement or the commit failed; nothing was stored.
+            The errors of `append_to_stream`, and whatever the work raises.
+        """
+        self._check_open()
+        guard_reentry(id(self), self.url)
+        return cast(_Result, self._run_transaction(work))
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from eventvault.testing.contract.concurrency import (
     ImportContract,
 )
 from eventvault.testing.contract.reads import HashChainContract, IdempotencyContract, ReadContract
+from eventvault.testing.contract.seam import SeamContract
 from eventvault.testing.contract.stateful import StatefulContract
 from eventvault.testing.contract.subscriptions import AsyncContract, SubscriptionContract
 
@@ -38,6 +39,7 @@ ALL_CONTRACTS = (
     SubscriptionContract,
     AsyncContract,
     StatefulContract,
+    SeamContract,
 )
 
 __all__ = [
@@ -53,6 +55,7 @@ __all__ = [
     "IdempotencyContract",
     "ImportContract",
     "ReadContract",
+    "SeamContract",
     "StatefulContract",
     "SubscriptionContract",
     "events",
