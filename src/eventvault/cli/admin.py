@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from typing import Annotated, cast
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 
 from eventvault.cli.render import stdout_console
-from eventvault.cli.stores import URL_ENV, is_embedded
+from eventvault.cli.stores import URL_ENV, is_embedded, postgres_migrate
 from eventvault.errors import InvalidURLError
 
 __all__ = ["migrate"]
-
-Migrate = Callable[..., list[int]]
-
-
-def _postgres_migrate(url: str) -> Migrate:
-    """`eventvault.store.postgres.migrate`, imported only when a PostgreSQL URL needs it."""
-    try:
-        module = importlib.import_module("eventvault.store.postgres")
-    except ImportError as exc:
-        raise InvalidURLError(
-            url,
-            f"PostgreSQL needs the postgres extra: pip install 'eventvault[postgres]' ({exc})",
-        ) from exc
-    return cast(Migrate, module.migrate)
 
 
 def migrate(
@@ -72,7 +56,7 @@ def migrate(
     scheme = url.split(":", 1)[0].lower()
     if scheme not in ("postgresql", "postgres"):
         raise InvalidURLError(url, f"unknown scheme {scheme!r}; migrate applies to postgresql://")
-    apply = _postgres_migrate(url)
+    apply = postgres_migrate(url)
     applied = apply(url) if schema is None else apply(url, schema=schema)
     if applied:
         versions = ", ".join(str(version) for version in applied)
