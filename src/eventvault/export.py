@@ -17,7 +17,6 @@ only when the caller says what they must hold (`expect_head`, `expect_count`).
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -119,10 +118,11 @@ _record_decoder = msgspec.json.Decoder(ExportHeader | ExportEnd)
 
 
 def _eventvault_version() -> str:
-    try:
-        return importlib.metadata.version("eventvault")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
+    # Imported when called: the package's __init__ may import this module before it defines
+    # __version__, the one place the version is written (`eventvault --version` prints it).
+    from eventvault import __version__
+
+    return __version__
 
 
 class _FormatProbe(msgspec.Struct):
