@@ -325,6 +325,15 @@ def test_a_malformed_line_is_named(export_file: bytes) -> None:
         read_all_of(b"".join([lines[0], b'{"global_position": 1}\n', *lines[1:]]))
 
 
+def test_lines_read_as_text_are_refused_saying_to_read_bytes(
+    export_file: bytes, tmp_path: Path
+) -> None:
+    path = tmp_path / "backup.jsonl"
+    path.write_bytes(export_file)
+    with path.open() as text, pytest.raises(InvalidEventError, match="opened 'rb'"):
+        list(read_export(text))  # type: ignore[arg-type]
+
+
 def test_expectations_must_be_positions(export_file: bytes) -> None:
     with pytest.raises(InvalidEventError, match="expect_head"):
         read_export(io.BytesIO(export_file), expect_head=-1)

@@ -299,6 +299,11 @@ class ExportReader:
         digest = hashlib.sha256()
         end_line = 0
         for number, line in enumerate(lines, start=1):
+            if number == 1 and not isinstance(line, bytes):
+                raise InvalidEventError(
+                    f"an export file is read as bytes (a file opened 'rb'), not as "
+                    f"{type(line).__name__}: the digest covers its exact bytes"
+                )
             self.line = number
             self.offset += len(line)
             if end_line:
@@ -528,6 +533,7 @@ def read_export(
         InvalidEventError: `expect_head` or `expect_count` is not an int >= 0 (at the call).
 
     The iterator raises:
+        InvalidEventError: the lines are not bytes (a file opened in text mode).
         ImportFileError: a line is not JSON, not an event or record of the format, or its event
             has a time without a zone or data or metadata that is not a JSON object; the error
             names the line.
