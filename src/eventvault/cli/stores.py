@@ -185,8 +185,9 @@ def open_target(url: str, *, argument: str, command: str) -> Iterator[EventStore
     - `memory://` and SQLite in memory are refused: what the command wrote would be gone when
       it ends.
     - A SQLite file that does not exist is built under a random temporary name beside it and
-      moved to its name only when the block ends without an error; on an error (or a kill) no
-      store appears at that name, and the temporary files are removed.
+      moved to its name only when the block ends without an error: a failed or killed command
+      never leaves a store at that name. On an error the temporary files are removed; a kill
+      leaves only them (`.NAME.RANDOM.partial`).
     - A PostgreSQL schema that holds no eventvault store gets one, as `eventvault migrate`
       would make it; if the block then fails, that store stays, empty.
     - Any other store is opened as it is, and left as it is on an error.
