@@ -161,6 +161,20 @@ def test_an_export_after_a_position_holds_the_tail_and_says_so(source: EventStor
     assert [e.global_position for e in read_all_of(data)] == [10, 11, 12]
 
 
+@pytest.mark.parametrize("after", [12, 15], ids=["new-streams-only", "no-events"])
+def test_loading_the_tail_of_a_log_is_refused(source: EventStore, after: int) -> None:
+    # Events 13 to 15 begin new streams, so every position check of a tail after 12 passes.
+    for n in range(3):
+        source.append_to_stream(
+            f"new-{n}", [NewEvent("Opened", {})], expected_version=StreamState.NO_STREAM
+        )
+    data = exported(source, after=after)
+    with eventvault.connect("memory://") as target:
+        with pytest.raises(IncompleteExportError, match="line 1: the file holds the events after"):
+            load_export(target, io.BytesIO(data))
+        assert target.head_position() == 0
+
+
 def test_an_export_reports_progress_every_thousand_events_and_at_the_end() -> None:
     with eventvault.connect("memory://") as store:
         store.append_to_stream(

@@ -578,15 +578,19 @@ def load_export(
         ImportFileError: the file is malformed, its events fail a position check, or it cannot
             be proven whole (the subclasses `IncompleteExportError`, `UnverifiableExportError`,
             `ExportFormatError` of `read_export`); the error names the line where it can.
+        IncompleteExportError: the file is the tail of a log (written with `after` > 0).
         InvalidEventError: `expect_head` or `expect_count` is not an int >= 0.
     """
     reader = read_export(lines, expect_head=expect_head, expect_count=expect_count)
 
     def reported() -> Iterator[RawEvent]:
         for event in reader:
+            if reader.event_count == 1:
+                _refuse_a_tail(reader.header)
             yield event
             if on_progress is not None and reader.event_count % PROGRESS_EVERY == 0:
                 on_progress(reader.event_count, reader.offset)
+        _refuse_a_tail(reader.header)
 
     try:
         count = store.import_events(reported())
@@ -600,6 +604,18 @@ def load_export(
     if on_progress is not None:
         on_progress(count, reader.offset)
     return count
+
+
+def _refuse_a_tail(header: ExportHeader | None) -> None:
+    # A tail whose streams all began after `after` passes every position check, and would give
+    # a store that silently lacks the start of the log.
+    if header is not None and header.after > 0:
+        raise IncompleteExportError(
+            f"the file holds the events after global position {header.after}, not a whole "
+            "log: this is part of a log (exported from a later position), which cannot be "
+            "imported on its own; export again without --after",
+            line=1,
+        )
 
 
 def copy_events(

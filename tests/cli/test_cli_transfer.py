@@ -351,8 +351,25 @@ def test_import_of_an_export_from_a_later_position_says_it_is_part_of_a_log(
     target = str(tmp_path / "restored.db")
     result = cli("import", str(part), "--url", target)
     assert result.exit_code == 5
-    assert "starts at position 1, not 0: this is part of a log" in result.stderr
+    assert (
+        "error: line 1: the file holds the events after global position 1, not a whole log: "
+        "this is part of a log"
+    ) in result.stderr
     assert "without --after" in result.stderr
+    assert not Path(target).exists()
+
+
+def test_import_of_a_tail_whose_streams_all_began_after_its_start_is_refused(
+    cli: Cli, seeded: str, tmp_path: Path
+) -> None:
+    # After position 3 only order-7 remains, at stream position 0: every position check passes.
+    part = tmp_path / "part.jsonl"
+    assert cli("export", str(part), "--after", "3", "--url", seeded).exit_code == 0
+    target = str(tmp_path / "restored.db")
+    seed(target, [])
+    result = cli("import", str(part), "--url", target)
+    assert result.exit_code == 5
+    assert "the file holds the events after global position 3, not a whole log" in result.stderr
     assert head(target) == 0
 
 
