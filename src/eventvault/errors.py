@@ -18,8 +18,10 @@ __all__ = [
     "DuplicateEventIdError",
     "EventRegistrationError",
     "EventVaultError",
+    "ExportFormatError",
     "HashChainError",
     "ImportFileError",
+    "IncompleteExportError",
     "InvalidEventError",
     "InvalidExpectedVersionError",
     "InvalidStreamNameError",
@@ -35,6 +37,7 @@ __all__ = [
     "TransactionUsageError",
     "UnknownEventTypeError",
     "UnregisteredEventError",
+    "UnverifiableExportError",
     "WrongExpectedVersionError",
 ]
 
@@ -220,6 +223,52 @@ class ImportFileError(EventVaultError):
         self.reason = reason
         where = f"line {line}: " if line is not None else ""
         super().__init__(f"{where}{reason}")
+
+
+# -- export files: errors an import raises when a file cannot be proven whole -----------------
+
+
+class IncompleteExportError(ImportFileError):
+    """An export cannot be proven whole: it ends before its closing record, its closing record
+    does not match the lines before it (count, positions, digest), something follows the closing
+    record, or the events do not reach the head the export was bounded by.
+
+    Raised at the end of the events, before an import commits, so nothing is stored.
+
+    Attributes:
+        line: the 1-based line at fault, or None when the file (or a copy's source) as a whole
+            is at fault.
+        reason: what is missing or does not match, with the values involved.
+    """
+
+
+class UnverifiableExportError(IncompleteExportError):
+    """An export file of format 1 (written by eventvault 0.1), which has no header and no closing
+    record, was read without being told what it must hold.
+
+    Such a file is accepted only when the reader is given the source's head position or its
+    number of events and the file matches them exactly.
+
+    Attributes:
+        line: the line that shows the format (1), or None for an empty file.
+        reason: what is missing.
+    """
+
+
+class ExportFormatError(ImportFileError):
+    """An export file declares a format this version of eventvault does not read.
+
+    Attributes:
+        line: the header's line (1).
+        reason: what was found.
+        found: the format version the file declares, or None when it names another format.
+        supported: the newest format version this eventvault reads.
+    """
+
+    def __init__(self, reason: str, *, found: int | None, supported: int, line: int = 1) -> None:
+        self.found = found
+        self.supported = supported
+        super().__init__(reason, line=line)
 
 
 class NotEmptyError(EventVaultError):

@@ -30,8 +30,10 @@ from eventvault.errors import (
     DuplicateEventIdError,
     EventRegistrationError,
     EventVaultError,
+    ExportFormatError,
     HashChainError,
     ImportFileError,
+    IncompleteExportError,
     InvalidEventError,
     InvalidExpectedVersionError,
     InvalidStreamNameError,
@@ -47,6 +49,7 @@ from eventvault.errors import (
     TransactionUsageError,
     UnknownEventTypeError,
     UnregisteredEventError,
+    UnverifiableExportError,
     WrongExpectedVersionError,
 )
 from eventvault.store.sqlite import SCHEMA_VERSION
@@ -67,6 +70,9 @@ ERRORS_AND_CODES: list[tuple[BaseException, int]] = [
     (FileNotFoundError(2, "No such file or directory", "x.jsonl"), 4),
     (HashChainError("account-1", 0, "a" * 64, "b" * 64), 5),
     (ImportFileError("not valid JSON", line=3), 5),
+    (IncompleteExportError("the closing record is missing"), 5),
+    (UnverifiableExportError("the file has no header", line=1), 5),
+    (ExportFormatError("export format version 3", found=3, supported=2), 5),
     (NotEmptyError("target.db", 4), 6),
     (NotAnEventVaultDatabaseError("x.db", "a SQLite database of another application"), 7),
     (SchemaVersionError("x.db", 9, 1), 7),

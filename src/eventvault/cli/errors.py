@@ -25,8 +25,10 @@ from eventvault.errors import (
     DatabaseLockedError,
     DuplicateEventIdError,
     EventVaultError,
+    ExportFormatError,
     HashChainError,
     ImportFileError,
+    IncompleteExportError,
     InvalidEventError,
     InvalidExpectedVersionError,
     InvalidStreamNameError,
@@ -37,6 +39,7 @@ from eventvault.errors import (
     PayloadTooLargeError,
     SchemaVersionError,
     StorageError,
+    UnverifiableExportError,
     WrongExpectedVersionError,
 )
 
@@ -84,11 +87,13 @@ class StoreNotFoundError(EventVaultError):
     Attributes:
         url: the URL given.
         path: the file that does not exist.
+        argument: the argument that named it (`--url`, `SOURCE_URL`).
     """
 
-    def __init__(self, url: str, path: str) -> None:
+    def __init__(self, url: str, path: str, *, argument: str = "--url") -> None:
         self.url = url
         self.path = path
+        self.argument = argument
         super().__init__(f"no eventvault store at {url!r}: the file {path!r} does not exist")
 
 
@@ -159,6 +164,20 @@ def _foreign_store_hint(exc: BaseException) -> str | None:
     return "check --url: the file belongs to another application"
 
 
+def _store_not_found_hint(exc: BaseException) -> str:
+    if getattr(exc, "argument", "--url") == "--url":
+        return "check --url (or EVENTVAULT_URL); `eventvault append` creates a store"
+    return (
+        f"check {getattr(exc, 'argument', 'the URL')}: it names the store to read, which must exist"
+    )
+
+
+def _export_format_hint(exc: BaseException) -> str:
+    if getattr(exc, "found", None) is None:
+        return "an import file is written by `eventvault export`"
+    return "upgrade eventvault to read this file"
+
+
 _HINTS: Final[
     tuple[tuple[type[BaseException], str | Callable[[BaseException], str | None]], ...]
 ] = (
@@ -169,12 +188,23 @@ _HINTS: Final[
         "see the stream's version with `eventvault read STREAM --backwards --limit 1`, "
         "or pass --expected-version any",
     ),
-    (StoreNotFoundError, "check --url (or EVENTVAULT_URL); `eventvault append` creates a store"),
+    (StoreNotFoundError, _store_not_found_hint),
     (StreamNotFoundError, "`eventvault streams` lists the streams that have events"),
     (
         HashChainError,
         "the events were changed after they were recorded; export them again from the source",
     ),
+    (
+        UnverifiableExportError,
+        "a file written by eventvault 0.1 has no closing record: pass --expect-head POS (the "
+        "source's head position, as `eventvault stats` showed it) or --expect-count N, and it "
+        "is imported only if it matches exactly",
+    ),
+    (
+        IncompleteExportError,
+        "nothing was written to the target; export (or copy) the source again and let it finish",
+    ),
+    (ExportFormatError, _export_format_hint),
     (
         ImportFileError,
         "an import file holds a whole log, one event per line, as `eventvault export` writes it "

@@ -644,19 +644,44 @@ class EventStore(abc.ABC):
 
     # -- export and import -------------------------------------------------------------------
 
-    def export_events(self, *, after: int = 0) -> Iterator[RawEvent]:
-        """The whole log after a position, with the exact stored bytes of every event.
+    def export_events(self, *, after: int = 0, until: int | None = None) -> Iterator[RawEvent]:
+        """The log after a position, with the exact stored bytes of every event.
+
+        Args:
+            after: export the events after this global position (0: from the start).
+            until: export no event after this global position (inclusive); None: read on to
+                the end of the log, including events appended while the iterator runs. An
+                export bounded by the head seen when it began (`head_position()`) holds exactly
+                the log of that moment: events appended later are for the next export.
 
         Returns:
             A lazy iterator of `RawEvent` in global order, for `import_events` into another
-            store (of any engine) or for an export file.
+            store (of any engine) or for an export file (`eventvault.export`).
+
+        Raises:
+            InvalidEventError: `after` or `until` is not an int >= 0 (at the call).
         """
         self._check_open()
         _check_position("after", after)
-        return self._iter_raw(after)
+        _check_position("until", until)
+        return self._iter_raw(after, until)
 
-    def _iter_raw(self, after: int) -> Iterator[RawEvent]:
-        return self._paginate(self._read_raw_page, after, _next_global_position(False))
+    def _iter_raw(self, after: int, until: int | None) -> Iterator[RawEvent]:
+        advance = _next_global_position(False)
+        if until is None:
+            return self._paginate(self._read_raw_page, after, advance)
+        bound = until
+
+        def fetch(position: int, size: int) -> list[RawEvent]:
+            # Positions rise by at least one per event, so at most `bound - position` rows lie
+            # within the bound: a page asked for fewer rows, or cut at the bound, is short and
+            # ends the loop, rightly, since nothing within the bound follows it.
+            if position >= bound:
+                return []
+            page = self._read_raw_page(position, min(size, bound - position))
+            return [event for event in page if event.global_position <= bound]
+
+        return self._paginate(fetch, after, advance)
 
     def import_events(
         self,

@@ -211,6 +211,32 @@ class ReadContract(ContractBase):
     def test_export_rejects_a_bad_position_at_the_call(self, store: EventStore) -> None:
         with pytest.raises(InvalidEventError):
             store.export_events(after=-1)
+        with pytest.raises(InvalidEventError, match="until"):
+            store.export_events(until=-1)
+
+    def test_export_until_a_position_stops_there_across_pages(self, store: EventStore) -> None:
+        total = DEFAULT_PAGE_SIZE * 2 + 10
+        store.append_to_streams(
+            [StreamAppend(f"s-{n:04d}", events(1), StreamState.NO_STREAM) for n in range(total)]
+        )
+        for after, until in [(0, 0), (0, 1), (0, DEFAULT_PAGE_SIZE), (5, DEFAULT_PAGE_SIZE + 7)]:
+            positions = [e.global_position for e in store.export_events(after=after, until=until)]
+            assert positions == list(range(after + 1, until + 1))
+        assert len(list(store.export_events(until=total + 50))) == total
+        assert list(store.export_events(after=9, until=3)) == []
+
+    def test_export_until_the_head_leaves_out_events_appended_while_it_runs(
+        self, store: EventStore
+    ) -> None:
+        store.append_to_stream(
+            "s-1", events(DEFAULT_PAGE_SIZE + 5), expected_version=StreamState.ANY
+        )
+        head = store.head_position()
+        exported = store.export_events(until=head)
+        first = next(exported)
+        store.append_to_stream("s-1", events(3), expected_version=StreamState.ANY)
+        rest = [e.global_position for e in exported]
+        assert [first.global_position, *rest] == list(range(1, head + 1))
 
     def test_read_all_rejects_bad_arguments(self, store: EventStore) -> None:
         with pytest.raises(InvalidEventError):
