@@ -20,6 +20,7 @@ from eventvault.aggregates.errors import (
     AggregateDefinitionError,
     AggregateNotFoundError,
     AggregateQueryError,
+    EventDecodeError,
     MissingHandlerError,
     UnknownEventTypeError,
     UnregisteredEventError,
@@ -109,6 +110,20 @@ class Repository(Generic[A]):
             if entry.cls in handlers
         }
 
+    def _undecodable(
+        self, recorded: PayloadEvent, stream_name: str, exc: msgspec.DecodeError
+    ) -> EventDecodeError:
+        """The error for an event whose payload does not decode as its registered class."""
+        cls = self.registry.class_for(recorded.event_type, recorded.schema_version)
+        return EventDecodeError(
+            stream_name,
+            recorded.stream_position,
+            recorded.event_type,
+            recorded.schema_version,
+            object if cls is None else cls,
+            str(exc),
+        )
+
     def _missing(self, recorded: PayloadEvent, stream_name: str) -> EventVaultError:
         """The error for an event missing from the table: its type is unregistered, or the
         aggregate has no handler for its class."""
@@ -151,6 +166,7 @@ class Repository(Generic[A]):
             AggregateQueryError: both `version` and `as_of` given, a negative or non-int
                 version, or a naive datetime.
             UnknownEventTypeError: an event's type and version are not registered.
+            EventDecodeError: an event's payload does not fit its registered class.
             MissingHandlerError: the aggregate has no handler for an event's class.
         """
         if version is not None:
@@ -221,7 +237,11 @@ class Repository(Generic[A]):
                 if entry is None:
                     raise self._missing(recorded, stream_name)
                 decode, handler = entry
-                handler(aggregate, decode(recorded.data))
+                try:
+                    event = decode(recorded.data)
+                except msgspec.DecodeError as exc:
+                    raise self._undecodable(recorded, stream_name, exc) from exc
+                handler(aggregate, event)
                 position = recorded.stream_position
         finally:
             aggregate.version = position
