@@ -8,6 +8,7 @@ so two writers that loaded the same version cannot both save: the second gets
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from types import TracebackType
@@ -27,7 +28,7 @@ from eventvault.aggregates.errors import (
 )
 from eventvault.aggregates.registry import EventRegistry
 from eventvault.aggregates.snapshots import Snapshot, SnapshotStore, snapshot_store_for
-from eventvault.errors import EventVaultError, WrongExpectedVersionError
+from eventvault.errors import EventVaultError, StorageError, WrongExpectedVersionError
 from eventvault.serialization import to_micros
 from eventvault.store.base import EventStore
 from eventvault.types import (
@@ -60,6 +61,13 @@ class Repository(Generic[A]):
         snapshot_every: take a snapshot each time a save carries an aggregate of this class
             across a multiple of this many events; None takes none automatically
             (`take_snapshot` still works).
+
+    Attributes:
+        snapshot_failures: how many snapshot reads and policy snapshots failed since the
+            repository was made. Neither fails the load or save that ran into it (a load
+            replays the whole stream instead; a save has committed); each is logged as a
+            warning on the logger `eventvault.aggregates.repository` with the stream and
+            version.
 
     Raises:
         AggregateDefinitionError: the class lacks `category` or `state_type`.
@@ -99,6 +107,8 @@ class Repository(Generic[A]):
         if self._owns_snapshot_store:
             snapshot_store = snapshot_store_for(store)
         self.snapshot_store = snapshot_store
+        self.snapshot_failures = 0
+        self._failures_lock = threading.Lock()
         # Each stored (name, version) the aggregate handles, mapped to its class and handler.
         handlers = aggregate_type.handlers
         self._table: dict[tuple[str, int], tuple[Callable[[bytes], Any], Handler]] = {
@@ -182,12 +192,7 @@ class Repository(Generic[A]):
         stream_name = cls.stream_name_for(aggregate_id)
         aggregate = cls(aggregate_id)
         if self.snapshot_store is not None:
-            snapshot = self.snapshot_store.latest(
-                stream_name,
-                schema_version=cls.snapshot_version,
-                max_version=version,
-                as_of=as_of,
-            )
+            snapshot = self._latest_snapshot(self.snapshot_store, stream_name, version, as_of)
             if snapshot is not None:
                 self._restore(aggregate, snapshot)
         start = aggregate.version + 1
@@ -201,6 +206,28 @@ class Repository(Generic[A]):
                 latest = self.store.get_stream_version(stream_name)
             raise AggregateNotFoundError(stream_name, version=version, as_of=as_of, latest=latest)
         return aggregate
+
+    def _latest_snapshot(
+        self,
+        snapshots: SnapshotStore,
+        stream_name: str,
+        version: int | None,
+        as_of: datetime | None,
+    ) -> Snapshot | None:
+        """The newest usable snapshot, or None; a snapshot store that fails is logged and
+        counted, and the load replays the whole stream instead: snapshots are derived data."""
+        try:
+            return snapshots.latest(
+                stream_name,
+                schema_version=self.aggregate_type.snapshot_version,
+                max_version=version,
+                as_of=as_of,
+            )
+        except Exception as exc:  # a snapshot store's own error must not fail a load
+            self._snapshot_failed(
+                exc, f"snapshots of {stream_name!r} could not be read, replaying the whole stream"
+            )
+            return None
 
     def _restore(self, aggregate: A, snapshot: Snapshot) -> None:
         """Set an aggregate's state and version from a snapshot; a snapshot that no longer
@@ -217,6 +244,20 @@ class Repository(Generic[A]):
             )
             return
         aggregate.version = snapshot.version
+
+    def _snapshot_failed(self, exc: Exception, what: str) -> None:
+        """Log and count a snapshot failure that the load or save it belongs to rides out."""
+        with self._failures_lock:
+            self.snapshot_failures += 1
+        # An eventvault error is an expected failure (a locked file, a missing table); anything
+        # else comes from a snapshot store's own code and gets its traceback.
+        _log.warning(
+            "%s: %s: %s",
+            what,
+            type(exc).__name__,
+            exc,
+            exc_info=not isinstance(exc, EventVaultError),
+        )
 
     def _replay(
         self,
@@ -316,8 +357,12 @@ class Repository(Generic[A]):
         """Take a policy snapshot; its failure must not fail a save that has committed."""
         try:
             self.take_snapshot(aggregate)
-        except EventVaultError as exc:
-            _log.warning("snapshot of %r failed: %s", aggregate.stream_name, exc)
+        except Exception as exc:  # whatever failed, the events are stored: the save stands
+            self._snapshot_failed(
+                exc,
+                f"snapshot of {aggregate.stream_name!r} at version {aggregate.version} was not "
+                "stored (the save stands)",
+            )
 
     def update(self, aggregate_id: str, command: Callable[[A], object], *, retries: int = 3) -> A:
         """Load an aggregate, run a command on it and save it, retrying on a conflict.
@@ -371,9 +416,10 @@ class Repository(Generic[A]):
             AggregateQueryError: the repository has no snapshot store, or the aggregate has
                 pending events or was never saved.
             AggregateNotFoundError: the store has no event at the aggregate's version.
-            StorageError: the snapshot store failed.
+            StorageError: the snapshot store failed (whatever it raised is the cause).
         """
-        if self.snapshot_store is None:
+        snapshots = self.snapshot_store
+        if snapshots is None:
             raise AggregateQueryError("this repository has no snapshot store")
         if aggregate.pending_events:
             raise AggregateQueryError(
@@ -400,7 +446,16 @@ class Repository(Generic[A]):
             recorded_at=last.recorded_at,
             taken_at=datetime.now(UTC),
         )
-        self.snapshot_store.save(snapshot)
+        try:
+            snapshots.save(snapshot)
+        except EventVaultError:
+            raise
+        except Exception as exc:
+            raise StorageError(
+                f"snapshot store {type(snapshots).__qualname__} failed to store the snapshot of "
+                f"{snapshot.stream_name!r} at version {snapshot.version}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
         return snapshot
 
     # -- lifecycle ---------------------------------------------------------------------------

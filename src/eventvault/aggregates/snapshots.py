@@ -161,6 +161,11 @@ _LATEST: Final = (
     "ORDER BY version DESC LIMIT 1"
 )
 _DELETE: Final = "DELETE FROM snapshots WHERE stream_name = ?"
+_DDL: Final = (
+    resources.files("eventvault.aggregates")
+    .joinpath("schema", "snapshots.sql")
+    .read_text(encoding="utf-8")
+)
 _MAX_INT: Final = 2**63 - 1
 
 
@@ -242,8 +247,7 @@ class SQLiteSnapshotStore:
                     path, f"application_id is {application_id:#x}, not an eventvault store"
                 )
             self._conn.execute("PRAGMA synchronous = NORMAL")
-            ddl = resources.files("eventvault.aggregates") / "schema" / "snapshots.sql"
-            self._conn.execute(ddl.read_text(encoding="utf-8"))
+            self._conn.execute(_DDL)
         except BaseException as exc:
             self._conn.close()
             if isinstance(exc, sqlite3.Error):
@@ -271,6 +275,14 @@ class SQLiteSnapshotStore:
             if self._closed:
                 raise StoreClosedError(self.path)
             try:
+                try:
+                    return self._conn.execute(sql, params).rowcount
+                except sqlite3.OperationalError as exc:
+                    if "no such table" not in str(exc):
+                        raise
+                # Snapshots are derived data, so someone may drop the table to clear them;
+                # make it again rather than fail every write from then on.
+                self._conn.execute(_DDL)
                 return self._conn.execute(sql, params).rowcount
             except sqlite3.Error as exc:
                 raise self._translate(exc) from exc
