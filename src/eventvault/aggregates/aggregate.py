@@ -31,6 +31,8 @@ Handler = Callable[[Any, Any], None]
 """A handler as stored in `Aggregate.handlers`: called with the aggregate and the event."""
 
 _APPLIES_ATTRIBUTE: Final = "__eventvault_applies__"
+NEVER_RECORDED: Final = -(2**63)
+"""Earlier than any `recorded_at` in microseconds: the latest time among no events."""
 _MAX_CATEGORY_LENGTH: Final = MAX_STREAM_NAME_LENGTH - 2
 """A stream name is `<category>-<id>` with an id of at least one character."""
 
@@ -143,6 +145,9 @@ class Aggregate(Generic[StateT]):
     state: StateT
     pending_events: list[msgspec.Struct]
     pending_event_ids: list[uuid.UUID]
+    # The repository's note of (a stream position, the latest `recorded_at` in microseconds
+    # among the stored events up to it), so that a snapshot reads only the events since.
+    _recorded_through: tuple[int, int]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -192,6 +197,7 @@ class Aggregate(Generic[StateT]):
         self.state = self.initial_state()
         self.pending_events = []
         self.pending_event_ids = []
+        self._recorded_through = (-1, NEVER_RECORDED)
 
     def initial_state(self) -> StateT:
         """The state before the first event: `state_type()`. Override when it needs arguments.

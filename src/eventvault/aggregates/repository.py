@@ -7,16 +7,16 @@ so two writers that loaded the same version cannot both save: the second gets
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
 import msgspec
 
-from eventvault.aggregates.aggregate import Aggregate, Handler
+from eventvault.aggregates.aggregate import NEVER_RECORDED, Aggregate, Handler
 from eventvault.aggregates.errors import (
     AggregateDefinitionError,
     AggregateNotFoundError,
@@ -29,7 +29,7 @@ from eventvault.aggregates.errors import (
 from eventvault.aggregates.registry import EventRegistry
 from eventvault.aggregates.snapshots import Snapshot, SnapshotStore, snapshot_store_for
 from eventvault.errors import EventVaultError, StorageError, WrongExpectedVersionError
-from eventvault.serialization import to_micros
+from eventvault.serialization import from_micros, to_micros
 from eventvault.store.base import EventStore
 from eventvault.types import (
     AppendResult,
@@ -45,6 +45,7 @@ __all__ = ["Repository"]
 A = TypeVar("A", bound=Aggregate[Any])
 
 _log = logging.getLogger(__name__)
+
 _encode_state = msgspec.msgpack.encode
 
 
@@ -154,7 +155,7 @@ class Repository(Generic[A]):
         aggregate_id: str,
         *,
         version: int | None = None,
-        as_of: datetime | None = None,
+        as_of: dt.datetime | None = None,
     ) -> A:
         """Load an aggregate by replaying its events, from its newest usable snapshot if any.
 
@@ -162,9 +163,11 @@ class Repository(Generic[A]):
             aggregate_id: the aggregate's id.
             version: load the state after the event at this stream position (a past state);
                 None for the latest.
-            as_of: load the state after the last event recorded at or before this time (an
-                aware datetime); None for the latest. Events are taken in stream order up to
-                the first one recorded later.
+            as_of: load the state as of this time (an aware datetime): after the events of
+                the stream, from its first, up to (not including) the first one recorded
+                after `as_of`. Clocks may go back, so `recorded_at` need not grow along a
+                stream: an event recorded before `as_of` that follows one recorded after it
+                is not included. None for the latest.
 
         Returns:
             The aggregate, with no pending events and `version` set to the position of the last
@@ -184,7 +187,7 @@ class Repository(Generic[A]):
                 raise AggregateQueryError("give version or as_of, not both")
             if type(version) is not int or version < 0:
                 raise AggregateQueryError(f"version must be an int >= 0, not {version!r}")
-        if as_of is not None and (not isinstance(as_of, datetime) or as_of.tzinfo is None):
+        if as_of is not None and (not isinstance(as_of, dt.datetime) or as_of.tzinfo is None):
             raise AggregateQueryError(
                 f"as_of must be an aware datetime (with a tzinfo, such as UTC), not {as_of!r}"
             )
@@ -212,7 +215,7 @@ class Repository(Generic[A]):
         snapshots: SnapshotStore,
         stream_name: str,
         version: int | None,
-        as_of: datetime | None,
+        as_of: dt.datetime | None,
     ) -> Snapshot | None:
         """The newest usable snapshot, or None; a snapshot store that fails is logged and
         counted, and the load replays the whole stream instead: snapshots are derived data."""
@@ -244,6 +247,7 @@ class Repository(Generic[A]):
             )
             return
         aggregate.version = snapshot.version
+        aggregate._recorded_through = (snapshot.version, to_micros(snapshot.recorded_at))
 
     def _snapshot_failed(self, exc: Exception, what: str) -> None:
         """Log and count a snapshot failure that the load or save it belongs to rides out."""
@@ -263,7 +267,7 @@ class Repository(Generic[A]):
         self,
         aggregate: A,
         events: Iterable[PayloadEvent],
-        as_of: datetime | None,
+        as_of: dt.datetime | None,
         stream_name: str,
     ) -> None:
         """Apply stored events to an aggregate: the hot loop of every load."""
@@ -406,6 +410,10 @@ class Repository(Generic[A]):
     def take_snapshot(self, aggregate: A) -> Snapshot:
         """Store a snapshot of an aggregate's state at its version.
 
+        The snapshot's `recorded_at` is the latest `recorded_at` among the events it includes
+        (not only the last one's, as clocks may go back), so that `get(as_of=t)` uses it only
+        when every one of them was recorded by `t`, exactly as a replay would.
+
         Args:
             aggregate: a loaded or saved aggregate without pending events.
 
@@ -428,23 +436,14 @@ class Repository(Generic[A]):
             )
         if aggregate.version < 0:
             raise AggregateQueryError(f"{aggregate.stream_name!r} has no stored events")
-        found = list(
-            self.store.read_stream(aggregate.stream_name, from_position=aggregate.version, limit=1)
-        )
-        if not found:
-            raise AggregateNotFoundError(
-                aggregate.stream_name,
-                version=aggregate.version,
-                latest=self.store.get_stream_version(aggregate.stream_name),
-            )
-        last = found[0]
+        recorded_through = self._recorded_through(aggregate)
         snapshot = Snapshot(
             stream_name=aggregate.stream_name,
             version=aggregate.version,
             schema_version=type(aggregate).snapshot_version,
             state=_encode_state(aggregate.state),
-            recorded_at=last.recorded_at,
-            taken_at=datetime.now(UTC),
+            recorded_at=from_micros(recorded_through),
+            taken_at=dt.datetime.now(dt.UTC),
         )
         try:
             snapshots.save(snapshot)
@@ -456,7 +455,32 @@ class Repository(Generic[A]):
                 f"{snapshot.stream_name!r} at version {snapshot.version}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
+        aggregate._recorded_through = (snapshot.version, recorded_through)
         return snapshot
+
+    def _recorded_through(self, aggregate: A) -> int:
+        """The latest `recorded_at` (microseconds) among the stored events of an aggregate up
+        to its version, reading only the events past what the aggregate already knows.
+
+        Raises:
+            AggregateNotFoundError: the store has no event at the aggregate's version.
+        """
+        known, latest = aggregate._recorded_through
+        if known > aggregate.version:
+            known, latest = -1, NEVER_RECORDED
+        last = known
+        for event in self.store.read_stream_payloads(
+            aggregate.stream_name, from_position=known + 1, limit=aggregate.version - known
+        ):
+            latest = max(latest, event.recorded_at_us)
+            last = event.stream_position
+        if last != aggregate.version:
+            raise AggregateNotFoundError(
+                aggregate.stream_name,
+                version=aggregate.version,
+                latest=self.store.get_stream_version(aggregate.stream_name),
+            )
+        return latest
 
     # -- lifecycle ---------------------------------------------------------------------------
 

@@ -46,7 +46,8 @@ class Snapshot(msgspec.Struct, frozen=True):
         version: the stream position of the last event the state includes.
         schema_version: the aggregate class's `snapshot_version` when it was taken.
         state: the encoded state (msgpack of the aggregate's `state_type`).
-        recorded_at: when the last event the state includes was recorded.
+        recorded_at: the latest `recorded_at` among the events the state includes (clocks may
+            go back, so it need not be the last event's).
         taken_at: when the snapshot was taken.
     """
 
@@ -84,7 +85,8 @@ class SnapshotStore(Protocol):
             stream_name: the stream.
             schema_version: only snapshots taken with this `snapshot_version`.
             max_version: only snapshots at or below this version; None for any.
-            as_of: only snapshots whose last event was recorded at or before this time.
+            as_of: only snapshots whose `recorded_at` is at or before this time, that is,
+                all of whose events were recorded by then.
 
         Returns:
             The snapshot with the highest version that fits, or None.
