@@ -1,18 +1,22 @@
 """Loading from a snapshot gives exactly what a full replay gives: past times when clocks went
-back."""
+back, and states holding datetimes with a UTC offset."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 from eventvault import EventStore
 from eventvault.aggregates import AggregateNotFoundError, MemorySnapshotStore, Repository
 from tests.aggregates.domain import (
+    Calendar,
     Counter,
     CounterState,
     Created,
     Incremented,
+    Scheduled,
+    meetings,
     registry,
+    same_values,
 )
 from tests.aggregates.history import import_history
 
@@ -87,3 +91,37 @@ def test_a_snapshot_taken_after_a_save_spans_the_events_before_it(store: EventSt
     assert taken.recorded_at == future
     assert as_of(with_snapshots, appended_at) is None
     assert as_of(with_snapshots, future) == (3, CounterState(name="c", value=6))
+
+
+# -- datetimes with a UTC offset ------------------------------------------------------------
+
+
+def test_a_state_with_offset_datetimes_comes_back_from_a_snapshot_as_replayed(
+    store: EventStore,
+) -> None:
+    paris = timezone(timedelta(hours=2))
+    kolkata = timezone(timedelta(hours=5, minutes=30))
+    calendars = Repository(Calendar, store, meetings, snapshot_store=MemorySnapshotStore())
+    replay_only = Repository(Calendar, store, meetings)
+    calendar = Calendar("1")
+    calendar.record(Scheduled(starts=datetime(2024, 6, 1, 9, 30, tzinfo=paris)))
+    calendar.record(Scheduled(starts=datetime(2024, 6, 1, 15, 0, tzinfo=kolkata)))
+    calendar.record(Scheduled(starts=datetime(2024, 6, 2, 8, 0)))  # naive
+    calendars.save(calendar)
+    calendars.take_snapshot(calendars.get("1"))
+
+    from_snapshot = calendars.get("1").state
+    replayed = replay_only.get("1").state
+    assert same_values(from_snapshot, replayed)
+    assert from_snapshot.first is not None
+    assert from_snapshot.first.utcoffset() == timedelta(hours=2)
+    assert [s.utcoffset() for s in from_snapshot.starts] == [
+        timedelta(hours=2),
+        timedelta(hours=5, minutes=30),
+        None,
+    ]
+    assert [k.utcoffset() for k in from_snapshot.by_start] == [
+        timedelta(hours=2),
+        timedelta(hours=5, minutes=30),
+        None,
+    ]

@@ -1,12 +1,12 @@
 """Property: loading from a snapshot, then the later events, gives exactly a full replay: at
-every version, and as of every time (also when the clock went back)."""
+every version, as of every time (also when the clock went back), for states of datetimes."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import msgspec
@@ -23,13 +23,17 @@ from eventvault.aggregates import (
     snapshot_store_for,
 )
 from tests.aggregates.domain import (
+    Calendar,
     Counter,
     CounterState,
     Created,
     Incremented,
     Renamed,
+    Scheduled,
     Tagged,
+    meetings,
     registry,
+    same_values,
 )
 from tests.aggregates.history import import_history
 
@@ -197,5 +201,64 @@ def test_snapshot_loads_as_of_any_time_equal_full_replays_in_sqlite(
             snapshots = snapshot_store_for(store)
             try:
                 _check_as_of_matches(store, snapshots, imported, saves, snapshot_at, every)
+            finally:
+                snapshots.close()
+
+
+# -- states holding datetimes with a UTC offset ----------------------------------------------
+
+fixed_offsets = st.integers(min_value=-(23 * 60 + 59), max_value=23 * 60 + 59).map(
+    lambda minutes: timezone(timedelta(minutes=minutes))
+)
+moments = st.one_of(
+    st.datetimes(
+        min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=fixed_offsets
+    ),
+    st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1)),
+)
+schedules = st.lists(st.lists(moments, min_size=1, max_size=4), min_size=1, max_size=8)
+
+
+def _check_calendar_matches(
+    store: EventStore, snapshots: SnapshotStore, saves: list[list[datetime]], every: int
+) -> None:
+    with_snapshots = Repository(
+        Calendar, store, meetings, snapshot_store=snapshots, snapshot_every=every
+    )
+    replay_only = Repository(Calendar, store, meetings)
+    calendar = Calendar("p")
+    for save in saves:
+        for starts in save:
+            calendar.record(Scheduled(starts=starts))
+        with_snapshots.save(calendar)
+    if calendar.version + 1 >= every:
+        assert snapshots.latest("calendar-p", schema_version=1) is not None
+    for version in [*range(calendar.version + 1), None]:
+        from_snapshot = with_snapshots.get("p", version=version)
+        replayed = replay_only.get("p", version=version)
+        assert from_snapshot.version == replayed.version
+        assert same_values(from_snapshot.state, replayed.state)
+
+
+@settings(max_examples=100, deadline=None)
+@given(saves=schedules, every=st.integers(min_value=1, max_value=4))
+def test_snapshot_loads_of_offset_datetimes_equal_full_replays_in_memory(
+    saves: list[list[datetime]], every: int
+) -> None:
+    with eventvault.connect("memory://") as store:
+        _check_calendar_matches(store, MemorySnapshotStore(), saves, every)
+
+
+@settings(max_examples=20, deadline=None)
+@given(saves=schedules, every=st.integers(min_value=1, max_value=4))
+def test_snapshot_loads_of_offset_datetimes_equal_full_replays_in_sqlite(
+    saves: list[list[datetime]], every: int
+) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        url = f"sqlite:///{os.path.join(directory, 'p.db')}?synchronous=NORMAL"
+        with eventvault.connect(url) as store:
+            snapshots = snapshot_store_for(store)
+            try:
+                _check_calendar_matches(store, snapshots, saves, every)
             finally:
                 snapshots.close()

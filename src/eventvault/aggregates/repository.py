@@ -8,11 +8,13 @@ so two writers that loaded the same version cannot both save: the second gets
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Final, Generic, Self, TypeVar
 
 import msgspec
 
@@ -46,7 +48,38 @@ A = TypeVar("A", bound=Aggregate[Any])
 
 _log = logging.getLogger(__name__)
 
-_encode_state = msgspec.msgpack.encode
+# Every type msgpack stores as the value it was, except `datetime`: msgpack's timestamp keeps
+# the instant and drops the UTC offset, so a state would come back from a snapshot in UTC where
+# a replay gives the offset the events carried. Left out here, datetimes become RFC 3339 text
+# with their offset, which the typed decoder of the state reads back as the same datetime.
+_KEPT_AS_IS: Final = (
+    bytes,
+    bytearray,
+    memoryview,
+    dt.date,
+    dt.time,
+    dt.timedelta,
+    uuid.UUID,
+    decimal.Decimal,
+)
+_to_builtins = msgspec.to_builtins
+_encode_msgpack = msgspec.msgpack.encode
+
+
+def encode_state(state: msgspec.Struct) -> bytes:
+    """The bytes a snapshot stores for an aggregate's state: msgpack, datetimes as RFC 3339 text.
+
+    Args:
+        state: the state.
+
+    Returns:
+        The encoded state; `msgspec.msgpack.decode(raw, type=type(state))` reads it back equal
+        to `state`, every datetime with its UTC offset.
+
+    Raises:
+        TypeError: the state holds a value msgpack cannot encode.
+    """
+    return _encode_msgpack(_to_builtins(state, builtin_types=_KEPT_AS_IS))
 
 
 class Repository(Generic[A]):
@@ -441,7 +474,7 @@ class Repository(Generic[A]):
             stream_name=aggregate.stream_name,
             version=aggregate.version,
             schema_version=type(aggregate).snapshot_version,
-            state=_encode_state(aggregate.state),
+            state=encode_state(aggregate.state),
             recorded_at=from_micros(recorded_through),
             taken_at=dt.datetime.now(dt.UTC),
         )

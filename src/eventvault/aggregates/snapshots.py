@@ -45,7 +45,8 @@ class Snapshot(msgspec.Struct, frozen=True):
         stream_name: the aggregate's stream.
         version: the stream position of the last event the state includes.
         schema_version: the aggregate class's `snapshot_version` when it was taken.
-        state: the encoded state (msgpack of the aggregate's `state_type`).
+        state: the encoded state (msgpack of the aggregate's `state_type`, datetimes as
+            RFC 3339 text so that they keep their UTC offset).
         recorded_at: the latest `recorded_at` among the events the state includes (clocks may
             go back, so it need not be the last event's).
         taken_at: when the snapshot was taken.
