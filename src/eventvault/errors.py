@@ -16,6 +16,7 @@ __all__ = [
     "AggregateQueryError",
     "DatabaseLockedError",
     "DuplicateEventIdError",
+    "EventDecodeError",
     "EventRegistrationError",
     "EventVaultError",
     "ExportFormatError",
@@ -384,6 +385,42 @@ class UnknownEventTypeError(EventVaultError, LookupError):
             f"{stream_name!r}@{stream_position}: event type {event_type!r} version "
             f"{schema_version} is not registered (register a class for it, or decode with "
             "unknown='raw' to get the RecordedEvent)"
+        )
+
+
+class EventDecodeError(EventVaultError, ValueError):
+    """A recorded event's payload does not fit the class registered for its type and version:
+    a field renamed, removed or retyped without a new schema version, or a payload written by
+    another producer.
+
+    Attributes:
+        stream_name: the stream the event was read from.
+        stream_position: its position there.
+        event_type: the recorded type name.
+        schema_version: the recorded schema version.
+        event_class: the class the payload was decoded as.
+        reason: why it does not fit, as msgspec reports it (the field and the value).
+    """
+
+    def __init__(
+        self,
+        stream_name: str,
+        stream_position: int,
+        event_type: str,
+        schema_version: int,
+        event_class: type,
+        reason: str,
+    ) -> None:
+        self.stream_name = stream_name
+        self.stream_position = stream_position
+        self.event_type = event_type
+        self.schema_version = schema_version
+        self.event_class = event_class
+        self.reason = reason
+        super().__init__(
+            f"{stream_name!r}@{stream_position}: event type {event_type!r} version "
+            f"{schema_version} does not decode as {event_class.__qualname__}: {reason} (if the "
+            "class changed shape, register the new shape under a new schema version)"
         )
 
 

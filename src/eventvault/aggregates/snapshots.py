@@ -13,12 +13,14 @@ dict beside any store; `snapshot_store_for` gives the store's own.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol, runtime_checkable
 
 import msgspec
 
+from eventvault.errors import StorageError
 from eventvault.serialization import from_micros, to_micros
 from eventvault.store.base import EventStore
 from eventvault.store.seam import (
@@ -165,6 +167,7 @@ class _Statements:
     save: str
     latest: str
     delete: str
+    table_exists: str
 
 
 _STATEMENTS: Final[dict[Dialect, _Statements]] = {
@@ -175,6 +178,7 @@ _STATEMENTS: Final[dict[Dialect, _Statements]] = {
             "AND version <= ? AND recorded_at <= ? ORDER BY version DESC LIMIT 1"
         ),
         delete="DELETE FROM snapshots WHERE stream_name = ?",
+        table_exists="SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'snapshots'",
     ),
     "postgresql": _Statements(
         save=(
@@ -189,6 +193,7 @@ _STATEMENTS: Final[dict[Dialect, _Statements]] = {
             "ORDER BY version DESC LIMIT 1"
         ),
         delete="DELETE FROM {schema}.snapshots WHERE stream_name = %s",
+        table_exists="SELECT 1 WHERE to_regclass('{schema}.snapshots') IS NOT NULL",
     ),
 }
 
@@ -259,11 +264,31 @@ class StoreSnapshotStore:
             StorageError: the write failed.
         """
         row = snapshot_row(snapshot)
+        self._write(lambda tx: tx.execute(self._sql.save, row))
 
-        def write(tx: Transaction) -> int:
-            return tx.execute(self._sql.save, row)
+    def _write(self, write: Callable[[Transaction], int]) -> int:
+        """Run a write in the store's transaction; a table dropped behind the store is made
+        again and the write run once more.
 
-        self._store.run_transaction(write)
+        Snapshots are derived data, so someone may drop the table to clear them; every write
+        failing from then on would only cost load speed, silently.
+        """
+        try:
+            return self._store.run_transaction(write)
+        except StorageError:
+            if self._table_exists():
+                raise
+
+        def recreate_and_write(tx: Transaction) -> int:
+            for migration in SNAPSHOTS.migrations[tx.dialect]:
+                for statement in migration.statements:
+                    tx.execute(statement)
+            return write(tx)
+
+        return self._store.run_transaction(recreate_and_write)
+
+    def _table_exists(self) -> bool:
+        return bool(self._store.query(self._sql.table_exists))
 
     def latest(
         self,
@@ -282,10 +307,7 @@ class StoreSnapshotStore:
     def delete(self, stream_name: str) -> int:
         """Delete every snapshot of a stream; returns how many were deleted."""
 
-        def remove(tx: Transaction) -> int:
-            return tx.execute(self._sql.delete, (stream_name,))
-
-        return self._store.run_transaction(remove)
+        return self._write(lambda tx: tx.execute(self._sql.delete, (stream_name,)))
 
     def close(self) -> None:
         """Nothing to release: the event store owns the connections."""

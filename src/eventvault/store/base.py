@@ -22,6 +22,7 @@ from eventvault.serialization import (
     DEFAULT_MAX_EVENT_BYTES,
     FORBIDDEN_NAME_CHARACTERS,
     ChainVerifier,
+    canonical_json_problem,
     to_micros,
     validate_stream_name,
 )
@@ -693,7 +694,10 @@ class EventStore(abc.ABC):
 
         Every event's hash is recomputed and checked against its bytes and the previous hash of
         its stream, and its positions checked, before anything is committed; all events are
-        stored in one transaction, so a bad event leaves the store as empty as it was.
+        stored in one transaction, so a bad event leaves the store as empty as it was. Payload
+        bytes must be in the canonical form an append writes (`canonical_json_problem`), as
+        every export holds them: then every event read back re-encodes to the bytes its hash
+        covers, which `verify_chain(store.read_stream(...))` relies on.
 
         Args:
             events: events in global order, as `export_events` gives them.
@@ -705,7 +709,8 @@ class EventStore(abc.ABC):
         Raises:
             NotEmptyError: the store already holds events.
             HashChainError: an event's bytes do not match its hash (the file was changed).
-            ImportFileError: positions out of order or with gaps.
+            ImportFileError: positions out of order or with gaps, or data or metadata bytes
+                that are not canonical JSON objects.
         """
         self._check_open()
         verifier = ChainVerifier()
@@ -714,9 +719,15 @@ class EventStore(abc.ABC):
             batch: list[StoredRow] = []
             for event in events:
                 try:
-                    verifier.check(event)
+                    data, metadata = verifier.check(event)
                 except ValueError as exc:
                     raise ImportFileError(str(exc)) from exc
+                for name, raw in (("data", data), ("metadata", metadata)):
+                    problem = canonical_json_problem(raw)
+                    if problem is not None:
+                        raise ImportFileError(
+                            f"{event.stream_name!r}@{event.stream_position}: {name} {problem}"
+                        )
                 batch.append(
                     StoredRow(
                         event.stream_name,
@@ -725,8 +736,8 @@ class EventStore(abc.ABC):
                         event.event_id.bytes,
                         event.event_type,
                         event.schema_version,
-                        bytes(event.data),
-                        bytes(event.metadata),
+                        data,
+                        metadata,
                         to_micros(event.recorded_at),
                         bytes.fromhex(event.hash),
                     )
