@@ -31,16 +31,20 @@ from eventvault.errors import (
     CorruptEventError,
     DatabaseLockedError,
     DuplicateEventIdError,
+    EventDecodeError,
     EventRegistrationError,
     EventVaultError,
+    ExportFormatError,
     HashChainError,
     ImportFileError,
+    IncompleteExportError,
     IntegrityError,
     InvalidArgumentError,
     InvalidEventError,
     InvalidExpectedVersionError,
     InvalidStreamNameError,
     InvalidURLError,
+    MigrationRequiredError,
     MissingHandlerError,
     NotAnEventVaultDatabaseError,
     NotEmptyError,
@@ -48,12 +52,13 @@ from eventvault.errors import (
     PayloadTooDeepError,
     PayloadTooLargeError,
     SchemaVersionError,
-    SnapshotStoreUnavailableError,
     StorageError,
     StoreClosedError,
     StreamNotFoundError,
+    TransactionUsageError,
     UnknownEventTypeError,
     UnregisteredEventError,
+    UnverifiableExportError,
     WrongExpectedVersionError,
     error_kind,
 )
@@ -77,7 +82,7 @@ ERRORS_AND_CODES: list[tuple[BaseException, int]] = [
     (UnregisteredEventError(int), 2),
     (AggregateDefinitionError(int, "no category"), 2),
     (MissingHandlerError(int, str), 2),
-    (SnapshotStoreUnavailableError("RedisEventStore"), 2),
+    (TransactionUsageError("appended through the store inside the work"), 2),
     # conflict: 3, and 6 for a target that is not empty
     (ConflictError("conflict"), 3),
     (WrongExpectedVersionError("account-1", 5, 1), 3),
@@ -95,12 +100,18 @@ ERRORS_AND_CODES: list[tuple[BaseException, int]] = [
     (HashChainError("account-1", 0, "a" * 64, "b" * 64), 5),
     (ImportFileError("not valid JSON", line=3), 5),
     (CorruptEventError("account-1", 3, "the stored data is not a JSON object"), 5),
-    # storage: 8, and 7 for a database that is not a store or is newer, 1 for a closed store
+    (EventDecodeError("account-42", 3, "Deposited", 1, int, "Object missing field `amount`"), 5),
+    (IncompleteExportError("the closing record is missing"), 5),
+    (UnverifiableExportError("the file has no header", line=1), 5),
+    (ExportFormatError("export format version 3", found=3, supported=2), 5),
+    # storage: 8; 7 for a database that is not a store, is newer or needs migrating; 1 for a
+    # closed store
     (StorageError("disk I/O error"), 8),
     (DatabaseLockedError("x.db stayed locked"), 8),
     (PermissionError(13, "Permission denied", "x.jsonl"), 8),
     (NotAnEventVaultDatabaseError("x.db", "a SQLite database of another application"), 7),
     (SchemaVersionError("x.db", 9, 1), 7),
+    (MigrationRequiredError("postgresql://db/x", "snapshots", 0, 1), 7),
     (StoreClosedError("x.db"), 1),
     # the rest: 1
     (EventVaultError("something else"), 1),
@@ -129,7 +140,13 @@ def test_every_error_class_of_eventvault_is_in_the_table() -> None:
 
 
 def test_the_cli_gives_every_error_of_a_tier_the_tiers_code_unless_listed_apart() -> None:
-    apart = {NotEmptyError, NotAnEventVaultDatabaseError, SchemaVersionError, StoreClosedError}
+    apart = {
+        NotEmptyError,
+        NotAnEventVaultDatabaseError,
+        SchemaVersionError,
+        MigrationRequiredError,
+        StoreClosedError,
+    }
     codes = {"bad-input": 2, "conflict": 3, "not-found": 4, "integrity": 5, "storage": 8}
     for error, code in ERRORS_AND_CODES:
         kind = error_kind(error)

@@ -12,6 +12,7 @@ from eventvault.testing.contract import (
     NestingContract,
     PositionEdgeContract,
     ReadContract,
+    SeamContract,
     StatefulContract,
     SubscriptionContract,
 )
@@ -66,4 +67,8 @@ class TestAsync(AsyncContract):
 
 
 class TestStateful(StatefulContract):
+    pass
+
+
+class TestSeam(SeamContract):
     pass

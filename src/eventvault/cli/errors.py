@@ -25,10 +25,13 @@ from eventvault.errors import (
     CorruptEventError,
     DatabaseLockedError,
     EventVaultError,
+    ExportFormatError,
     HashChainError,
     ImportFileError,
+    IncompleteExportError,
     IntegrityError,
     InvalidURLError,
+    MigrationRequiredError,
     NotAnEventVaultDatabaseError,
     NotEmptyError,
     NotFoundError,
@@ -38,6 +41,7 @@ from eventvault.errors import (
     StorageError,
     StoreClosedError,
     StreamNotFoundError,
+    UnverifiableExportError,
     WrongExpectedVersionError,
 )
 
@@ -85,11 +89,13 @@ class StoreNotFoundError(NotFoundError):
     Attributes:
         url: the URL given.
         path: the file that does not exist.
+        argument: the argument that named it (`--url`, `SOURCE_URL`).
     """
 
-    def __init__(self, url: str, path: str) -> None:
+    def __init__(self, url: str, path: str, *, argument: str = "--url") -> None:
         self.url = url
         self.path = path
+        self.argument = argument
         super().__init__(f"no eventvault store at {url!r}: the file {path!r} does not exist")
 
 
@@ -112,6 +118,7 @@ EXIT_CODES: Final[tuple[tuple[type[BaseException], ExitCode], ...]] = (
     (NotEmptyError, ExitCode.NOT_EMPTY),
     (NotAnEventVaultDatabaseError, ExitCode.INCOMPATIBLE),
     (SchemaVersionError, ExitCode.INCOMPATIBLE),
+    (MigrationRequiredError, ExitCode.INCOMPATIBLE),
     (StoreClosedError, ExitCode.FAILURE),
     # The tiers of eventvault.errors.
     (BadInputError, ExitCode.BAD_INPUT),
@@ -142,6 +149,20 @@ def _foreign_store_hint(exc: BaseException) -> str | None:
     return "check --url: the file belongs to another application"
 
 
+def _store_not_found_hint(exc: BaseException) -> str:
+    if getattr(exc, "argument", "--url") == "--url":
+        return "check --url (or EVENTVAULT_URL); `eventvault append` creates a store"
+    return (
+        f"check {getattr(exc, 'argument', 'the URL')}: it names the store to read, which must exist"
+    )
+
+
+def _export_format_hint(exc: BaseException) -> str:
+    if getattr(exc, "found", None) is None:
+        return "an import file is written by `eventvault export`"
+    return "upgrade eventvault to read this file"
+
+
 _HINTS: Final[
     tuple[tuple[type[BaseException], str | Callable[[BaseException], str | None]], ...]
 ] = (
@@ -153,7 +174,7 @@ _HINTS: Final[
         "see the stream's version with `eventvault read STREAM --backwards --limit 1`, "
         "or pass --expected-version any",
     ),
-    (StoreNotFoundError, "check --url (or EVENTVAULT_URL); `eventvault append` creates a store"),
+    (StoreNotFoundError, _store_not_found_hint),
     (StreamNotFoundError, "`eventvault streams` lists the streams that have events"),
     (
         HashChainError,
@@ -164,6 +185,17 @@ _HINTS: Final[
         "the store's bytes were changed outside eventvault; restore it from a backup or export",
     ),
     (
+        UnverifiableExportError,
+        "a file written by eventvault 0.1 has no closing record: pass --expect-head POS (the "
+        "source's head position, as `eventvault stats` showed it) or --expect-count N, and it "
+        "is imported only if it matches exactly",
+    ),
+    (
+        IncompleteExportError,
+        "nothing was written to the target; export (or copy) the source again and let it finish",
+    ),
+    (ExportFormatError, _export_format_hint),
+    (
         ImportFileError,
         "an import file holds a whole log, one event per line, as `eventvault export` writes it "
         "without --after",
@@ -171,6 +203,7 @@ _HINTS: Final[
     (NotEmptyError, "choose a new file or URL for the target"),
     (NotAnEventVaultDatabaseError, _foreign_store_hint),
     (SchemaVersionError, "upgrade eventvault to open this store"),
+    (MigrationRequiredError, "run `eventvault migrate URL` as the role that owns the schema"),
     (
         DatabaseLockedError,
         "another process holds the write lock; retry, or raise ?busy_timeout=SECONDS in the URL",

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Final, Self, TypeVar
+from typing import Final, Self, TypeVar, cast
 
 import msgspec
 
@@ -23,12 +23,13 @@ from eventvault.serialization import (
     FORBIDDEN_NAME_CHARACTERS,
     MAX_POSITION,
     ChainVerifier,
-    check_importable,
+    canonical_json_problem,
     to_micros,
     validate_stream_name,
 )
 from eventvault.store._append import PendingAppend, StoredRow, prepare, prepare_many
 from eventvault.store.notify import Notifier
+from eventvault.store.seam import Component, Dialect, SQLRow, Transaction, guard_reentry
 from eventvault.store.subscription import Subscription
 from eventvault.types import (
     AppendResult,
@@ -46,6 +47,7 @@ __all__ = ["EventStore", "StoreStats", "Subscription"]
 _Positioned = TypeVar("_Positioned", RecordedEvent, PayloadEvent)
 _Global = TypeVar("_Global", RecordedEvent, RawEvent)
 _Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
 _Cursor = TypeVar("_Cursor")
 
 DEFAULT_PAGE_SIZE: Final = 1000
@@ -168,6 +170,11 @@ class EventStore(abc.ABC):
         self._closed = False
         self._subscriptions: set[Subscription] = set()
         self._subscriptions_lock = threading.Lock()
+        self._components_in_use: set[str] = set()
+        self.core_migrations_applied: list[int] = []
+        """The versions of the store's own tables that opening it applied (a new or upgraded
+        SQLite file, a PostgreSQL schema opened with `auto_migrate`)."""
+        self._components_lock = threading.Lock()
 
     # -- engine primitives -------------------------------------------------------------------
 
@@ -258,6 +265,32 @@ class EventStore(abc.ABC):
     def _close(self) -> None:
         """Release the engine's connections and files."""
 
+    @property
+    @abc.abstractmethod
+    def dialect(self) -> Dialect:
+        """The SQL dialect of the store's database, for statements on component tables:
+        `sqlite` (SQLite, and the in-memory engine's component database) or `postgresql`."""
+
+    @abc.abstractmethod
+    def _query_components(self, statement: str, params: Sequence[object]) -> list[SQLRow]:
+        """Run a read-only statement on component tables, outside any transaction."""
+
+    @abc.abstractmethod
+    def _use(self, component: Component) -> None:
+        """Bring a component's tables to its newest version, under a lock that serializes
+        migrations across processes; or raise `MigrationRequiredError` where this store may
+        not migrate."""
+
+    @abc.abstractmethod
+    def _component_versions(self) -> dict[str, int]:
+        """The version of every component whose tables the store holds (the store's own as
+        `eventvault`)."""
+
+    @abc.abstractmethod
+    def _run_transaction(self, work: Callable[[Transaction], object]) -> object:
+        """Run `work(tx)` in one transaction on the store's database and commit it (or roll it
+        back when the work raises, and re-raise); return what the work returned."""
+
     # -- writing -----------------------------------------------------------------------------
 
     def _check_open(self) -> None:
@@ -292,6 +325,7 @@ class EventStore(abc.ABC):
             StorageError: the engine failed; the append was not stored.
         """
         self._check_open()
+        guard_reentry(id(self), self.url)
         pending = prepare(stream_name, events, expected_version, self.max_event_bytes)
         return self._append([pending])[0]
 
@@ -311,8 +345,95 @@ class EventStore(abc.ABC):
             The other errors of `append_to_stream`.
         """
         self._check_open()
+        guard_reentry(id(self), self.url)
         pending = prepare_many(appends, self.max_event_bytes)
         return self._append(pending)
+
+    # -- storage beside the events (the seam) ------------------------------------------------
+
+    def use(self, component: Component) -> None:
+        """Make a component's tables ready in this store: create or upgrade them to the
+        component's newest version, once per store object.
+
+        Migrations are versioned per component, recorded in the database and serialized
+        across processes; running them again applies nothing. SQLite and in-memory stores
+        migrate when they are used; a PostgreSQL store only when opened with
+        `?auto_migrate=true` (otherwise `eventvault migrate URL` does it).
+
+        Args:
+            component: the component, as its feature declares it.
+
+        Raises:
+            MigrationRequiredError: the tables are older than the component and this store
+                may not migrate them.
+            SchemaVersionError: the tables are newer than this eventvault knows.
+            StorageError: a migration failed; nothing of it was applied.
+        """
+        self._check_open()
+        if component.name in self._components_in_use:
+            return
+        with self._components_lock:
+            if component.name not in self._components_in_use:
+                self._use(component)
+                self._components_in_use.add(component.name)
+
+    def query(self, statement: str, params: Sequence[object] = ()) -> list[SQLRow]:
+        """Read rows of component tables, outside any transaction: what is committed.
+
+        On SQLite it runs on a reader connection, so it never waits for the writer.
+
+        Args:
+            statement: a query in the store's `dialect`, `{schema}` standing for the schema of
+                the store's tables.
+            params: its parameters.
+
+        Returns:
+            The rows, values as the driver gives them.
+
+        Raises:
+            StorageError: the query failed.
+        """
+        self._check_open()
+        return self._query_components(statement, params)
+
+    def component_versions(self) -> dict[str, int]:
+        """The version of every component whose tables this store holds.
+
+        Returns:
+            Component name to version; the store's own tables appear as `eventvault`.
+        """
+        self._check_open()
+        return self._component_versions()
+
+    def run_transaction(self, work: Callable[[Transaction], _Result]) -> _Result:
+        """Run `work(tx)` in one transaction on the store's own database.
+
+        Everything the work does through `tx` (rows of components, appends with
+        `tx.append_to_stream` / `tx.append_to_streams`) commits together when it returns, or
+        not at all when it raises (the error is re-raised), also when the process dies
+        half-way. Appends keep every guarantee of an ordinary append: expected versions,
+        idempotent retries, order, the hash chain, notifications.
+
+        On SQLite the work runs on the store's single writer, inside its group commit: keep
+        it short, it holds up every append meanwhile. On PostgreSQL a transaction that
+        collides with another writer (a deadlock, a serialization failure) is rolled back and
+        the work is run again, so the work must have no effect outside `tx`.
+
+        Args:
+            work: a function of the transaction; its result is returned.
+
+        Returns:
+            What the work returned.
+
+        Raises:
+            TransactionUsageError: the work appended through the store instead of `tx`, or
+                carried on after one of its statements failed.
+            StorageError: a statement or the commit failed; nothing was stored.
+            The errors of `append_to_stream`, and whatever the work raises.
+        """
+        self._check_open()
+        guard_reentry(id(self), self.url)
+        return cast(_Result, self._run_transaction(work))
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -572,28 +693,47 @@ class EventStore(abc.ABC):
 
     # -- export and import -------------------------------------------------------------------
 
-    def export_events(self, *, after: int = 0) -> Iterator[RawEvent]:
-        """The whole log after a position, with the exact stored bytes of every event.
+    def export_events(self, *, after: int = 0, until: int | None = None) -> Iterator[RawEvent]:
+        """The log after a position, with the exact stored bytes of every event.
 
         Args:
-            after: a global position; from the largest a store holds (`2**63 - 1`) on, where
-                no event can follow, the iterator is empty.
+            after: export the events after this global position (0: from the start); from
+                the largest a store holds (`2**63 - 1`) on, where no event can follow, none.
+            until: export no event after this global position (inclusive); None: read on to
+                the end of the log, including events appended while the iterator runs. An
+                export bounded by the head seen when it began (`head_position()`) holds exactly
+                the log of that moment: events appended later are for the next export.
 
         Returns:
             A lazy iterator of `RawEvent` in global order, for `import_events` into another
-            store (of any engine) or for an export file.
+            store (of any engine) or for an export file (`eventvault.export`).
 
         Raises:
-            InvalidArgumentError: `after` is not an int >= 0.
+            InvalidArgumentError: `after` or `until` is not an int >= 0 (at the call).
         """
         self._check_open()
         _check_position("after", after)
+        _check_position("until", until)
         if after >= MAX_POSITION:
             return iter(())
-        return self._iter_raw(after)
+        return self._iter_raw(after, until)
 
-    def _iter_raw(self, after: int) -> Iterator[RawEvent]:
-        return self._paginate(self._read_raw_page, after, _next_global_position(False))
+    def _iter_raw(self, after: int, until: int | None) -> Iterator[RawEvent]:
+        advance = _next_global_position(False)
+        if until is None:
+            return self._paginate(self._read_raw_page, after, advance)
+        bound = until
+
+        def fetch(position: int, size: int) -> list[RawEvent]:
+            # Positions rise by at least one per event, so at most `bound - position` rows lie
+            # within the bound: a page asked for fewer rows, or cut at the bound, is short and
+            # ends the loop, rightly, since nothing within the bound follows it.
+            if position >= bound:
+                return []
+            page = self._read_raw_page(position, min(size, bound - position))
+            return [event for event in page if event.global_position <= bound]
+
+        return self._paginate(fetch, after, advance)
 
     def import_events(
         self,
@@ -605,7 +745,10 @@ class EventStore(abc.ABC):
 
         Every event's hash is recomputed and checked against its bytes and the previous hash of
         its stream, and its positions checked, before anything is committed; all events are
-        stored in one transaction, so a bad event leaves the store as empty as it was.
+        stored in one transaction, so a bad event leaves the store as empty as it was. Payload
+        bytes must be in the canonical form an append writes (`canonical_json_problem`), as
+        every export holds them: then every event read back re-encodes to the bytes its hash
+        covers, which `verify_chain(store.read_stream(...))` relies on.
 
         Args:
             events: events in global order, as `export_events` gives them.
@@ -618,7 +761,8 @@ class EventStore(abc.ABC):
             NotEmptyError: the store already holds events.
             HashChainError: an event's bytes do not match its hash (the file was changed).
             ImportFileError: positions out of order or with gaps, a field no append could have
-                stored, or data or metadata nested deeper than `MAX_NESTING_DEPTH` levels.
+                stored, or data or metadata bytes that are not canonical JSON objects or nest
+                deeper than `MAX_NESTING_DEPTH` levels.
         """
         self._check_open()
         verifier = ChainVerifier()
@@ -627,10 +771,15 @@ class EventStore(abc.ABC):
             batch: list[StoredRow] = []
             for event in events:
                 try:
-                    verifier.check(event)
-                    check_importable(event)
+                    data, metadata = verifier.check(event)
                 except ValueError as exc:
                     raise ImportFileError(str(exc)) from exc
+                for name, raw in (("data", data), ("metadata", metadata)):
+                    problem = canonical_json_problem(raw)
+                    if problem is not None:
+                        raise ImportFileError(
+                            f"{event.stream_name!r}@{event.stream_position}: {name} {problem}"
+                        )
                 batch.append(
                     StoredRow(
                         event.stream_name,
@@ -639,8 +788,8 @@ class EventStore(abc.ABC):
                         event.event_id.bytes,
                         event.event_type,
                         event.schema_version,
-                        bytes(event.data),
-                        bytes(event.metadata),
+                        data,
+                        metadata,
                         to_micros(event.recorded_at),
                         bytes.fromhex(event.hash),
                     )

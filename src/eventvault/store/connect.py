@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import re
 import urllib.parse
 
 from eventvault.errors import InvalidURLError
 from eventvault.serialization import DEFAULT_MAX_EVENT_BYTES
 from eventvault.store.aio import AsyncEventStore
 from eventvault.store.base import EventStore
-from eventvault.store.masking import mask_url
+from eventvault.store.masking import is_libpq_keywords, mask_url
 
 __all__ = ["DEFAULT_URL", "connect", "connect_async"]
 
 DEFAULT_URL = "eventvault.db"
 
 _SQLITE_OPTIONS = {"synchronous", "busy_timeout"}
-_LIBPQ_KEYWORDS = re.compile(
-    r"\s*(host|hostaddr|port|dbname|user|password|passfile|service|sslmode|connect_timeout)\s*="
-)
-"""How a libpq key=value connection string starts."""
 
 
 def _sqlite(url: str, max_event_bytes: int) -> EventStore:
@@ -88,7 +83,7 @@ def connect(
     if not isinstance(url, str) or not url:
         raise InvalidURLError(mask_url(str(url)), "a store URL is a non-empty str")
     scheme = url.split(":", 1)[0].lower() if "://" in url else ""
-    if not scheme and _LIBPQ_KEYWORDS.match(url):
+    if is_libpq_keywords(url):
         # Else it would name a SQLite file, with the password in its name.
         raise InvalidURLError(
             mask_url(url),

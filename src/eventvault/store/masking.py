@@ -21,7 +21,7 @@ import re
 import urllib.parse
 from typing import Final
 
-__all__ = ["MASK", "mask_url", "redact", "typed_password", "url_secrets"]
+__all__ = ["MASK", "is_libpq_keywords", "mask_url", "redact", "typed_password", "url_secrets"]
 
 MASK: Final = "***"
 """What a password is shown as."""
@@ -30,6 +30,25 @@ _QUERY_SECRET: Final = re.compile(r"(?i)(^|[?&;])([^=&;#]*password[^=&;#]*=)([^&
 """A query parameter whose name holds "password", and its value."""
 _KEYWORD_SECRET: Final = re.compile(r"(?i)(\b\w*password\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s']*)")
 """A libpq `keyword=value` pair whose keyword holds "password", and its (quoted) value."""
+_LIBPQ_KEYWORDS: Final = re.compile(
+    r"\s*(host|hostaddr|port|dbname|user|password|passfile|service|sslmode|connect_timeout)\s*="
+)
+"""How a libpq `key=value` connection string starts."""
+
+
+def is_libpq_keywords(url: str) -> bool:
+    """Whether a store URL is really a libpq `key=value` connection string (`host=db ...`).
+
+    eventvault takes `postgresql://` URLs; without this check such a string would name a SQLite
+    file, with the password in its name.
+
+    Args:
+        url: the URL as given.
+
+    Returns:
+        True when it starts with a libpq keyword and `=`.
+    """
+    return "://" not in url and _LIBPQ_KEYWORDS.match(url) is not None
 
 
 def _userinfo_end(rest: str) -> int:

@@ -2,17 +2,21 @@
 
 Events are kept as the same encoded rows the durable engines store, so a payload mutated by the
 caller after an append cannot change what was recorded, and reads decode exactly as elsewhere.
-Nothing survives `close()`; each `connect("memory://")` is a new, empty store.
+Component tables (the seam) live in a private in-memory SQLite database, so features run their
+`sqlite` statements here unchanged; a transaction commits that database and the events it
+appended under the store's one lock. Nothing survives `close()`; each `connect("memory://")`
+is a new, empty store.
 """
 
 from __future__ import annotations
 
 import bisect
+import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 
-from eventvault.errors import ImportFileError, NotEmptyError
+from eventvault.errors import EventVaultError, ImportFileError, NotEmptyError, StorageError
 from eventvault.serialization import (
     DEFAULT_MAX_EVENT_BYTES,
     decode_rows,
@@ -24,6 +28,21 @@ from eventvault.serialization import (
 from eventvault.store._append import PendingAppend, StoredRow, plan_batch
 from eventvault.store.base import EventStore, StoreStats
 from eventvault.store.notify import Notifier
+from eventvault.store.seam import (
+    CORE_COMPONENT,
+    Component,
+    Dialect,
+    SQLRow,
+    Transaction,
+    check_finished,
+    run_work,
+    with_schema,
+)
+from eventvault.store.sqlite._seam import (
+    SQLiteStatements,
+    apply_component,
+    component_versions,
+)
 from eventvault.types import AppendResult, PayloadEvent, RawEvent, RecordedEvent, StreamInfo
 
 __all__ = ["MemoryEventStore"]
@@ -46,6 +65,7 @@ class MemoryEventStore(EventStore):
         self._streams: dict[str, list[StoredRow]] = {}
         self._ids: dict[uuid.UUID, tuple[str, int, int]] = {}
         self._notifier = Notifier()
+        self._tables: sqlite3.Connection | None = None
 
     @property
     def notifier(self) -> Notifier:
@@ -57,21 +77,38 @@ class MemoryEventStore(EventStore):
     def _append(self, appends: list[PendingAppend]) -> list[AppendResult]:
         with self._lock:
             self._check_open()
-            heads: dict[str, tuple[int, bytes]] = {}
-            found: dict[uuid.UUID, tuple[str, int, int]] = {}
-            for append in appends:
-                stream = self._streams.get(append.stream_name)
-                if stream:
-                    heads[append.stream_name] = (stream[-1].stream_position, stream[-1].hash)
-                found.update((i, self._ids[i]) for i in append.given_ids if i in self._ids)
-            plan = plan_batch([appends], heads, found, self._head() + 1, now_micros())
-            outcome = plan.outcomes[0]
-            if isinstance(outcome, BaseException):
-                raise outcome
-            self._store_rows(plan.rows)
-        if plan.rows:
+            results, rows = self._plan(appends, [])
+            self._store_rows(rows)
+        if rows:
             self._notifier.notify()
-        return outcome
+        return results
+
+    def _plan(
+        self, appends: list[PendingAppend], staged: list[StoredRow]
+    ) -> tuple[list[AppendResult], list[StoredRow]]:
+        """Decide one request against the log and the rows a transaction staged after it."""
+        heads: dict[str, tuple[int, bytes]] = {}
+        found: dict[uuid.UUID, tuple[str, int, int]] = {}
+        names = {append.stream_name for append in appends}
+        for append in appends:
+            stream = self._streams.get(append.stream_name)
+            if stream:
+                heads[append.stream_name] = (stream[-1].stream_position, stream[-1].hash)
+            found.update((i, self._ids[i]) for i in append.given_ids if i in self._ids)
+        for row in staged:
+            if row.stream_name in names:
+                heads[row.stream_name] = (row.stream_position, row.hash)
+            found[uuid.UUID(bytes=row.event_id)] = (
+                row.stream_name,
+                row.stream_position,
+                row.global_position,
+            )
+        first = (staged[-1].global_position if staged else self._head()) + 1
+        plan = plan_batch([appends], heads, found, first, now_micros())
+        outcome = plan.outcomes[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome, plan.rows
 
     def _store_rows(self, rows: list[StoredRow]) -> None:
         for row in rows:
@@ -198,8 +235,103 @@ class MemoryEventStore(EventStore):
                 last_recorded_at=from_micros(log[-1].recorded_at) if log else None,
             )
 
+    # -- storage beside the events (the seam) ------------------------------------------------
+
+    def _component_db(self) -> sqlite3.Connection:
+        """The in-memory SQLite database of the component tables (under the lock)."""
+        if self._tables is None:
+            self._tables = sqlite3.connect(
+                ":memory:", isolation_level=None, check_same_thread=False
+            )
+        return self._tables
+
+    @property
+    def dialect(self) -> Dialect:
+        return "sqlite"
+
+    def _query_components(self, statement: str, params: Sequence[object]) -> list[SQLRow]:
+        with self._lock:
+            self._check_open()
+            try:
+                return (
+                    self._component_db().execute(with_schema(statement, "main"), params).fetchall()
+                )
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from exc
+
+    def _translate(self, exc: sqlite3.Error) -> EventVaultError:
+        return StorageError(f"component tables of {self.url!r}: {exc}")
+
+    def _use(self, component: Component) -> None:
+        with self._lock:
+            self._check_open()
+            db = self._component_db()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    apply_component(db, component, self.url)
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from exc
+
+    def _component_versions(self) -> dict[str, int]:
+        with self._lock:
+            versions = component_versions(self._component_db())
+        return {CORE_COMPONENT: 1, **versions}
+
+    def _run_transaction(self, work: Callable[[Transaction], object]) -> object:
+        with self._lock:
+            self._check_open()
+            db = self._component_db()
+            tx = _MemoryTransaction(self, db)
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    result = run_work(id(self), work, tx)
+                    check_finished(tx)
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from exc
+            # The component rows are committed; the events join the log under the same
+            # lock, so no reader sees one without the other.
+            self._store_rows(tx.staged)
+        if tx.staged:
+            self._notifier.notify()
+        return result
+
     def _close(self) -> None:
         with self._lock:
             self._log = []
             self._streams = {}
             self._ids = {}
+            if self._tables is not None:
+                self._tables.close()
+                self._tables = None
+
+
+class _MemoryTransaction(SQLiteStatements):
+    """A transaction of the in-memory engine: component rows in its SQLite database, events
+    staged until the commit."""
+
+    def __init__(self, store: MemoryEventStore, db: sqlite3.Connection) -> None:
+        super().__init__(db, store.max_event_bytes, store._translate)
+        self._store = store
+        self.staged: list[StoredRow] = []
+
+    def _stream_version(self, stream_name: str) -> int | None:
+        for row in reversed(self.staged):
+            if row.stream_name == stream_name:
+                return row.stream_position
+        stream = self._store._streams.get(stream_name)
+        return stream[-1].stream_position if stream else None
+
+    def _append(self, appends: list[PendingAppend]) -> list[AppendResult]:
+        results, rows = self._store._plan(appends, self.staged)
+        self.staged.extend(rows)
+        return results

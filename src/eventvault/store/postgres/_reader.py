@@ -33,6 +33,11 @@ logger = logging.getLogger("eventvault.postgres")
 
 STALL_LOG_INTERVAL: Final = 30.0
 """Seconds between two warnings about the same stalled horizon."""
+_GLOBAL_POSITION: Final = 2
+"""The column of a row of `read_forward` that holds its global position."""
+_DELIVERABLE: Final = 10
+"""The column of a row of `read_forward` that says whether it is below the horizon (the event
+columns come first, in `decode_rows` order)."""
 
 
 class Reader:
@@ -123,14 +128,14 @@ class Reader:
         delay = 0.0005
         while True:
             rows = self.fetch(query, params)
-            cut = next((i for i, row in enumerate(rows) if not row[10]), None)
+            cut = next((i for i, row in enumerate(rows) if not row[_DELIVERABLE]), None)
             if cut is None:
                 self._clear()
                 return rows
             if waited_for is None:
-                waited_for = int(rows[cut][2])
+                waited_for = int(rows[cut][_GLOBAL_POSITION])
                 deadline = time.monotonic() + self._horizon_wait
-            elif cut > 0 and int(rows[cut - 1][2]) >= waited_for:
+            elif cut > 0 and int(rows[cut - 1][_GLOBAL_POSITION]) >= waited_for:
                 # Everything committed before this read began is deliverable now.
                 self._clear()
                 return rows[:cut]
@@ -148,7 +153,8 @@ class Reader:
         delay = 0.0005
         while True:
             rows = self.fetch(self._sql.heads, ())
-            visible, head = int(rows[0][0]), int(rows[0][1])
+            ((visible_text, head_text),) = rows
+            visible, head = int(visible_text), int(head_text)
             if deadline is None:
                 target = head
                 deadline = time.monotonic() + self._horizon_wait

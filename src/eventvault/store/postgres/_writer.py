@@ -127,6 +127,12 @@ class Writer:
         """Commit one request (the appends of one call) in the next group commit."""
         return self._committer.submit(appends)
 
+    def forget(self, names: list[str]) -> None:
+        """Forget the remembered heads of streams another path (a transaction beside the
+        events) wrote to: the fast path would only collide with them."""
+        for name in names:
+            self._heads.pop(name, None)
+
     def _commit_batch(self, requests: list[list[PendingAppend]]) -> list[Outcome]:
         """Commit a batch of appends, in transactions of at most MAX_BATCH_BYTES of payload
         (an append larger than that alone); refuse an append over MAX_APPEND_BYTES.

@@ -9,12 +9,16 @@ thread), `migrations` (the versioned schema). This module puts them together beh
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from eventvault.errors import NotAnEventVaultDatabaseError, SchemaVersionError
+from eventvault.errors import (
+    MigrationRequiredError,
+    NotAnEventVaultDatabaseError,
+    SchemaVersionError,
+)
 from eventvault.serialization import (
     DEFAULT_MAX_EVENT_BYTES,
     decode_rows,
@@ -26,19 +30,30 @@ from eventvault.store._append import PendingAppend, StoredRow
 from eventvault.store.base import EventStore, StoreStats
 from eventvault.store.notify import Notifier
 from eventvault.store.postgres._batch import Row
-from eventvault.store.postgres._config import parse_url
+from eventvault.store.postgres._config import parse_url, quote_schema
 from eventvault.store.postgres._connections import Connections
 from eventvault.store.postgres._errors import translate
 from eventvault.store.postgres._horizon import HorizonStatus
 from eventvault.store.postgres._notifications import Notifications
 from eventvault.store.postgres._reader import Reader
+from eventvault.store.postgres._seam import run_transaction
 from eventvault.store.postgres._sql import Statements
 from eventvault.store.postgres._writer import Writer
 from eventvault.store.postgres.migrations import (
     SCHEMA_VERSION,
+    apply_component,
     apply_migrations,
     check_encoding,
+    component_versions,
     stored_version,
+)
+from eventvault.store.seam import (
+    CORE_COMPONENT,
+    Component,
+    Dialect,
+    SQLRow,
+    Transaction,
+    with_schema,
 )
 from eventvault.types import AppendResult, RawEvent, RecordedEvent, StreamInfo
 
@@ -92,6 +107,7 @@ class PostgresEventStore(EventStore):
                 options.conninfo, application_name=f"eventvault/{options.schema}"
             )
         self._sql = Statements(options.schema)
+        self._auto_migrate = options.auto_migrate
         self._check_schema(options.auto_migrate)
         self._connections = Connections(
             self._conninfo,
@@ -127,7 +143,7 @@ class PostgresEventStore(EventStore):
                         f"{self.url} (schema {self.schema})", version, SCHEMA_VERSION
                     )
                 if auto_migrate:
-                    apply_migrations(conn, self.schema, self.url)
+                    self.core_migrations_applied = apply_migrations(conn, self.schema, self.url)
                     return
         except psycopg.Error as exc:
             raise translate(exc, self.url) from exc
@@ -235,6 +251,56 @@ class PostgresEventStore(EventStore):
         """
         self._check_open()
         return self._reader.horizon_status()
+
+    # -- storage beside the events (the seam) ------------------------------------------------
+
+    def _use(self, component: Component) -> None:
+        try:
+            with self._connections.connection() as conn:
+                current = component_versions(conn, self.schema).get(component.name, 0)
+                if current == component.version:
+                    return
+                if current > component.version:
+                    raise SchemaVersionError(
+                        f"{self.url} (schema {self.schema}, component {component.name})",
+                        current,
+                        component.version,
+                    )
+                if not self._auto_migrate:
+                    raise MigrationRequiredError(
+                        self.url, component.name, current, component.version
+                    )
+                apply_component(conn, self.schema, component, self.url)
+        except psycopg.Error as exc:
+            raise translate(exc, self.url) from exc
+
+    @property
+    def dialect(self) -> Dialect:
+        return "postgresql"
+
+    def _query_components(self, statement: str, params: Sequence[object]) -> list[SQLRow]:
+        return self._fetch(with_schema(statement, quote_schema(self.schema)), params)
+
+    def _component_versions(self) -> dict[str, int]:
+        try:
+            with self._connections.connection() as conn:
+                versions = component_versions(conn, self.schema)
+                core = stored_version(conn, self.schema) or 0
+        except psycopg.Error as exc:
+            raise translate(exc, self.url) from exc
+        return {CORE_COMPONENT: core, **versions}
+
+    def _run_transaction(self, work: Callable[[Transaction], object]) -> object:
+        return run_transaction(
+            work,
+            store_id=id(self),
+            connections=self._connections,
+            sql=self._sql,
+            schema=self.schema,
+            max_event_bytes=self.max_event_bytes,
+            notifications=self._notifications,
+            forget_heads=self._writer.forget,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 

@@ -18,9 +18,9 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
-from importlib import resources
-from typing import Any, Final, Literal
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal, cast
 
 from eventvault.errors import (
     DatabaseLockedError,
@@ -43,7 +43,6 @@ from eventvault.serialization import (
 )
 from eventvault.store._append import (
     BatchPlan,
-    Outcome,
     PendingAppend,
     StoredRow,
     StreamHead,
@@ -52,6 +51,23 @@ from eventvault.store._append import (
 from eventvault.store._groupcommit import GroupCommitter
 from eventvault.store.base import EventStore, StoreStats
 from eventvault.store.notify import Notifier, shared_notifier
+from eventvault.store.seam import (
+    CORE_COMPONENT,
+    Component,
+    Dialect,
+    SQLRow,
+    Transaction,
+    check_finished,
+    run_work,
+    with_schema,
+)
+from eventvault.store.sqlite._seam import (
+    COMPONENT_MIGRATIONS_DDL,
+    CORE_MIGRATIONS,
+    SQLiteStatements,
+    apply_component,
+    component_versions,
+)
 from eventvault.types import (
     AppendResult,
     PayloadEvent,
@@ -65,15 +81,9 @@ __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SQLiteEventStore", "Synchronous"
 
 APPLICATION_ID: Final = 0x45564C54
 """`PRAGMA application_id` of an eventvault file ("EVLT")."""
-SCHEMA_VERSION: Final = 1
-"""`PRAGMA user_version` of the storage schema this code writes."""
-SCHEMA_FILES: Final = (
-    "events.sql",
-    "events_stream_uq.sql",
-    "events_event_id_uq.sql",
-    "streams.sql",
-    "events_new_stream.sql",
-)
+SCHEMA_VERSION: Final = CORE_MIGRATIONS[-1].version
+"""`PRAGMA user_version` of the storage schema this code writes: the newest version of the
+store's own migrations (`migrations/NNNN/`). An older eventvault refuses a newer file."""
 MAX_READERS: Final = 8
 
 Synchronous = Literal["FULL", "NORMAL", "EXTRA"]
@@ -207,7 +217,9 @@ class SQLiteEventStore(EventStore):
         self._in_memory = path == ":memory:"
         self._synchronous = synchronous
         self._busy_timeout = busy_timeout
-        self._conn_lock = threading.Lock()
+        # Reentrant: a transaction's work runs on the writer's thread holding it, and on
+        # ":memory:" a read inside that work reads through the writer too.
+        self._conn_lock = threading.RLock()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         if not self._in_memory and os.path.isdir(path):
@@ -222,9 +234,7 @@ class SQLiteEventStore(EventStore):
         # Stream heads (version, last hash) this writer committed: the fast path plans
         # against them. Touched only under the connection lock.
         self._heads: dict[str, tuple[int, bytes]] = {}
-        self._committer: GroupCommitter[list[PendingAppend], list[AppendResult]] = GroupCommitter(
-            self._commit_batch
-        )
+        self._committer: GroupCommitter[_Request, object] = GroupCommitter(self._commit_batch)
 
     # -- connections -------------------------------------------------------------------------
 
@@ -248,15 +258,13 @@ class SQLiteEventStore(EventStore):
     def _initialize(self, conn: sqlite3.Connection) -> None:
         try:
             application_id = conn.execute("PRAGMA application_id").fetchone()[0]
-            if application_id == 0:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    self._create_schema(conn)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if application_id == 0 or (
+                application_id == APPLICATION_ID and version < SCHEMA_VERSION
+            ):
+                self._migrate_core(conn)
                 application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
             if application_id == APPLICATION_ID and not self._in_memory:
                 # Only a file known to be ours is switched to WAL (it stays so; cheap to repeat).
                 conn.execute("PRAGMA journal_mode = WAL")
@@ -266,28 +274,56 @@ class SQLiteEventStore(EventStore):
                     f"a SQLite database of another application (application_id "
                     f"{application_id:#x})",
                 )
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise SchemaVersionError(self.path, version, SCHEMA_VERSION)
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
 
-    def _create_schema(self, conn: sqlite3.Connection) -> None:
-        # Another process may have created it between our check and our lock: look again.
-        if conn.execute("PRAGMA application_id").fetchone()[0] != 0:
-            return
-        tables = [
-            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        ]
-        if tables:
-            raise NotAnEventVaultDatabaseError(
-                self.path, f"a SQLite database of another application (tables: {', '.join(tables)})"
+    def _migrate_core(self, conn: sqlite3.Connection) -> None:
+        """Create the store's tables in a new file, or upgrade an older file in place.
+
+        Runs under `BEGIN IMMEDIATE`, SQLite's write lock, so processes that open one file at
+        once serialize: the second finds the work done and applies nothing.
+        """
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated between our look and our lock: look again.
+            application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            current = conn.execute("PRAGMA user_version").fetchone()[0]
+            if application_id == 0:
+                tables = [
+                    row[0]
+                    for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                ]
+                if tables:
+                    raise NotAnEventVaultDatabaseError(
+                        self.path,
+                        f"a SQLite database of another application (tables: {', '.join(tables)})",
+                    )
+                current = 0
+            elif application_id != APPLICATION_ID or current >= SCHEMA_VERSION:
+                conn.execute("ROLLBACK")
+                return
+            pending = [m for m in CORE_MIGRATIONS if m.version > current]
+            # The record table comes with version 2; a file upgraded from version 1 records
+            # the versions it already had too.
+            for migration in pending:
+                for statement in migration.statements:
+                    conn.execute(statement)
+            conn.execute(COMPONENT_MIGRATIONS_DDL)
+            conn.executemany(
+                "INSERT OR IGNORE INTO component_migrations (component, version, applied_at) "
+                "VALUES (?, ?, ?)",
+                [(CORE_COMPONENT, m.version, now_micros()) for m in CORE_MIGRATIONS],
             )
-        schema = resources.files("eventvault.store.sqlite") / "schema"
-        for name in SCHEMA_FILES:
-            conn.execute((schema / name).read_text(encoding="utf-8"))
-        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+            self.core_migrations_applied = [m.version for m in pending]
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
@@ -327,18 +363,21 @@ class SQLiteEventStore(EventStore):
     # -- writing -----------------------------------------------------------------------------
 
     def _append(self, appends: list[PendingAppend]) -> list[AppendResult]:
-        return self._committer.submit(appends)
+        return cast(list[AppendResult], self._committer.submit(appends))
 
-    def _commit_batch(self, requests: list[list[PendingAppend]]) -> list[Outcome]:
-        """Commit a batch of appends atomically; a failing append fails alone.
+    def _commit_batch(self, requests: list[_Request]) -> list[object]:
+        """Commit a batch of appends and transactions atomically; a failing one fails alone.
 
-        The fast path writes the whole batch as one INSERT statement, which SQLite runs as a
-        transaction of its own, against the stream heads this writer remembers; the careful
-        path reads the heads and event ids inside `BEGIN IMMEDIATE` and decides each append.
+        A batch of appends only takes the fast path: one INSERT statement, which SQLite runs
+        as a transaction of its own, against the stream heads this writer remembers. The
+        careful path decides each request inside `BEGIN IMMEDIATE`, with heads read from the
+        file, and runs each transaction's work there in a savepoint of its own.
         """
         with self._conn_lock:
             self._check_open()
-            done = self._fast_write(requests)
+            done = None
+            if not any(isinstance(request, _Work) for request in requests):
+                done = self._fast_write(cast(list[list[PendingAppend]], requests))
             if done is None:
                 done = self._careful_write(requests)
             outcomes, heads = done
@@ -352,7 +391,7 @@ class SQLiteEventStore(EventStore):
 
     def _fast_write(
         self, requests: list[list[PendingAppend]]
-    ) -> tuple[list[Outcome], dict[str, StreamHead]] | None:
+    ) -> tuple[list[object], dict[str, StreamHead]] | None:
         """Write a batch as one INSERT against remembered stream heads.
 
         Returns None, for the careful path, when a head is unknown, when an append would fail
@@ -386,25 +425,48 @@ class SQLiteEventStore(EventStore):
             return None
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
-        return plan.shifted(last - len(plan.rows)), plan.heads
+        return list(plan.shifted(last - len(plan.rows))), plan.heads
 
     def _careful_write(
-        self, requests: list[list[PendingAppend]]
-    ) -> tuple[list[Outcome], dict[str, StreamHead]]:
+        self, requests: list[_Request]
+    ) -> tuple[list[object], dict[str, StreamHead]]:
         """Decide and write a batch inside `BEGIN IMMEDIATE`, with heads and event ids read
-        from the file under the write lock (a remembered head may be stale)."""
+        from the file under the write lock (a remembered head may be stale).
+
+        Appends are decided together; a transaction's work runs at its place in the batch, in
+        a savepoint, after the appends queued before it are written (so it sees them).
+        """
         conn = self._writer
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
-        try:
-            plan = self._plan_locked(conn, requests)
+        outcomes: list[object] = [None] * len(requests)
+        heads: dict[str, StreamHead] = {}
+        waiting: list[int] = []
+
+        def write_waiting() -> None:
+            if not waiting:
+                return
+            plan = self._plan_locked(
+                conn, [cast(list[PendingAppend], requests[i]) for i in waiting]
+            )
             if plan.rows:
                 _insert_rows(conn, plan.rows, placed=True)
-                conn.execute("COMMIT")
-            else:
-                conn.execute("ROLLBACK")
+            for index, outcome in zip(waiting, plan.outcomes, strict=True):
+                outcomes[index] = outcome
+            heads.update(plan.heads)
+            waiting.clear()
+
+        try:
+            for index, request in enumerate(requests):
+                if isinstance(request, _Work):
+                    write_waiting()
+                    outcomes[index] = self._run_work(conn, request, heads)
+                else:
+                    waiting.append(index)
+            write_waiting()
+            conn.execute("COMMIT")
         except BaseException as exc:
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
@@ -413,7 +475,35 @@ class SQLiteEventStore(EventStore):
             if isinstance(exc, sqlite3.Error):
                 raise _translate(exc, self.path) from exc
             raise
-        return plan.outcomes, plan.heads
+        return outcomes, heads
+
+    def _run_work(
+        self, conn: sqlite3.Connection, request: _Work, heads: dict[str, StreamHead]
+    ) -> object:
+        """Run a transaction's work in a savepoint of the batch's transaction.
+
+        Returns:
+            What the work returned, or the exception it raised (its savepoint rolled back,
+            the rest of the batch unharmed).
+
+        Raises:
+            StorageError: SQLite rolled back the whole transaction (a full disk, an I/O
+                error): the batch fails.
+        """
+        conn.execute("SAVEPOINT work")
+        tx = _SQLiteTransaction(self, conn)
+        try:
+            result = run_work(id(self), request.work, tx)
+            check_finished(tx)
+        except BaseException as exc:
+            if not conn.in_transaction:
+                raise
+            conn.execute("ROLLBACK TO work")
+            conn.execute("RELEASE work")
+            return exc
+        conn.execute("RELEASE work")
+        heads.update(tx.heads)
+        return result
 
     def _plan_locked(
         self, conn: sqlite3.Connection, requests: Sequence[Sequence[PendingAppend]]
@@ -570,6 +660,43 @@ class SQLiteEventStore(EventStore):
             last_recorded_at=None if last is None else from_micros(int(last)),
         )
 
+    # -- storage beside the events (the seam) ------------------------------------------------
+
+    def _use(self, component: Component) -> None:
+        # On the writer, under its lock and SQLite's: never a second write connection, and
+        # processes that migrate one file at once serialize.
+        with self._conn_lock:
+            self._check_open()
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    apply_component(conn, component, self.path)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from exc
+
+    @property
+    def dialect(self) -> Dialect:
+        return "sqlite"
+
+    def _query_components(self, statement: str, params: Sequence[object]) -> list[SQLRow]:
+        return self._query(with_schema(statement, "main"), tuple(params))
+
+    def _component_versions(self) -> dict[str, int]:
+        try:
+            with self._reading() as conn:
+                return component_versions(conn)
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+
+    def _run_transaction(self, work: Callable[[Transaction], object]) -> object:
+        return self._committer.submit(_Work(work))
+
     def integrity_check(self) -> list[str]:
         """Run SQLite's `PRAGMA integrity_check`.
 
@@ -585,3 +712,45 @@ class SQLiteEventStore(EventStore):
             readers, self._readers = self._readers, []
         for conn in readers:
             conn.close()
+
+
+@dataclass(slots=True)
+class _Work:
+    """A transaction's work, queued for the writer like an append."""
+
+    work: Callable[[Transaction], object]
+
+
+_Request = list[PendingAppend] | _Work
+
+
+class _SQLiteTransaction(SQLiteStatements):
+    """A transaction of the SQLite engine: the writer's connection, inside a savepoint of the
+    group commit's transaction; appends are decided against the file under the write lock."""
+
+    def __init__(self, store: SQLiteEventStore, conn: sqlite3.Connection) -> None:
+        super().__init__(
+            conn, store.max_event_bytes, functools.partial(_translate, location=store.path)
+        )
+        self._store = store
+        self.heads: dict[str, StreamHead] = {}
+
+    def _stream_version(self, stream_name: str) -> int | None:
+        try:
+            row = self._conn.execute(_STREAM_HEAD, (stream_name,)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+        return None if row is None else int(row[0])
+
+    def _append(self, appends: list[PendingAppend]) -> list[AppendResult]:
+        try:
+            plan = self._store._plan_locked(self._conn, [appends])
+            outcome = plan.outcomes[0]
+            if isinstance(outcome, BaseException):
+                raise outcome
+            if plan.rows:
+                _insert_rows(self._conn, plan.rows, placed=True)
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+        self.heads.update(plan.heads)
+        return outcome

@@ -25,6 +25,7 @@ from eventvault.testing.contract.concurrency import (
 from eventvault.testing.contract.edges import PositionEdgeContract
 from eventvault.testing.contract.nesting import NestingContract
 from eventvault.testing.contract.reads import HashChainContract, IdempotencyContract, ReadContract
+from eventvault.testing.contract.seam import SeamContract
 from eventvault.testing.contract.stateful import StatefulContract
 from eventvault.testing.contract.subscriptions import AsyncContract, SubscriptionContract
 
@@ -42,6 +43,7 @@ ALL_CONTRACTS = (
     NestingContract,
     PositionEdgeContract,
     StatefulContract,
+    SeamContract,
 )
 
 __all__ = [
@@ -59,6 +61,7 @@ __all__ = [
     "NestingContract",
     "PositionEdgeContract",
     "ReadContract",
+    "SeamContract",
     "StatefulContract",
     "SubscriptionContract",
     "events",
