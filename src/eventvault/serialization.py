@@ -576,6 +576,10 @@ def _decode_rows(rows: Sequence[_Row]) -> list[RecordedEvent]:
     add = events.append
     micros = -1
     when = epoch
+    # The hot loop of every read indexes rows by literal position, the `StoredRow` column order
+    # (stream_name 0, stream_position 1, global_position 2, event_id 3, event_type 4,
+    # schema_version 5, data 6, metadata 7, recorded_at 8, hash 9): faster than unpacking, and
+    # PostgreSQL's reads carry one more column (whether the row is deliverable).
     try:
         for row in rows:
             if row[8] != micros:
