@@ -8,12 +8,17 @@ in a thread. There is no second copy of any SQL statement or paging rule.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
+import contextvars
 import itertools
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Generic, Self, TypeVar
 
 from eventvault.store.base import DEFAULT_PAGE_SIZE, EventStore, StoreStats
+from eventvault.store.notify import wake_future
 from eventvault.store.subscription import POLL_INTERVAL, Subscription
 from eventvault.types import (
     AppendResult,
@@ -30,11 +35,93 @@ __all__ = ["AsyncEventStore", "AsyncSubscription"]
 T = TypeVar("T")
 
 
+class _Worker(Generic[T]):
+    """Runs one call at a time in a thread; a result whose awaiter was cancelled is kept.
+
+    A thread cannot be cancelled. When the coroutine waiting for it is, the call goes on, and
+    what it fetched (a page taken from an iterator, events a subscription has moved past) would
+    be lost if it were dropped; and a second call started meanwhile would race the first on the
+    same iterator. So the call runs to its end, its result waits here, and the next `result()`
+    takes it instead of starting another call.
+
+    Args:
+        call: what to run in the thread; the same function every time, never returning None.
+    """
+
+    def __init__(self, call: Callable[[], T]) -> None:
+        self._call = call
+        self._pending: concurrent.futures.Future[T] | None = None
+
+    async def result(self) -> T | None:
+        """The result of a call: the one in flight or finished unclaimed, else a new one.
+
+        Returns:
+            The result; None when another coroutine, waiting for the same call, claimed it
+            first (the caller then looks again at what that one stored).
+
+        Raises:
+            BaseException: what the call raised.
+        """
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = _start(self._call)
+        await _finished(pending)
+        # From here to the return nothing awaits, so the result reaches exactly one caller.
+        if self._pending is not pending:
+            return None
+        self._pending = None
+        return pending.result()
+
+
+def _start(call: Callable[[], T]) -> concurrent.futures.Future[T]:
+    """Run `call` in a new thread (with the caller's context variables), as a future.
+
+    A thread per call, not a shared pool: a pool's threads can all be taken by calls waiting
+    for an unreachable server, and a pool inherited across fork() has no threads behind it.
+    """
+    future: concurrent.futures.Future[T] = concurrent.futures.Future()
+    future.set_running_or_notify_cancel()
+    context = contextvars.copy_context()
+
+    def run() -> None:
+        try:
+            result = context.run(call)
+        except BaseException as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+    threading.Thread(target=run, name="eventvault-async").start()
+    return future
+
+
+async def _finished(future: concurrent.futures.Future[T]) -> None:
+    """Wait until `future` is done; cancelling the wait leaves the future alone."""
+    if future.done():
+        return
+    loop = asyncio.get_running_loop()
+    woken: asyncio.Future[None] = loop.create_future()
+
+    def wake(_: object) -> None:
+        # A closed loop raises RuntimeError: nobody is waiting there any more, and the
+        # result stays in the future for whoever asks next.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(wake_future, woken)
+
+    future.add_done_callback(wake)
+    await woken
+
+
 class _PagedAsyncIterator(Generic[T]):
-    """Drives a lazy sync iterator from the event loop, one page per worker-thread call."""
+    """Drives a lazy sync iterator from the event loop, one page per worker-thread call.
+
+    Cancelling `__anext__` at any point loses nothing: the page being fetched is kept for the
+    next call (see `_Worker`).
+    """
 
     def __init__(self, iterator: Iterator[T]) -> None:
         self._iterator = iterator
+        self._worker = _Worker(self._take)
         self._page: list[T] = []
         self._index = 0
         self._done = False
@@ -46,15 +133,15 @@ class _PagedAsyncIterator(Generic[T]):
         return self
 
     async def __anext__(self) -> T:
-        if self._index >= len(self._page):
+        while self._index >= len(self._page):
             if self._done:
                 raise StopAsyncIteration
-            self._page = await asyncio.to_thread(self._take)
-            self._index = 0
-            if len(self._page) < DEFAULT_PAGE_SIZE:
+            page = await self._worker.result()
+            if page is None:
+                continue
+            self._page, self._index = page, 0
+            if len(page) < DEFAULT_PAGE_SIZE:
                 self._done = True
-            if not self._page:
-                raise StopAsyncIteration
         item = self._page[self._index]
         self._index += 1
         return item
@@ -64,11 +151,14 @@ class AsyncSubscription:
     """The async form of `Subscription`: `async for event in subscription`.
 
     `close()` ends the iteration; `position` is the position of the last event delivered.
+    Cancelling `__anext__` (a timeout around it, a cancelled task) at any point loses and
+    repeats nothing: events fetched for a cancelled call go to the next one.
     """
 
     def __init__(self, subscription: Subscription, store: EventStore) -> None:
         self._subscription = subscription
         self._store = store
+        self._worker = _Worker(self._poll)
         self._buffer: list[RecordedEvent] = []
         self._index = 0
         self.position = subscription.position
@@ -82,22 +172,29 @@ class AsyncSubscription:
         """End the subscription."""
         self._subscription.close()
 
+    def _poll(self) -> tuple[int, list[RecordedEvent]]:
+        # The generation is read before the fetch, in the same thread: a wake-up that comes
+        # after the fetch then ends the wait that follows it, however late that wait starts.
+        seen = self._store.notifier.generation
+        return seen, self._subscription.next_batch(0)
+
     def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> RecordedEvent:
-        notifier = self._store.notifier
         while self._index >= len(self._buffer):
             if self._subscription.closed:
                 raise StopAsyncIteration
-            seen = notifier.generation
-            batch = await asyncio.to_thread(self._subscription.next_batch, 0)
+            polled = await self._worker.result()
+            if polled is None:
+                continue
+            seen, batch = polled
             if batch:
                 self._buffer, self._index = batch, 0
                 break
             if self._subscription.closed:
                 raise StopAsyncIteration
-            await notifier.wait_async(seen, POLL_INTERVAL)
+            await self._store.notifier.wait_async(seen, POLL_INTERVAL)
         event = self._buffer[self._index]
         self._index += 1
         self.position = (
