@@ -32,6 +32,7 @@ __all__ = [
     "SnapshotStoreUnavailableError",
     "StorageError",
     "StoreClosedError",
+    "StoreUnavailableError",
     "UnknownEventTypeError",
     "UnregisteredEventError",
     "WrongExpectedVersionError",
@@ -243,6 +244,22 @@ class NotEmptyError(EventVaultError):
 
 class StorageError(EventVaultError):
     """The storage engine failed: I/O error, full disk, a lost connection, a driver error."""
+
+
+class StoreUnavailableError(StorageError):
+    """The store cannot be reached for now: its server is down, restarting or unreachable, or
+    the connection to it was lost. Nothing about the request was wrong; the same call may
+    succeed later, and subscriptions wait and retry on this error alone.
+
+    Attributes:
+        location: the store's URL (password masked).
+        reason: what failed, naming the server and the last connection error.
+    """
+
+    def __init__(self, location: str, reason: str) -> None:
+        self.location = location
+        self.reason = reason
+        super().__init__(f"the store {location!r} is unavailable: {reason}")
 
 
 class DatabaseLockedError(StorageError):

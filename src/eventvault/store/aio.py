@@ -17,9 +17,10 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequenc
 from types import TracebackType
 from typing import Generic, Self, TypeVar
 
+from eventvault.errors import StoreUnavailableError
 from eventvault.store.base import DEFAULT_PAGE_SIZE, EventStore, StoreStats
 from eventvault.store.notify import wake_future
-from eventvault.store.subscription import POLL_INTERVAL, Subscription
+from eventvault.store.subscription import Subscription
 from eventvault.types import (
     AppendResult,
     ExpectedVersion,
@@ -150,10 +151,16 @@ class _PagedAsyncIterator(Generic[T]):
 class AsyncSubscription:
     """The async form of `Subscription`: `async for event in subscription`.
 
-    `close()` ends the iteration; `position` is the position of the last event delivered.
-    Cancelling `__anext__` (a timeout around it, a cancelled task) at any point loses and
-    repeats nothing: events fetched for a cancelled call go to the next one.
+    `close()` ends the iteration; `position` is the position of the last event delivered;
+    `waiting` and `last_error` tell that the store is unavailable and the subscription waits to
+    retry (it resumes on its own, losing and repeating nothing). Cancelling `__anext__` or
+    `next_batch` (a timeout around it, a cancelled task) at any point loses and repeats nothing:
+    events fetched for a cancelled call go to the next one. Every wait (for new events, before
+    a retry) is on the event loop; a worker thread only polls the store once.
     """
+
+    position: int
+    """The position of the last event delivered."""
 
     def __init__(self, subscription: Subscription, store: EventStore) -> None:
         self._subscription = subscription
@@ -168,38 +175,69 @@ class AsyncSubscription:
         """Whether the subscription has ended."""
         return self._subscription.closed
 
+    @property
+    def waiting(self) -> bool:
+        """Whether the store is unavailable and the subscription is waiting to retry."""
+        return self._subscription.waiting
+
+    @property
+    def last_error(self) -> StoreUnavailableError | None:
+        """While `waiting`, the error of the last failed attempt; None while the store answers."""
+        return self._subscription.last_error
+
     def close(self) -> None:
-        """End the subscription."""
+        """End the subscription; an `async for` over it ends within a poll interval."""
         self._subscription.close()
 
     def _poll(self) -> tuple[int, list[RecordedEvent]]:
         # The generation is read before the fetch, in the same thread: a wake-up that comes
         # after the fetch then ends the wait that follows it, however late that wait starts.
         seen = self._store.notifier.generation
-        return seen, self._subscription.next_batch(0)
+        return seen, self._subscription._poll()
 
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> RecordedEvent:
+    async def _fill(self, timeout: float | None) -> bool:
+        """Make sure the buffer holds events: whether it does (False: closed, or timed out)."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
         while self._index >= len(self._buffer):
             if self._subscription.closed:
-                raise StopAsyncIteration
+                return False
             polled = await self._worker.result()
             if polled is None:
                 continue
             seen, batch = polled
             if batch:
                 self._buffer, self._index = batch, 0
-                break
+                return True
             if self._subscription.closed:
-                raise StopAsyncIteration
-            await self._store.notifier.wait_async(seen, POLL_INTERVAL)
+                return False
+            wait = self._subscription._pause()
+            if deadline is not None:
+                left = deadline - loop.time()
+                if left <= 0:
+                    return False
+                wait = min(wait, left)
+            await self._store.notifier.wait_async(seen, wait)
+        return True
+
+    async def next_batch(self, timeout: float | None = None) -> list[RecordedEvent]:
+        """See `Subscription.next_batch`; the waits are on the event loop."""
+        if not await self._fill(timeout):
+            return []
+        batch = self._buffer[self._index :]
+        self._buffer, self._index = [], 0
+        self.position = self._subscription._position_of(batch[-1])
+        return batch
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> RecordedEvent:
+        if not await self._fill(None):
+            raise StopAsyncIteration
         event = self._buffer[self._index]
         self._index += 1
-        self.position = (
-            event.global_position if self._subscription._global_order else event.stream_position
-        )
+        self.position = self._subscription._position_of(event)
         return event
 
     async def __aenter__(self) -> Self:
