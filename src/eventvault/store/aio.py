@@ -19,12 +19,13 @@ from typing import Generic, Self, TypeVar
 
 from eventvault.errors import StoreUnavailableError
 from eventvault.store.base import DEFAULT_PAGE_SIZE, EventStore, StoreStats
-from eventvault.store.notify import wake_future
+from eventvault.store.notify import Notifier, wake_future
 from eventvault.store.subscription import Subscription
 from eventvault.types import (
     AppendResult,
     ExpectedVersion,
     NewEvent,
+    PayloadEvent,
     RawEvent,
     RecordedEvent,
     StreamAppend,
@@ -268,6 +269,16 @@ class AsyncEventStore:
         return self.store.url
 
     @property
+    def max_event_bytes(self) -> int:
+        """The limit on one event's encoded data plus metadata, in bytes."""
+        return self.store.max_event_bytes
+
+    @property
+    def notifier(self) -> Notifier:
+        """See `EventStore.notifier`."""
+        return self.store.notifier
+
+    @property
     def closed(self) -> bool:
         """Whether the store was closed."""
         return self.store.closed
@@ -303,6 +314,18 @@ class AsyncEventStore:
             )
         )
 
+    def read_stream_payloads(
+        self,
+        stream_name: str,
+        *,
+        from_position: int | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[PayloadEvent]:
+        """See `EventStore.read_stream_payloads`; bad arguments raise at the call."""
+        return _PagedAsyncIterator(
+            self.store.read_stream_payloads(stream_name, from_position=from_position, limit=limit)
+        )
+
     def read_all(
         self,
         *,
@@ -331,9 +354,15 @@ class AsyncEventStore:
         """See `EventStore.export_events`."""
         return _PagedAsyncIterator(self.store.export_events(after=after))
 
-    async def import_events(self, events: Iterable[RawEvent]) -> int:
-        """See `EventStore.import_events`; `events` is consumed in a worker thread."""
-        return await asyncio.to_thread(self.store.import_events, events)
+    async def import_events(
+        self,
+        events: Iterable[RawEvent],
+        *,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """See `EventStore.import_events`; `events` is consumed, and `on_progress` called, in a
+        worker thread."""
+        return await asyncio.to_thread(self.store.import_events, events, on_progress=on_progress)
 
     async def get_stream_version(self, stream_name: str) -> int | None:
         """See `EventStore.get_stream_version`."""
