@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from eventvault.errors import (
     NotAnEventVaultDatabaseError,
     NotEmptyError,
     StorageError,
+    StoreUnavailableError,
     WrongExpectedVersionError,
 )
 from eventvault.serialization import verify_chain
@@ -303,3 +306,28 @@ def test_a_group_commit_batch_is_split_into_transactions_of_bounded_size(
     assert store.head_position() == 80
     assert sum(1 for e in store.read_all()) == 80
     assert max(groups) <= 2000
+
+
+def test_opening_a_store_whose_server_is_down_fails_at_once_naming_the_server() -> None:
+    with socket.socket() as spare:
+        spare.bind(("127.0.0.1", 0))
+        port = spare.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailableError, match=rf"127\.0\.0\.1:{port}: .*refused") as caught:
+        PostgresEventStore(f"postgresql://nobody@127.0.0.1:{port}/db")
+    assert time.monotonic() - started < 5
+    assert caught.value.location == f"postgresql://nobody@127.0.0.1:{port}/db"
+
+
+def test_a_pool_whose_connections_are_all_busy_still_says_so(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server answers, so the wait goes on past unavailable_timeout to the pool's limit.
+    monkeypatch.setattr(postgres_store, "POOL_TIMEOUT", 1.5)
+    url = with_options(store_url, pool_max="1", unavailable_timeout="0.5")
+    with PostgresEventStore(url) as store, store._connection():
+        started = time.monotonic()
+        with pytest.raises(StorageError, match="no connection free in the pool") as caught:
+            store.get_stream_version("a-1")
+        assert not isinstance(caught.value, StoreUnavailableError)
+        assert 1.4 < time.monotonic() - started < 5

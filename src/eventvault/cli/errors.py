@@ -36,6 +36,7 @@ from eventvault.errors import (
     PayloadTooLargeError,
     SchemaVersionError,
     StorageError,
+    StoreUnavailableError,
     WrongExpectedVersionError,
 )
 
@@ -135,6 +136,7 @@ EXIT_CODES: Final[tuple[tuple[type[BaseException], ExitCode], ...]] = (
     (NotEmptyError, ExitCode.NOT_EMPTY),
     (NotAnEventVaultDatabaseError, ExitCode.INCOMPATIBLE),
     (SchemaVersionError, ExitCode.INCOMPATIBLE),
+    (StoreUnavailableError, ExitCode.STORAGE),
     (StorageError, ExitCode.STORAGE),
     (OSError, ExitCode.STORAGE),
     (EventVaultError, ExitCode.FAILURE),
@@ -181,6 +183,11 @@ _HINTS: Final[
     (NotEmptyError, "choose a new file or URL for the target"),
     (NotAnEventVaultDatabaseError, _foreign_store_hint),
     (SchemaVersionError, "upgrade eventvault to open this store"),
+    (
+        StoreUnavailableError,
+        "check that the database server runs and that the URL's host and port are right, or "
+        "retry later (PostgreSQL: ?unavailable_timeout=SECONDS sets how long a call waits)",
+    ),
     (
         DatabaseLockedError,
         "another process holds the write lock; retry, or raise ?busy_timeout=SECONDS in the URL",

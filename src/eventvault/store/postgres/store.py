@@ -19,6 +19,7 @@ update the streams, commit, notify.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -39,6 +40,7 @@ from eventvault.errors import (
     SchemaVersionError,
     StorageError,
     StoreClosedError,
+    StoreUnavailableError,
 )
 from eventvault.serialization import (
     DEFAULT_MAX_EVENT_BYTES,
@@ -66,11 +68,13 @@ from eventvault.store.postgres._batch import (
     rollback_quietly,
     stream_columns,
 )
-from eventvault.store.postgres._config import parse_url
+from eventvault.store.postgres._config import connect_timeout, parse_url
 from eventvault.store.postgres._errors import (
     is_connection_error,
     is_retryable_conflict,
+    is_unavailable,
     translate,
+    unavailable,
 )
 from eventvault.store.postgres._horizon import (
     BLOCKERS_SQL,
@@ -108,6 +112,12 @@ MAX_BATCH_BYTES: Final = 64 * 1024 * 1024
 ANNOUNCE_INTERVAL: Final = 0.002
 """While appends queue back to back, the longest time between two notifications for
 subscribers in other processes (seconds)."""
+_MAYBE_STORED: Final = (
+    " during the commit of an append, which may or may not be stored; retry it with the same "
+    "event ids to find out"
+)
+POOL_TIMEOUT: Final = 30.0
+"""The longest a call waits for a pool connection while the server answers (seconds)."""
 
 
 class _Retry(Exception):
@@ -143,12 +153,17 @@ class PostgresEventStore(EventStore):
     Args:
         url: `postgresql://user:password@host:port/database`, with optional eventvault options
             as query parameters: `schema` (default `eventvault`), `auto_migrate` (`true` to
-            create or upgrade the schema on first use), `pool_max` (connections, default 10).
-            Other parameters (`sslmode`, ...) go to libpq.
+            create or upgrade the schema on first use), `pool_max` (connections, default 10),
+            `unavailable_timeout` (seconds, default 5: how long a call waits for a connection
+            before it checks whether the server can be reached, and fails with
+            `StoreUnavailableError` naming it when it cannot). Other parameters (`sslmode`,
+            `connect_timeout`, ...) go to libpq; `connect_timeout` defaults to
+            `unavailable_timeout` (at least 2 s).
         max_event_bytes: the limit on one event's encoded data plus metadata (default 1 MiB).
         schema: overrides the URL's `schema`.
         auto_migrate: overrides the URL's `auto_migrate`.
         pool_max: overrides the URL's `pool_max`.
+        unavailable_timeout: overrides the URL's `unavailable_timeout`.
         horizon_wait: the most seconds a read of the global log waits for transactions that
             were in flight when it started, so that it sees every event committed before it.
         stall_warning_after: seconds readers may be held below the head by an open
@@ -160,7 +175,8 @@ class PostgresEventStore(EventStore):
             `eventvault migrate URL`, or pass `auto_migrate=true`), or something else.
         SchemaVersionError: the schema is newer than this eventvault, or older and
             `auto_migrate` is off.
-        StorageError: the server cannot be reached.
+        StoreUnavailableError: the server cannot be reached (the message names it and the
+            connection error).
     """
 
     def __init__(
@@ -171,10 +187,17 @@ class PostgresEventStore(EventStore):
         schema: str | None = None,
         auto_migrate: bool | None = None,
         pool_max: int | None = None,
+        unavailable_timeout: float | None = None,
         horizon_wait: float = 0.5,
         stall_warning_after: float = 5.0,
     ) -> None:
-        options = parse_url(url, schema=schema, auto_migrate=auto_migrate, pool_max=pool_max)
+        options = parse_url(
+            url,
+            schema=schema,
+            auto_migrate=auto_migrate,
+            pool_max=pool_max,
+            unavailable_timeout=unavailable_timeout,
+        )
         super().__init__(options.display_url, max_event_bytes=max_event_bytes)
         self.schema = options.schema
         self.channel = f"eventvault_{options.schema}"
@@ -182,9 +205,16 @@ class PostgresEventStore(EventStore):
         self._sql = Statements(options.schema)
         self._horizon_wait = horizon_wait
         self._stall_warning_after = stall_warning_after
-        if "application_name" not in conninfo_to_dict(options.conninfo):
+        self._unavailable_timeout = options.unavailable_timeout
+        given = conninfo_to_dict(options.conninfo)
+        if "application_name" not in given:
             self._conninfo = make_conninfo(
-                options.conninfo, application_name=f"eventvault/{options.schema}"
+                self._conninfo, application_name=f"eventvault/{options.schema}"
+            )
+        if "connect_timeout" not in given:
+            # libpq's default waits for an unanswering host for minutes.
+            self._conninfo = make_conninfo(
+                self._conninfo, connect_timeout=connect_timeout(options.unavailable_timeout)
             )
         self._check_schema(options.auto_migrate)
         self._pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
@@ -194,6 +224,11 @@ class PostgresEventStore(EventStore):
             kwargs={"autocommit": True, "prepare_threshold": 0, "context": ADAPTERS},
             open=True,
             name=f"eventvault-{options.schema}",
+            timeout=POOL_TIMEOUT,
+            # The pool's own reconnection backs off up to minutes apart; giving up after this
+            # long lets the next call start a fresh attempt at once, so the store is back
+            # within seconds of the server.
+            reconnect_timeout=options.unavailable_timeout,
         )
         self._notifier = Notifier()
         self._listener: Listener | None = None
@@ -242,12 +277,48 @@ class PostgresEventStore(EventStore):
             SCHEMA_VERSION,
         )
 
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Row]]:
+        """A connection from the pool, given back when the block ends.
+
+        A pool that hands out nothing for `unavailable_timeout` seconds is either busy or
+        unable to connect; a connection of its own tells which. When the server cannot be
+        reached the call fails at once, naming it; when it answers, the call waits for a busy
+        connection up to `POOL_TIMEOUT` in all.
+
+        Raises:
+            StoreUnavailableError: the server cannot be reached.
+            PoolTimeout: the server answers, but no connection was free in time.
+            PoolClosed: the store was closed.
+        """
+        first_wait = min(self._unavailable_timeout, POOL_TIMEOUT)
+        try:
+            conn = self._pool.getconn(timeout=first_wait)
+        except PoolTimeout:
+            failure = self._probe()
+            if failure is not None:
+                raise unavailable(failure, self.url) from failure
+            conn = self._pool.getconn(timeout=max(POOL_TIMEOUT - first_wait, 0.001))
+        try:
+            with conn:
+                yield conn
+        finally:
+            self._pool.putconn(conn)
+
+    def _probe(self) -> psycopg.Error | None:
+        """Open and close a connection outside the pool: the error when none can be made."""
+        try:
+            with psycopg.connect(self._conninfo, autocommit=True):
+                return None
+        except psycopg.Error as exc:
+            return exc
+
     def _fetch(self, query: str, params: Sequence[object] | Mapping[str, object]) -> list[Row]:
         """Run one read statement, on a fresh connection again if its connection died."""
         for attempt in range(READ_ATTEMPTS):
             self._check_open()
             try:
-                with self._pool.connection() as conn:
+                with self._connection() as conn:
                     return conn.execute(query, params, binary=True).fetchall()
             except (PoolClosed, PoolTimeout) as exc:
                 if self._closed:
@@ -271,7 +342,7 @@ class PostgresEventStore(EventStore):
         """
         self._check_open()
         try:
-            with self._pool.connection() as conn:
+            with self._connection() as conn:
                 return conn.execute(statement, params).rowcount
         except (PoolClosed, PoolTimeout) as exc:
             if self._closed:
@@ -387,9 +458,9 @@ class PostgresEventStore(EventStore):
         self._unannounced = False
         payload = str(self._last_committed)
         try:
-            with self._pool.connection() as conn:
+            with self._connection() as conn:
                 conn.execute(self._sql.notify, (self.channel, payload), prepare=True)
-        except (psycopg.Error, PoolClosed, PoolTimeout) as exc:
+        except (psycopg.Error, PoolClosed, PoolTimeout, StoreUnavailableError) as exc:
             logger.info("NOTIFY failed on %s (subscribers will poll): %s", self.url, exc)
             return
         self._announced_at = time.monotonic()
@@ -399,13 +470,21 @@ class PostgresEventStore(EventStore):
         for _ in range(MAX_WRITE_ATTEMPTS):
             self._check_open()
             try:
-                with self._pool.connection() as conn:
+                with self._connection() as conn:
                     outcomes, written = self._attempt(conn, requests)
             except _Retry as retry:
                 last = retry.__cause__
                 continue
             except _Unsure as unsure:
-                stored = self._first_stored(unsure.event_id)
+                try:
+                    stored = self._first_stored(unsure.event_id)
+                except StoreUnavailableError as exc:
+                    raise unavailable(
+                        unsure.error,
+                        self.url,
+                        " while an append committed, and cannot tell whether it is stored; "
+                        "retry it with the same event ids to find out",
+                    ) from exc
                 if stored is None:
                     last = unsure.error
                     continue  # not stored: safe to run again, ids and all
@@ -418,6 +497,13 @@ class PostgresEventStore(EventStore):
             if written:
                 self._notifier.notify()
             return outcomes
+        if last is not None and is_unavailable(last):
+            raise unavailable(
+                last,
+                self.url,
+                f" before an append could commit, {MAX_WRITE_ATTEMPTS} times in a row; "
+                "nothing was stored",
+            ) from last
         if last is not None and is_connection_error(last):
             what = "lost its connection before it could commit"
         else:
@@ -535,6 +621,8 @@ class PostgresEventStore(EventStore):
         server cannot say: then the caller must not assume it is stored)."""
         try:
             rows = self._fetch(self._sql.position_of_id, (uuid.UUID(bytes=event_id),))
+        except StoreUnavailableError:
+            raise
         except EventVaultError:
             return None
         return int(rows[0][0]) if rows else None
@@ -627,10 +715,10 @@ class PostgresEventStore(EventStore):
             if is_connection_error(exc):
                 if first is None:
                     raise _Retry from exc  # nothing was written: safe on a fresh connection
+                if is_unavailable(exc):
+                    raise unavailable(exc, self.url, _MAYBE_STORED) from exc
                 raise StorageError(
-                    f"PostgreSQL at {self.url!r}: the connection failed during the commit of "
-                    f"an append, which may or may not be stored; retry it with the same event "
-                    f"ids to find out ({exc})"
+                    f"PostgreSQL at {self.url!r}: the connection failed{_MAYBE_STORED} ({exc})"
                 ) from exc
             raise _RequestFailed(translate(exc, self.url)) from exc
         except BaseException:
@@ -654,7 +742,7 @@ class PostgresEventStore(EventStore):
         sql = self._sql
         self._check_open()
         try:
-            with self._pool.connection() as conn:
+            with self._connection() as conn:
                 # Hold the position lock for the whole import: writers wait for it, then get
                 # larger transaction ids and positions above the imported ones.
                 conn.execute(sql.lock_log)
