@@ -2,7 +2,12 @@
 
 It is a thin layer over the sync store: each call runs the one sync implementation in a worker
 thread (reads a page at a time), and live subscriptions wait for wake-ups on the event loop, not
-in a thread. There is no second copy of any SQL statement or paging rule.
+in a thread. There is no second copy of any SQL statement or paging rule, and
+tests/store/test_async_face.py holds its members to the sync ones.
+
+Async iterators are safe to cancel at any `await`: a worker thread cannot be stopped, so what it
+fetches for a cancelled call is kept for the next one (`_Worker`), and a worker thread never
+waits for new events, so cancelling a task or closing its loop leaves no thread blocked.
 """
 
 from __future__ import annotations

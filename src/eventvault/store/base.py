@@ -462,7 +462,8 @@ class EventStore(abc.ABC):
 
         Returns:
             A `Subscription`: iterate it to receive events, each exactly once, in global order;
-            `close()` it (from any thread) to end the iteration.
+            `close()` it (from any thread) to end the iteration. While the store is unavailable
+            (`StoreUnavailableError`) it waits and retries instead of ending.
         """
         self._check_open()
         _check_position("after", after)
@@ -491,7 +492,8 @@ class EventStore(abc.ABC):
             after: deliver events after this stream position; None: from the start.
 
         Returns:
-            A `Subscription` delivering the stream's events in stream order.
+            A `Subscription` delivering the stream's events in stream order; it waits through
+            outages of the store like `subscribe_to_all`'s.
         """
         self._check_open()
         validate_stream_name(stream_name)

@@ -129,7 +129,7 @@ class Subscription:
             raise
         if self._last_error is not None:
             logger.warning(
-                "subscription to %s resumed after the store was unavailable for %.1f s",
+                "subscription to %s resumed after waiting %.1f s for the store",
                 self._store.url,
                 time.monotonic() - self._waiting_since,
             )
