@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Final, TypeVar
@@ -257,3 +258,38 @@ class CancellationContract(ContractBase):
 
         faults = asyncio.run(asyncio.wait_for(scenario(), BUDGET))
         assert faults == [], f"seed {canceller.seed}"
+
+    def test_a_subscription_cancelled_as_its_event_loop_ends_resumes_in_the_next_loop(
+        self, store: EventStore
+    ) -> None:
+        store.append_to_stream("s-1", events(2500), expected_version=StreamState.ANY)
+        subscription = AsyncEventStore(store).subscribe_to_all()
+        received: list[int] = []
+
+        async def until_the_loop_ends() -> None:
+            # Take events until a call has to fetch; leave it in flight. asyncio.run cancels it
+            # and closes the loop, usually before its worker thread is done: the next loop
+            # must be given what that thread fetched.
+            while True:
+                call = asyncio.ensure_future(anext(subscription))
+                await asyncio.sleep(0)
+                if not call.done():
+                    return
+                received.append(call.result().global_position)
+
+        deadline = time.monotonic() + BUDGET
+        try:
+            while len(received) < 2500 and time.monotonic() < deadline:
+                asyncio.run(until_the_loop_ends())
+        finally:
+            subscription.close()
+        assert received == list(range(1, 2501))
+        _no_worker_left_after(5.0)
+
+
+def _no_worker_left_after(seconds: float) -> None:
+    """Worker threads of the async face only run bounded calls: none outlives its call."""
+    deadline = time.monotonic() + seconds
+    while any(t.name == "eventvault-async" for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "an async worker thread is still running"
+        time.sleep(0.01)
