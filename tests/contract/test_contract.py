@@ -11,6 +11,7 @@ from eventvault.testing.contract import (
     IdempotencyContract,
     ImportContract,
     ReadContract,
+    SeamContract,
     StatefulContract,
     SubscriptionContract,
 )
@@ -61,4 +62,8 @@ class TestCancellation(CancellationContract):
 
 
 class TestStateful(StatefulContract):
+    pass
+
+
+class TestSeam(SeamContract):
     pass

@@ -25,7 +25,8 @@ from eventvault.errors import (
 from eventvault.serialization import verify_chain
 from eventvault.store._append import PendingAppend
 from eventvault.store.postgres import PostgresEventStore, migrate
-from eventvault.store.postgres import store as postgres_store
+from eventvault.store.postgres import _connections as postgres_connections
+from eventvault.store.postgres import _writer as postgres_writer
 from tests.postgres.conftest import with_options
 
 
@@ -263,7 +264,7 @@ def test_a_database_that_is_not_utf8_is_refused_with_the_reason(
 def test_an_append_over_the_engines_size_limit_is_refused_alone(
     store: PostgresEventStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(postgres_store, "MAX_APPEND_BYTES", 1000)
+    monkeypatch.setattr(postgres_writer, "MAX_APPEND_BYTES", 1000)
     with pytest.raises(InvalidEventError, match="over the PostgreSQL engine's limit of 1000"):
         store.append_to_stream(
             "big-1",
@@ -280,15 +281,15 @@ def test_an_append_over_the_engines_size_limit_is_refused_alone(
 def test_a_group_commit_batch_is_split_into_transactions_of_bounded_size(
     store: PostgresEventStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(postgres_store, "MAX_BATCH_BYTES", 2000)
+    monkeypatch.setattr(postgres_writer, "MAX_BATCH_BYTES", 2000)
     groups: list[int] = []
-    commit_group = store._commit_group
+    commit_group = store._writer._commit_group
 
     def recording(requests: list[list[PendingAppend]]) -> list[object]:
         groups.append(sum(len(e.data) for r in requests for a in r for e in a.events))
         return commit_group(requests)  # type: ignore[return-value]
 
-    monkeypatch.setattr(store, "_commit_group", recording)
+    monkeypatch.setattr(store._writer, "_commit_group", recording)
     start = threading.Barrier(8)
 
     def write(index: int) -> None:
@@ -323,9 +324,9 @@ def test_a_pool_whose_connections_are_all_busy_still_says_so(
     store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The server answers, so the wait goes on past unavailable_timeout to the pool's limit.
-    monkeypatch.setattr(postgres_store, "POOL_TIMEOUT", 1.5)
+    monkeypatch.setattr(postgres_connections, "POOL_TIMEOUT", 1.5)
     url = with_options(store_url, pool_max="1", unavailable_timeout="0.5")
-    with PostgresEventStore(url) as store, store._connection():
+    with PostgresEventStore(url) as store, store._connections.connection():
         started = time.monotonic()
         with pytest.raises(StorageError, match="no connection free in the pool") as caught:
             store.get_stream_version("a-1")

@@ -19,7 +19,6 @@ import contextlib
 import json
 import logging
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -54,16 +53,18 @@ WAIT: Final = 60.0
 
 
 class _Cluster:
-    """A PostgreSQL cluster of this test alone, run by scripts/postgres-test-cluster."""
+    """A PostgreSQL cluster of this test alone, run by scripts/postgres-test-cluster in a
+    folder of its own on a port nobody is using."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
         # Directly in /tmp: as root the server runs as `postgres`, which must reach the folder.
-        self.base = f"/tmp/eventvault-outage-{self.port}-{uuid.uuid4().hex[:8]}"
+        self.base = f"/tmp/eventvault-outage-{uuid.uuid4().hex[:12]}"
         self.url = ""
+        self.port = 0
 
     def _script(self, *args: str) -> str:
-        env = {**os.environ, "EVENTVAULT_PG_PORT": str(self.port), "EVENTVAULT_PG_DIR": self.base}
+        env = {**os.environ, "EVENTVAULT_PG_DIR": self.base}
+        env.pop("EVENTVAULT_PG_PORT", None)  # the folder names the cluster and its port
         done = subprocess.run(
             ["bash", str(ROOT / "scripts" / "postgres-test-cluster"), *args],
             env=env,
@@ -76,10 +77,16 @@ class _Cluster:
         return done.stdout.strip()
 
     def start(self) -> None:
-        """Start the cluster (creating it the first time), durable: with the throwaway
-        settings (synchronous_commit off) an immediate stop loses the last commits, which
-        subscribers may already have been given."""
-        self.url = self._script("start", "--durable")
+        """Start the cluster: the first time on a free port, later on the same one.
+
+        Durable: with the throwaway settings (synchronous_commit off) an immediate stop loses
+        the last commits, which subscribers may already have been given.
+        """
+        if self.port:
+            self._script("start", "--durable")
+            return
+        self.url = self._script("start", "--durable", "--free-port")
+        self.port = int(Path(self.base, "port").read_text())
 
     def crash(self) -> None:
         """Stop the server at once, as `pg_ctl stop -m immediate` does (SIGQUIT), and wait
@@ -94,20 +101,6 @@ class _Cluster:
     def remove(self) -> None:
         """Stop the cluster and delete its data."""
         self._script("stop")
-
-
-def _free_port() -> int:
-    # Below 32768, like the script's default: outside the range of outgoing connections.
-    for _ in range(100):
-        port = random.randrange(20000, 32000)
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        if not Path(f"/tmp/eventvault-pg-{port}").exists():
-            return port
-    raise AssertionError("no free port found")
 
 
 def _accepts(port: int) -> bool:

@@ -54,7 +54,7 @@ def _parameters(function: object) -> list[_Shape]:
     hints = typing.get_type_hints(function)
     signature = inspect.signature(function)  # type: ignore[arg-type]
     return [
-        (p.name, p.kind, p.default, hints.get(p.name))
+        (p.name, p.kind, p.default, _normal(hints.get(p.name)))
         for p in signature.parameters.values()
         if p.name != "self"
     ]
@@ -63,17 +63,25 @@ def _parameters(function: object) -> list[_Shape]:
 def _async_result(result: object) -> object:
     """What the async face returns where the sync face returns `result`."""
     if typing.get_origin(result) is Iterator:
-        return AsyncIterator[typing.get_args(result)]  # type: ignore[misc]
+        (item,) = typing.get_args(result)
+        return AsyncIterator[item]  # type: ignore[valid-type]
     if result is Subscription:
         return AsyncSubscription
     return result
 
 
 def _normal(annotation: object) -> object:
-    # AsyncIterator[(X,)] above and AsyncIterator[X] compare equal through their arguments.
-    if typing.get_origin(annotation) is AsyncIterator:
-        return (AsyncIterator, typing.get_args(annotation))
-    return annotation
+    """An annotation as a comparable value: generics as (origin, arguments), type variables
+    by name (each module declares its own), so that `Callable[[Transaction], _Result]` of
+    one face matches the other's."""
+    if isinstance(annotation, typing.TypeVar):
+        return ("TypeVar", annotation.__name__)
+    if isinstance(annotation, list | tuple):
+        return tuple(_normal(argument) for argument in annotation)
+    origin = typing.get_origin(annotation)
+    if origin is None:
+        return annotation
+    return (origin, _normal(typing.get_args(annotation)))
 
 
 def differences(
@@ -118,7 +126,7 @@ def _method_differences(
     expected = _async_result(sync_result)
     if _normal(async_result) != _normal(expected):
         found.append(f"{name}: returns {async_result}, expected {expected}")
-    blocks = expected is sync_result and not stays_sync
+    blocks = _normal(expected) == _normal(sync_result) and not stays_sync
     if inspect.iscoroutinefunction(async_method) != blocks:
         form = "a coroutine function" if blocks else "a plain method"
         found.append(f"{name}: should be {form} on the async face")

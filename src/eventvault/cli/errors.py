@@ -25,18 +25,22 @@ from eventvault.errors import (
     DatabaseLockedError,
     DuplicateEventIdError,
     EventVaultError,
+    ExportFormatError,
     HashChainError,
     ImportFileError,
+    IncompleteExportError,
     InvalidEventError,
     InvalidExpectedVersionError,
     InvalidStreamNameError,
     InvalidURLError,
+    MigrationRequiredError,
     NotAnEventVaultDatabaseError,
     NotEmptyError,
     PayloadTooLargeError,
     SchemaVersionError,
     StorageError,
     StoreUnavailableError,
+    UnverifiableExportError,
     WrongExpectedVersionError,
 )
 
@@ -84,11 +88,13 @@ class StoreNotFoundError(EventVaultError):
     Attributes:
         url: the URL given.
         path: the file that does not exist.
+        argument: the argument that named it (`--url`, `SOURCE_URL`).
     """
 
-    def __init__(self, url: str, path: str) -> None:
+    def __init__(self, url: str, path: str, *, argument: str = "--url") -> None:
         self.url = url
         self.path = path
+        self.argument = argument
         super().__init__(f"no eventvault store at {url!r}: the file {path!r} does not exist")
 
 
@@ -136,6 +142,7 @@ EXIT_CODES: Final[tuple[tuple[type[BaseException], ExitCode], ...]] = (
     (NotEmptyError, ExitCode.NOT_EMPTY),
     (NotAnEventVaultDatabaseError, ExitCode.INCOMPATIBLE),
     (SchemaVersionError, ExitCode.INCOMPATIBLE),
+    (MigrationRequiredError, ExitCode.INCOMPATIBLE),
     (StoreUnavailableError, ExitCode.STORAGE),
     (StorageError, ExitCode.STORAGE),
     (OSError, ExitCode.STORAGE),
@@ -159,6 +166,20 @@ def _foreign_store_hint(exc: BaseException) -> str | None:
     return "check --url: the file belongs to another application"
 
 
+def _store_not_found_hint(exc: BaseException) -> str:
+    if getattr(exc, "argument", "--url") == "--url":
+        return "check --url (or EVENTVAULT_URL); `eventvault append` creates a store"
+    return (
+        f"check {getattr(exc, 'argument', 'the URL')}: it names the store to read, which must exist"
+    )
+
+
+def _export_format_hint(exc: BaseException) -> str:
+    if getattr(exc, "found", None) is None:
+        return "an import file is written by `eventvault export`"
+    return "upgrade eventvault to read this file"
+
+
 _HINTS: Final[
     tuple[tuple[type[BaseException], str | Callable[[BaseException], str | None]], ...]
 ] = (
@@ -169,12 +190,23 @@ _HINTS: Final[
         "see the stream's version with `eventvault read STREAM --backwards --limit 1`, "
         "or pass --expected-version any",
     ),
-    (StoreNotFoundError, "check --url (or EVENTVAULT_URL); `eventvault append` creates a store"),
+    (StoreNotFoundError, _store_not_found_hint),
     (StreamNotFoundError, "`eventvault streams` lists the streams that have events"),
     (
         HashChainError,
         "the events were changed after they were recorded; export them again from the source",
     ),
+    (
+        UnverifiableExportError,
+        "a file written by eventvault 0.1 has no closing record: pass --expect-head POS (the "
+        "source's head position, as `eventvault stats` showed it) or --expect-count N, and it "
+        "is imported only if it matches exactly",
+    ),
+    (
+        IncompleteExportError,
+        "nothing was written to the target; export (or copy) the source again and let it finish",
+    ),
+    (ExportFormatError, _export_format_hint),
     (
         ImportFileError,
         "an import file holds a whole log, one event per line, as `eventvault export` writes it "
@@ -183,6 +215,7 @@ _HINTS: Final[
     (NotEmptyError, "choose a new file or URL for the target"),
     (NotAnEventVaultDatabaseError, _foreign_store_hint),
     (SchemaVersionError, "upgrade eventvault to open this store"),
+    (MigrationRequiredError, "run `eventvault migrate URL` as the role that owns the schema"),
     (
         StoreUnavailableError,
         "check that the database server runs and that the URL's host and port are right, or "

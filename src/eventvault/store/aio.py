@@ -25,6 +25,7 @@ from typing import Generic, Self, TypeVar
 from eventvault.errors import StoreUnavailableError
 from eventvault.store.base import DEFAULT_PAGE_SIZE, EventStore, StoreStats
 from eventvault.store.notify import Notifier, wake_future
+from eventvault.store.seam import Component, Dialect, SQLRow, Transaction
 from eventvault.store.subscription import Subscription
 from eventvault.types import (
     AppendResult,
@@ -40,6 +41,7 @@ from eventvault.types import (
 __all__ = ["AsyncEventStore", "AsyncSubscription"]
 
 T = TypeVar("T")
+_Result = TypeVar("_Result")
 
 
 class _Worker(Generic[T]):
@@ -274,6 +276,11 @@ class AsyncEventStore:
         return self.store.url
 
     @property
+    def dialect(self) -> Dialect:
+        """See `EventStore.dialect`."""
+        return self.store.dialect
+
+    @property
     def max_event_bytes(self) -> int:
         """The limit on one event's encoded data plus metadata, in bytes."""
         return self.store.max_event_bytes
@@ -355,9 +362,9 @@ class AsyncEventStore:
         """See `EventStore.list_streams`."""
         return _PagedAsyncIterator(self.store.list_streams())
 
-    def export_events(self, *, after: int = 0) -> AsyncIterator[RawEvent]:
+    def export_events(self, *, after: int = 0, until: int | None = None) -> AsyncIterator[RawEvent]:
         """See `EventStore.export_events`."""
-        return _PagedAsyncIterator(self.store.export_events(after=after))
+        return _PagedAsyncIterator(self.store.export_events(after=after, until=until))
 
     async def import_events(
         self,
@@ -368,6 +375,26 @@ class AsyncEventStore:
         """See `EventStore.import_events`; `events` is consumed, and `on_progress` called, in a
         worker thread."""
         return await asyncio.to_thread(self.store.import_events, events, on_progress=on_progress)
+
+    async def use(self, component: Component) -> None:
+        """See `EventStore.use`."""
+        await asyncio.to_thread(self.store.use, component)
+
+    async def query(self, statement: str, params: Sequence[object] = ()) -> list[SQLRow]:
+        """See `EventStore.query`."""
+        return await asyncio.to_thread(self.store.query, statement, params)
+
+    async def component_versions(self) -> dict[str, int]:
+        """See `EventStore.component_versions`."""
+        return await asyncio.to_thread(self.store.component_versions)
+
+    async def run_transaction(self, work: Callable[[Transaction], _Result]) -> _Result:
+        """See `EventStore.run_transaction`; `work` is a plain function, run in a worker thread.
+
+        Cancelling the `await` stops the waiting, not the transaction: it commits (or rolls
+        back) in its thread all the same.
+        """
+        return await asyncio.to_thread(self.store.run_transaction, work)
 
     async def get_stream_version(self, stream_name: str) -> int | None:
         """See `EventStore.get_stream_version`."""

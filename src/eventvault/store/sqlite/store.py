@@ -17,10 +17,9 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from importlib import resources
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 from eventvault.errors import (
     DatabaseLockedError,
@@ -35,7 +34,6 @@ from eventvault.errors import (
 )
 from eventvault.serialization import (
     DEFAULT_MAX_EVENT_BYTES,
-    GENESIS_HASH,
     decode_rows,
     from_micros,
     now_micros,
@@ -43,17 +41,32 @@ from eventvault.serialization import (
     validate_stream_name,
 )
 from eventvault.store._append import (
+    BatchPlan,
     PendingAppend,
-    PendingRow,
     StoredRow,
-    chain,
-    resolve_existing_ids,
-    version_matches,
-    wrong_version,
+    StreamHead,
+    plan_batch,
 )
 from eventvault.store._groupcommit import GroupCommitter
 from eventvault.store.base import EventStore, StoreStats
 from eventvault.store.notify import Notifier, shared_notifier
+from eventvault.store.seam import (
+    CORE_COMPONENT,
+    Component,
+    Dialect,
+    SQLRow,
+    Transaction,
+    check_finished,
+    run_work,
+    with_schema,
+)
+from eventvault.store.sqlite._seam import (
+    COMPONENT_MIGRATIONS_DDL,
+    CORE_MIGRATIONS,
+    SQLiteStatements,
+    apply_component,
+    component_versions,
+)
 from eventvault.types import (
     AppendResult,
     PayloadEvent,
@@ -67,15 +80,9 @@ __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SQLiteEventStore", "Synchronous"
 
 APPLICATION_ID: Final = 0x45564C54
 """`PRAGMA application_id` of an eventvault file ("EVLT")."""
-SCHEMA_VERSION: Final = 1
-"""`PRAGMA user_version` of the storage schema this code writes."""
-SCHEMA_FILES: Final = (
-    "events.sql",
-    "events_stream_uq.sql",
-    "events_event_id_uq.sql",
-    "streams.sql",
-    "events_new_stream.sql",
-)
+SCHEMA_VERSION: Final = CORE_MIGRATIONS[-1].version
+"""`PRAGMA user_version` of the storage schema this code writes: the newest version of the
+store's own migrations (`migrations/NNNN/`). An older eventvault refuses a newer file."""
 MAX_READERS: Final = 8
 
 Synchronous = Literal["FULL", "NORMAL", "EXTRA"]
@@ -84,7 +91,12 @@ _COLUMNS: Final = (
     "stream_name, stream_position, global_position, event_id, event_type, schema_version, "
     "data, metadata, recorded_at, hash"
 )
-_INSERT: Final = f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_UNPLACED_COLUMNS: Final = (
+    "stream_name, stream_position, event_id, event_type, schema_version, data, metadata, "
+    "recorded_at, hash"
+)
+_ROW_MARKS: Final = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_UNPLACED_ROW_MARKS: Final = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _ROWS_PER_INSERT: Final = 64
 """Rows per multi-row INSERT: one statement step (and one release of the GIL) per 64 events,
 where `executemany` steps (and releases the GIL) once per event."""
@@ -124,90 +136,39 @@ def _translate(exc: sqlite3.Error, location: str) -> EventVaultError:
     return StorageError(f"SQLite error on {location!r}: {message}")
 
 
-@dataclass(slots=True)
-class _Plan:
-    """An append that passed its checks: the stream's version and hash it extends."""
-
-    append: PendingAppend
-    version: int | None
-    previous: bytes
-
-
-class _Slot:
-    """The result of an append whose global position is known once its rows are inserted."""
-
-    __slots__ = ("global_position", "stream_position")
-
-    def __init__(self, stream_position: int) -> None:
-        self.stream_position = stream_position
-        self.global_position = 0
-
-    def result(self) -> AppendResult:
-        return AppendResult(self.stream_position, self.global_position)
-
-
-class _Batch:
-    """The rows of one group commit, inserted together with multi-row INSERTs.
-
-    Global positions are left to SQLite: the rowid of an `INTEGER PRIMARY KEY` table is the
-    highest so far plus one, and the inserting connection holds the write lock, so positions
-    follow commit order, and the rows of one statement get consecutive positions.
-    """
-
-    def __init__(self, conn: sqlite3.Connection, recorded_at: int) -> None:
-        self.conn = conn
-        self.recorded_at = recorded_at
-        self.heads: dict[str, tuple[int, bytes, int]] = {}
-        self.rows: list[PendingRow] = []
-        self._slots: list[tuple[_Slot, int, str]] = []
-
-    def add(self, plan: _Plan | AppendResult) -> AppendResult | _Slot:
-        """Queue a checked append's rows; a retried append keeps its original result."""
-        if isinstance(plan, AppendResult):
-            return plan
-        append = plan.append
-        rows = chain(append, plan.version, plan.previous, None, self.recorded_at)
-        self.rows.extend(rows)
-        last = rows[-1]
-        slot = _Slot(last[1])
-        self._slots.append((slot, len(self.rows) - 1, append.stream_name))
-        self.heads[append.stream_name] = (last[1], last[9], 0)
-        return slot
-
-    def flush(self) -> None:
-        """Insert the queued rows and give their appends their global positions."""
-        if self.rows:
-            self.placed(_insert_rows(self.conn, self.rows))
-
-    def placed(self, last: int) -> None:
-        """Give the queued appends their global positions, the last row's being `last`."""
-        first = last - len(self.rows) + 1
-        for slot, index, name in self._slots:
-            slot.global_position = first + index
-            version, last_hash, _ = self.heads[name]
-            if version == slot.stream_position:
-                self.heads[name] = (version, last_hash, slot.global_position)
-        self.rows = []
-        self._slots = []
-
-
 @functools.cache
-def _multi_insert(count: int) -> str:
-    """The INSERT of `count` events in one statement."""
-    values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * count)
-    return f"INSERT INTO events ({_COLUMNS}) VALUES {values}"
+def _multi_insert(count: int, placed: bool) -> str:
+    """The INSERT of `count` events in one statement; `placed`: with their global positions,
+    else leaving them to SQLite."""
+    if placed:
+        return f"INSERT INTO events ({_COLUMNS}) VALUES " + ", ".join([_ROW_MARKS] * count)
+    return f"INSERT INTO events ({_UNPLACED_COLUMNS}) VALUES " + ", ".join(
+        [_UNPLACED_ROW_MARKS] * count
+    )
 
 
-def _insert_rows(conn: sqlite3.Connection, rows: Sequence[Sequence[object]]) -> int:
-    """Insert events with multi-row INSERTs; returns the rowid (global position) of the last."""
+def _insert_rows(conn: sqlite3.Connection, rows: Sequence[StoredRow], *, placed: bool) -> int:
+    """Insert events with multi-row INSERTs; returns the rowid (global position) of the last.
+
+    Args:
+        conn: the write connection.
+        rows: the events.
+        placed: store the rows' global positions; False leaves them to SQLite, which gives
+            the rows of one statement consecutive positions after the highest stored (the
+            global positions in `rows` are then placeholders).
+    """
     last = 0
     for start in range(0, len(rows), _ROWS_PER_INSERT):
         chunk = rows[start : start + _ROWS_PER_INSERT]
-        if len(chunk) == 1:
-            last = conn.execute(_INSERT, chunk[0]).lastrowid or 0
+        params: list[object] = []
+        if placed:
+            for row in chunk:
+                params.extend(row)
         else:
-            params = [value for row in chunk for value in row]
-            last = conn.execute(_multi_insert(len(chunk)), params).lastrowid or 0
+            for row in chunk:
+                params.extend(row[:2])
+                params.extend(row[3:])
+        last = conn.execute(_multi_insert(len(chunk), placed), params).lastrowid or 0
     return last
 
 
@@ -252,7 +213,9 @@ class SQLiteEventStore(EventStore):
         self._in_memory = path == ":memory:"
         self._synchronous = synchronous
         self._busy_timeout = busy_timeout
-        self._conn_lock = threading.Lock()
+        # Reentrant: a transaction's work runs on the writer's thread holding it, and on
+        # ":memory:" a read inside that work reads through the writer too.
+        self._conn_lock = threading.RLock()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         if not self._in_memory and os.path.isdir(path):
@@ -267,9 +230,7 @@ class SQLiteEventStore(EventStore):
         # Stream heads (version, last hash) this writer committed: the fast path plans
         # against them. Touched only under the connection lock.
         self._heads: dict[str, tuple[int, bytes]] = {}
-        self._committer: GroupCommitter[list[PendingAppend], list[AppendResult]] = GroupCommitter(
-            self._commit_batch
-        )
+        self._committer: GroupCommitter[_Request, object] = GroupCommitter(self._commit_batch)
 
     # -- connections -------------------------------------------------------------------------
 
@@ -293,15 +254,13 @@ class SQLiteEventStore(EventStore):
     def _initialize(self, conn: sqlite3.Connection) -> None:
         try:
             application_id = conn.execute("PRAGMA application_id").fetchone()[0]
-            if application_id == 0:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    self._create_schema(conn)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if application_id == 0 or (
+                application_id == APPLICATION_ID and version < SCHEMA_VERSION
+            ):
+                self._migrate_core(conn)
                 application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
             if application_id == APPLICATION_ID and not self._in_memory:
                 # Only a file known to be ours is switched to WAL (it stays so; cheap to repeat).
                 conn.execute("PRAGMA journal_mode = WAL")
@@ -311,28 +270,56 @@ class SQLiteEventStore(EventStore):
                     f"a SQLite database of another application (application_id "
                     f"{application_id:#x})",
                 )
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise SchemaVersionError(self.path, version, SCHEMA_VERSION)
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
 
-    def _create_schema(self, conn: sqlite3.Connection) -> None:
-        # Another process may have created it between our check and our lock: look again.
-        if conn.execute("PRAGMA application_id").fetchone()[0] != 0:
-            return
-        tables = [
-            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        ]
-        if tables:
-            raise NotAnEventVaultDatabaseError(
-                self.path, f"a SQLite database of another application (tables: {', '.join(tables)})"
+    def _migrate_core(self, conn: sqlite3.Connection) -> None:
+        """Create the store's tables in a new file, or upgrade an older file in place.
+
+        Runs under `BEGIN IMMEDIATE`, SQLite's write lock, so processes that open one file at
+        once serialize: the second finds the work done and applies nothing.
+        """
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated between our look and our lock: look again.
+            application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            current = conn.execute("PRAGMA user_version").fetchone()[0]
+            if application_id == 0:
+                tables = [
+                    row[0]
+                    for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                ]
+                if tables:
+                    raise NotAnEventVaultDatabaseError(
+                        self.path,
+                        f"a SQLite database of another application (tables: {', '.join(tables)})",
+                    )
+                current = 0
+            elif application_id != APPLICATION_ID or current >= SCHEMA_VERSION:
+                conn.execute("ROLLBACK")
+                return
+            pending = [m for m in CORE_MIGRATIONS if m.version > current]
+            # The record table comes with version 2; a file upgraded from version 1 records
+            # the versions it already had too.
+            for migration in pending:
+                for statement in migration.statements:
+                    conn.execute(statement)
+            conn.execute(COMPONENT_MIGRATIONS_DDL)
+            conn.executemany(
+                "INSERT OR IGNORE INTO component_migrations (component, version, applied_at) "
+                "VALUES (?, ?, ?)",
+                [(CORE_COMPONENT, m.version, now_micros()) for m in CORE_MIGRATIONS],
             )
-        schema = resources.files("eventvault.store.sqlite") / "schema"
-        for name in SCHEMA_FILES:
-            conn.execute((schema / name).read_text(encoding="utf-8"))
-        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+            self.core_migrations_applied = [m.version for m in pending]
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
@@ -372,37 +359,35 @@ class SQLiteEventStore(EventStore):
     # -- writing -----------------------------------------------------------------------------
 
     def _append(self, appends: list[PendingAppend]) -> list[AppendResult]:
-        return self._committer.submit(appends)
+        return cast(list[AppendResult], self._committer.submit(appends))
 
-    def _commit_batch(
-        self, requests: list[list[PendingAppend]]
-    ) -> list[list[AppendResult] | BaseException]:
-        """Commit a batch of appends atomically; a failing append fails alone.
+    def _commit_batch(self, requests: list[_Request]) -> list[object]:
+        """Commit a batch of appends and transactions atomically; a failing one fails alone.
 
-        The fast path writes the whole batch as one INSERT statement, which SQLite runs as a
-        transaction of its own, against the stream heads this writer remembers; the careful
-        path reads the heads and event ids inside `BEGIN IMMEDIATE` and decides each append.
+        A batch of appends only takes the fast path: one INSERT statement, which SQLite runs
+        as a transaction of its own, against the stream heads this writer remembers. The
+        careful path decides each request inside `BEGIN IMMEDIATE`, with heads read from the
+        file, and runs each transaction's work there in a savepoint of its own.
         """
         with self._conn_lock:
             self._check_open()
-            fast = self._fast_write(requests)
-            outcomes, batch = fast if fast is not None else self._careful_write(requests)
-            if len(self._heads) + len(batch.heads) > _MAX_CACHED_HEADS:
+            done = None
+            if not any(isinstance(request, _Work) for request in requests):
+                done = self._fast_write(cast(list[list[PendingAppend]], requests))
+            if done is None:
+                done = self._careful_write(requests)
+            outcomes, heads = done
+            if len(self._heads) + len(heads) > _MAX_CACHED_HEADS:
                 self._heads.clear()
-            for name, (version, last_hash, _) in batch.heads.items():
-                self._heads[name] = (version, last_hash)
-        if batch.heads:
+            for name, head in heads.items():
+                self._heads[name] = (head.version, head.hash)
+        if heads:
             self._notifier.notify()
-        return [
-            outcome
-            if isinstance(outcome, BaseException)
-            else [item.result() if isinstance(item, _Slot) else item for item in outcome]
-            for outcome in outcomes
-        ]
+        return outcomes
 
     def _fast_write(
         self, requests: list[list[PendingAppend]]
-    ) -> tuple[list[list[AppendResult | _Slot] | BaseException], _Batch] | None:
+    ) -> tuple[list[object], dict[str, StreamHead]] | None:
         """Write a batch as one INSERT against remembered stream heads.
 
         Returns None, for the careful path, when a head is unknown, when an append would fail
@@ -411,66 +396,73 @@ class SQLiteEventStore(EventStore):
         stream-position index (another writer moved a remembered head on; versions only grow,
         so a stale head always collides) or with the event-id index (a retry).
         """
-        batch = _Batch(self._writer, now_micros())
-        outcomes: list[list[AppendResult | _Slot] | BaseException] = []
+        heads: dict[str, tuple[int, bytes]] = {}
         for request in requests:
-            plans: list[_Plan | AppendResult] = []
             for append in request:
                 name = append.stream_name
-                head = batch.heads.get(name)
-                if head is not None:
-                    version: int | None = head[0]
-                    previous = head[1]
-                else:
-                    cached = self._heads.get(name)
-                    if cached is None and append.expected_version is not StreamState.NO_STREAM:
-                        return None
-                    version, previous = (None, GENESIS_HASH) if cached is None else cached
-                if not version_matches(append.expected_version, version):
+                if name in heads:
+                    continue
+                cached = self._heads.get(name)
+                if cached is not None:
+                    heads[name] = cached
+                elif append.expected_version is not StreamState.NO_STREAM:
                     return None
-                plans.append(_Plan(append, version, previous))
-            outcomes.append([batch.add(plan) for plan in plans])
-            if len(batch.rows) > _ROWS_PER_INSERT:
-                return None
+        # Global positions 1, 2, ... stand for offsets from the one SQLite gives the first row.
+        plan = plan_batch(requests, heads, {}, 1, now_micros())
+        if not plan.rows or plan.failed or len(plan.rows) > _ROWS_PER_INSERT:
+            return None
         try:
             # At most _ROWS_PER_INSERT rows: one statement, which outside BEGIN is one
             # transaction, all its rows or none.
-            last = _insert_rows(self._writer, batch.rows)
+            last = _insert_rows(self._writer, plan.rows, placed=False)
         except sqlite3.IntegrityError:
-            for name in batch.heads:
+            for name in plan.heads:
                 self._heads.pop(name, None)
             return None
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
-        batch.placed(last)
-        return outcomes, batch
+        return list(plan.shifted(last - len(plan.rows))), plan.heads
 
     def _careful_write(
-        self, requests: list[list[PendingAppend]]
-    ) -> tuple[list[list[AppendResult | _Slot] | BaseException], _Batch]:
-        """Decide and write a batch inside `BEGIN IMMEDIATE`, with heads read from the file.
+        self, requests: list[_Request]
+    ) -> tuple[list[object], dict[str, StreamHead]]:
+        """Decide and write a batch inside `BEGIN IMMEDIATE`, with heads and event ids read
+        from the file under the write lock (a remembered head may be stale).
 
-        Each request is checked (versions, stored ids) before any of its events is queued for
-        writing, so a request that fails has written nothing and the others commit without
-        savepoints.
+        Appends are decided together; a transaction's work runs at its place in the batch, in
+        a savepoint, after the appends queued before it are written (so it sees them).
         """
-        outcomes: list[list[AppendResult | _Slot] | BaseException] = []
         conn = self._writer
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
-        batch = _Batch(conn, now_micros())
+        outcomes: list[object] = [None] * len(requests)
+        heads: dict[str, StreamHead] = {}
+        waiting: list[int] = []
+
+        def write_waiting() -> None:
+            if not waiting:
+                return
+            plan = self._plan_locked(
+                conn, [cast(list[PendingAppend], requests[i]) for i in waiting]
+            )
+            if plan.rows:
+                _insert_rows(conn, plan.rows, placed=True)
+            for index, outcome in zip(waiting, plan.outcomes, strict=True):
+                outcomes[index] = outcome
+            heads.update(plan.heads)
+            waiting.clear()
+
         try:
-            for request in requests:
-                try:
-                    plans = [self._plan(batch, append) for append in request]
-                except EventVaultError as exc:
-                    outcomes.append(exc)
-                    continue
-                outcomes.append([batch.add(plan) for plan in plans])
-            batch.flush()
-            conn.execute("COMMIT" if batch.heads else "ROLLBACK")
+            for index, request in enumerate(requests):
+                if isinstance(request, _Work):
+                    write_waiting()
+                    outcomes[index] = self._run_work(conn, request, heads)
+                else:
+                    waiting.append(index)
+            write_waiting()
+            conn.execute("COMMIT")
         except BaseException as exc:
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
@@ -479,42 +471,50 @@ class SQLiteEventStore(EventStore):
             if isinstance(exc, sqlite3.Error):
                 raise _translate(exc, self.path) from exc
             raise
-        return outcomes, batch
+        return outcomes, heads
 
-    def _plan(self, batch: _Batch, append: PendingAppend) -> _Plan | AppendResult:
-        """Check one append against the stream's head; reads only.
+    def _run_work(
+        self, conn: sqlite3.Connection, request: _Work, heads: dict[str, StreamHead]
+    ) -> object:
+        """Run a transaction's work in a savepoint of the batch's transaction.
 
         Returns:
-            The append with the stream's version and last hash, ready to write, or the
-            original result of an append this one retries.
+            What the work returned, or the exception it raised (its savepoint rolled back,
+            the rest of the batch unharmed).
 
         Raises:
-            WrongExpectedVersionError, DuplicateEventIdError: the append must fail.
+            StorageError: SQLite rolled back the whole transaction (a full disk, an I/O
+                error): the batch fails.
         """
-        name = append.stream_name
-        head = batch.heads.get(name)
-        if head is not None:
-            version: int | None = head[0]
-            previous = head[1]
-        else:
-            # Read under the write lock, never from memory: a remembered head may be stale.
-            row = batch.conn.execute(_STREAM_HEAD, (name,)).fetchone()
-            version, previous = (None, GENESIS_HASH) if row is None else (row[0], row[1])
-        given = append.given_ids
-        found: dict[uuid.UUID, tuple[str, int, int]] = {}
-        if given:
-            batch.flush()  # so that ids queued earlier in this batch are found too
-            found = self._find_ids(batch.conn, given)
-        if not version_matches(append.expected_version, version):
-            retry = resolve_existing_ids(append, found)
-            if retry is None:
-                raise wrong_version(append, version)
-            return retry
-        if found:
-            retry = resolve_existing_ids(append, found)
-            if retry is not None:
-                return retry
-        return _Plan(append, version, previous)
+        conn.execute("SAVEPOINT work")
+        tx = _SQLiteTransaction(self, conn)
+        try:
+            result = run_work(id(self), request.work, tx)
+            check_finished(tx)
+        except BaseException as exc:
+            if not conn.in_transaction:
+                raise
+            conn.execute("ROLLBACK TO work")
+            conn.execute("RELEASE work")
+            return exc
+        conn.execute("RELEASE work")
+        heads.update(tx.heads)
+        return result
+
+    def _plan_locked(
+        self, conn: sqlite3.Connection, requests: Sequence[Sequence[PendingAppend]]
+    ) -> BatchPlan:
+        """Plan appends against the file, inside a transaction that holds the write lock."""
+        names = {append.stream_name for request in requests for append in request}
+        heads: dict[str, tuple[int, bytes]] = {}
+        for name in names:
+            row = conn.execute(_STREAM_HEAD, (name,)).fetchone()
+            if row is not None:
+                heads[name] = (row[0], row[1])
+        given = [i for request in requests for append in request for i in append.given_ids]
+        found = self._find_ids(conn, given) if given else {}
+        head = conn.execute("SELECT max(global_position) FROM events").fetchone()[0]
+        return plan_batch(requests, heads, found, (head or 0) + 1, now_micros())
 
     def _find_ids(
         self, conn: sqlite3.Connection, ids: list[uuid.UUID]
@@ -539,7 +539,7 @@ class SQLiteEventStore(EventStore):
                         raise NotEmptyError(self.url, head)
                     for batch in batches:
                         try:
-                            _insert_rows(conn, batch)
+                            _insert_rows(conn, batch, placed=True)
                         except sqlite3.IntegrityError as exc:
                             raise ImportFileError(
                                 f"an event id appears twice in the events imported ({exc})"
@@ -647,6 +647,43 @@ class SQLiteEventStore(EventStore):
             last_recorded_at=None if last is None else from_micros(int(last)),
         )
 
+    # -- storage beside the events (the seam) ------------------------------------------------
+
+    def _use(self, component: Component) -> None:
+        # On the writer, under its lock and SQLite's: never a second write connection, and
+        # processes that migrate one file at once serialize.
+        with self._conn_lock:
+            self._check_open()
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    apply_component(conn, component, self.path)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from exc
+
+    @property
+    def dialect(self) -> Dialect:
+        return "sqlite"
+
+    def _query_components(self, statement: str, params: Sequence[object]) -> list[SQLRow]:
+        return self._query(with_schema(statement, "main"), tuple(params))
+
+    def _component_versions(self) -> dict[str, int]:
+        try:
+            with self._reading() as conn:
+                return component_versions(conn)
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+
+    def _run_transaction(self, work: Callable[[Transaction], object]) -> object:
+        return self._committer.submit(_Work(work))
+
     def integrity_check(self) -> list[str]:
         """Run SQLite's `PRAGMA integrity_check`.
 
@@ -662,3 +699,45 @@ class SQLiteEventStore(EventStore):
             readers, self._readers = self._readers, []
         for conn in readers:
             conn.close()
+
+
+@dataclass(slots=True)
+class _Work:
+    """A transaction's work, queued for the writer like an append."""
+
+    work: Callable[[Transaction], object]
+
+
+_Request = list[PendingAppend] | _Work
+
+
+class _SQLiteTransaction(SQLiteStatements):
+    """A transaction of the SQLite engine: the writer's connection, inside a savepoint of the
+    group commit's transaction; appends are decided against the file under the write lock."""
+
+    def __init__(self, store: SQLiteEventStore, conn: sqlite3.Connection) -> None:
+        super().__init__(
+            conn, store.max_event_bytes, functools.partial(_translate, location=store.path)
+        )
+        self._store = store
+        self.heads: dict[str, StreamHead] = {}
+
+    def _stream_version(self, stream_name: str) -> int | None:
+        try:
+            row = self._conn.execute(_STREAM_HEAD, (stream_name,)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+        return None if row is None else int(row[0])
+
+    def _append(self, appends: list[PendingAppend]) -> list[AppendResult]:
+        try:
+            plan = self._store._plan_locked(self._conn, [appends])
+            outcome = plan.outcomes[0]
+            if isinstance(outcome, BaseException):
+                raise outcome
+            if plan.rows:
+                _insert_rows(self._conn, plan.rows, placed=True)
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+        self.heads.update(plan.heads)
+        return outcome

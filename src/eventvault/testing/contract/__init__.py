@@ -24,6 +24,7 @@ from eventvault.testing.contract.concurrency import (
     ImportContract,
 )
 from eventvault.testing.contract.reads import HashChainContract, IdempotencyContract, ReadContract
+from eventvault.testing.contract.seam import SeamContract
 from eventvault.testing.contract.stateful import StatefulContract
 from eventvault.testing.contract.subscriptions import AsyncContract, SubscriptionContract
 
@@ -40,6 +41,7 @@ ALL_CONTRACTS = (
     AsyncContract,
     CancellationContract,
     StatefulContract,
+    SeamContract,
 )
 
 __all__ = [
@@ -56,6 +58,7 @@ __all__ = [
     "IdempotencyContract",
     "ImportContract",
     "ReadContract",
+    "SeamContract",
     "StatefulContract",
     "SubscriptionContract",
     "events",
