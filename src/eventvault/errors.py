@@ -58,6 +58,7 @@ __all__ = [
     "SchemaVersionError",
     "StorageError",
     "StoreClosedError",
+    "StoreUnavailableError",
     "StreamNotFoundError",
     "TransactionUsageError",
     "UnknownEventTypeError",
@@ -468,6 +469,22 @@ class StreamNotFoundError(NotFoundError):
 
 
 # -- the storage engine ----------------------------------------------------------------------
+
+
+class StoreUnavailableError(StorageError):
+    """The store cannot be reached for now: its server is down, restarting or unreachable, or
+    the connection to it was lost. Nothing about the request was wrong; the same call may
+    succeed later, and subscriptions wait and retry on this error alone.
+
+    Attributes:
+        location: the store's URL (password masked).
+        reason: what failed, naming the server and the last connection error.
+    """
+
+    def __init__(self, location: str, reason: str) -> None:
+        self.location = location
+        self.reason = reason
+        super().__init__(f"the store {location!r} is unavailable: {reason}")
 
 
 class DatabaseLockedError(StorageError):

@@ -54,6 +54,7 @@ from eventvault.errors import (
     SchemaVersionError,
     StorageError,
     StoreClosedError,
+    StoreUnavailableError,
     StreamNotFoundError,
     TransactionUsageError,
     UnknownEventTypeError,
@@ -108,6 +109,7 @@ ERRORS_AND_CODES: list[tuple[BaseException, int]] = [
     # closed store
     (StorageError("disk I/O error"), 8),
     (DatabaseLockedError("x.db stayed locked"), 8),
+    (StoreUnavailableError("postgresql://db/x", "cannot connect to the server at db:5432"), 8),
     (PermissionError(13, "Permission denied", "x.jsonl"), 8),
     (NotAnEventVaultDatabaseError("x.db", "a SQLite database of another application"), 7),
     (SchemaVersionError("x.db", 9, 1), 7),

@@ -4,6 +4,7 @@ from eventvault.testing.contract import (
     AppendContract,
     AsyncContract,
     BadInputContract,
+    CancellationContract,
     ConcurrencyContract,
     CrashContract,
     HashChainContract,
@@ -63,6 +64,10 @@ class TestSubscription(SubscriptionContract):
 
 
 class TestAsync(AsyncContract):
+    pass
+
+
+class TestCancellation(CancellationContract):
     pass
 
 

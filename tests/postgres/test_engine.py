@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -18,11 +20,13 @@ from eventvault.errors import (
     NotAnEventVaultDatabaseError,
     NotEmptyError,
     StorageError,
+    StoreUnavailableError,
     WrongExpectedVersionError,
 )
 from eventvault.serialization import verify_chain
 from eventvault.store._append import PendingAppend
 from eventvault.store.postgres import PostgresEventStore, migrate
+from eventvault.store.postgres import _connections as postgres_connections
 from eventvault.store.postgres import _writer as postgres_writer
 from tests.postgres.conftest import with_options
 
@@ -319,3 +323,28 @@ def test_a_read_of_damaged_stored_bytes_names_the_stream_and_position(
     assert caught.value.global_position == 3
     with pytest.raises(CorruptEventError, match=r"'account-1'@2 \(global position 3\)"):
         list(store.read_all())
+
+
+def test_opening_a_store_whose_server_is_down_fails_at_once_naming_the_server() -> None:
+    with socket.socket() as spare:
+        spare.bind(("127.0.0.1", 0))
+        port = spare.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailableError, match=rf"127\.0\.0\.1:{port}: .*refused") as caught:
+        PostgresEventStore(f"postgresql://nobody@127.0.0.1:{port}/db")
+    assert time.monotonic() - started < 5
+    assert caught.value.location == f"postgresql://nobody@127.0.0.1:{port}/db"
+
+
+def test_a_pool_whose_connections_are_all_busy_still_says_so(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server answers, so the wait goes on past unavailable_timeout to the pool's limit.
+    monkeypatch.setattr(postgres_connections, "POOL_TIMEOUT", 1.5)
+    url = with_options(store_url, pool_max="1", unavailable_timeout="0.5")
+    with PostgresEventStore(url) as store, store._connections.connection():
+        started = time.monotonic()
+        with pytest.raises(StorageError, match="no connection free in the pool") as caught:
+            store.get_stream_version("a-1")
+        assert not isinstance(caught.value, StoreUnavailableError)
+        assert 1.4 < time.monotonic() - started < 5

@@ -40,6 +40,7 @@ from eventvault.errors import (
     SchemaVersionError,
     StorageError,
     StoreClosedError,
+    StoreUnavailableError,
     StreamNotFoundError,
     UnverifiableExportError,
     WrongExpectedVersionError,
@@ -204,6 +205,11 @@ _HINTS: Final[
     (NotAnEventVaultDatabaseError, _foreign_store_hint),
     (SchemaVersionError, "upgrade eventvault to open this store"),
     (MigrationRequiredError, "run `eventvault migrate URL` as the role that owns the schema"),
+    (
+        StoreUnavailableError,
+        "check that the database server runs and that the URL's host and port are right, or "
+        "retry later (PostgreSQL: ?unavailable_timeout=SECONDS sets how long a call waits)",
+    ),
     (
         DatabaseLockedError,
         "another process holds the write lock; retry, or raise ?busy_timeout=SECONDS in the URL",

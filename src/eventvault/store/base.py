@@ -627,7 +627,8 @@ class EventStore(abc.ABC):
 
         Returns:
             A `Subscription`: iterate it to receive events, each exactly once, in global order;
-            `close()` it (from any thread) to end the iteration.
+            `close()` it (from any thread) to end the iteration. While the store is unavailable
+            (`StoreUnavailableError`) it waits and retries instead of ending.
 
         Raises:
             InvalidArgumentError: `after` is not an int >= 0, or a filter is malformed.
@@ -663,7 +664,8 @@ class EventStore(abc.ABC):
                 subscription waits and delivers nothing.
 
         Returns:
-            A `Subscription` delivering the stream's events in stream order.
+            A `Subscription` delivering the stream's events in stream order; it waits through
+            outages of the store like `subscribe_to_all`'s.
 
         Raises:
             InvalidStreamNameError: the name breaks the naming rules.

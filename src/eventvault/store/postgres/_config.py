@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import urllib.parse
 from dataclasses import dataclass, field
@@ -13,17 +14,29 @@ from psycopg.conninfo import conninfo_to_dict
 from eventvault.errors import InvalidURLError
 from eventvault.store.masking import mask_url, redact, typed_password
 
-__all__ = ["DEFAULT_POOL_MAX", "DEFAULT_SCHEMA", "PostgresOptions", "parse_url", "quote_schema"]
+__all__ = [
+    "DEFAULT_POOL_MAX",
+    "DEFAULT_SCHEMA",
+    "DEFAULT_UNAVAILABLE_TIMEOUT",
+    "PostgresOptions",
+    "connect_timeout",
+    "parse_url",
+    "quote_schema",
+    "server_address",
+]
 
 DEFAULT_SCHEMA: Final = "eventvault"
 DEFAULT_POOL_MAX: Final = 10
+DEFAULT_UNAVAILABLE_TIMEOUT: Final = 5.0
+"""Seconds a call waits for a connection before it checks whether the server can be reached."""
 # The notification channel is eventvault_<schema>, and PostgreSQL identifiers (channel names
 # too) hold at most 63 bytes: 63 - len("eventvault_") = 52.
 MAX_SCHEMA_NAME_LENGTH = 52
 _SCHEMA_NAME = re.compile(rf"[a-z_][a-z0-9_]{{0,{MAX_SCHEMA_NAME_LENGTH - 1}}}")
+_PORT: Final = re.compile(r":[0-9]+$")
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off"})
-_OPTIONS: Final = frozenset({"schema", "auto_migrate", "pool_max"})
+_OPTIONS: Final = frozenset({"schema", "auto_migrate", "pool_max", "unavailable_timeout"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +50,8 @@ class PostgresOptions:
         schema: the PostgreSQL schema holding the store's tables.
         auto_migrate: create or upgrade the schema on first use.
         pool_max: the most connections the store's pool opens.
+        unavailable_timeout: seconds a call waits for a connection before it checks whether
+            the server can be reached, and fails with `StoreUnavailableError` when it cannot.
     """
 
     conninfo: str = field(repr=False)
@@ -44,6 +59,7 @@ class PostgresOptions:
     schema: str
     auto_migrate: bool
     pool_max: int
+    unavailable_timeout: float = DEFAULT_UNAVAILABLE_TIMEOUT
 
 
 def check_schema_name(url: str, schema: str) -> str:
@@ -101,15 +117,18 @@ def parse_url(
     schema: str | None = None,
     auto_migrate: bool | None = None,
     pool_max: int | None = None,
+    unavailable_timeout: float | None = None,
 ) -> PostgresOptions:
     """Split a `postgresql://` URL into libpq's conninfo and eventvault's options.
 
     Args:
         url: `postgresql://user:password@host:port/database?schema=...&auto_migrate=true&
-            pool_max=N`; any other query parameter (such as `sslmode`) goes to libpq.
+            pool_max=N&unavailable_timeout=SECONDS`; any other query parameter (such as
+            `sslmode` or `connect_timeout`) goes to libpq.
         schema: overrides the URL's `schema` (default `eventvault`).
         auto_migrate: overrides the URL's `auto_migrate` (default false).
         pool_max: overrides the URL's `pool_max` (default 10).
+        unavailable_timeout: overrides the URL's `unavailable_timeout` (default 5 seconds).
 
     Returns:
         The parsed options.
@@ -155,10 +174,55 @@ def parse_url(
     if type(pool_max) is not int or pool_max < 1:
         raise InvalidURLError(display, f"pool_max must be an int >= 1, not {pool_max!r}")
 
+    if unavailable_timeout is None:
+        raw = ours.get("unavailable_timeout", str(DEFAULT_UNAVAILABLE_TIMEOUT))
+        try:
+            unavailable_timeout = float(raw)
+        except ValueError:
+            unavailable_timeout = math.nan
+        if not _positive_seconds(unavailable_timeout):
+            raise InvalidURLError(
+                display, f"unavailable_timeout must be a number of seconds > 0, not {raw!r}"
+            )
+    if not _positive_seconds(unavailable_timeout):
+        raise InvalidURLError(
+            display,
+            f"unavailable_timeout must be a number of seconds > 0, not {unavailable_timeout!r}",
+        )
+
     return PostgresOptions(
         conninfo=conninfo,
         display_url=display,
         schema=chosen_schema,
         auto_migrate=auto_migrate,
         pool_max=pool_max,
+        unavailable_timeout=float(unavailable_timeout),
     )
+
+
+def _positive_seconds(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value) and value > 0
+
+
+def connect_timeout(unavailable_timeout: float) -> int:
+    """libpq's `connect_timeout` for a store's connections: whole seconds, at least 2 (libpq
+    counts whole seconds, and psycopg raises anything lower to 2)."""
+    return max(2, math.ceil(unavailable_timeout))
+
+
+def server_address(url: str) -> str:
+    """The server a URL points at, as `host:port`, for messages (several hosts: as written).
+
+    Args:
+        url: a `postgresql://` URL, its password masked or not.
+    """
+    parsed = urllib.parse.urlsplit(url)
+    query = dict(urllib.parse.parse_qsl(parsed.query))
+    hosts = urllib.parse.unquote(parsed.netloc.rpartition("@")[2])
+    if not hosts:
+        hosts = query.get("host") or query.get("hostaddr") or "localhost"
+    if "," in hosts or _PORT.search(hosts):
+        return hosts
+    return f"{hosts}:{query.get('port', '5432')}"

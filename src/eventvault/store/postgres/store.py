@@ -30,7 +30,7 @@ from eventvault.store._append import PendingAppend, StoredRow
 from eventvault.store.base import EventStore, StoreStats
 from eventvault.store.notify import Notifier
 from eventvault.store.postgres._batch import Row
-from eventvault.store.postgres._config import parse_url, quote_schema
+from eventvault.store.postgres._config import connect_timeout, parse_url, quote_schema
 from eventvault.store.postgres._connections import Connections
 from eventvault.store.postgres._errors import translate
 from eventvault.store.postgres._horizon import HorizonStatus
@@ -66,12 +66,17 @@ class PostgresEventStore(EventStore):
     Args:
         url: `postgresql://user:password@host:port/database`, with optional eventvault options
             as query parameters: `schema` (default `eventvault`), `auto_migrate` (`true` to
-            create or upgrade the schema on first use), `pool_max` (connections, default 10).
-            Other parameters (`sslmode`, ...) go to libpq.
+            create or upgrade the schema on first use), `pool_max` (connections, default 10),
+            `unavailable_timeout` (seconds, default 5: how long a call waits for a connection
+            before it checks whether the server can be reached, and fails with
+            `StoreUnavailableError` naming it when it cannot). Other parameters (`sslmode`,
+            `connect_timeout`, ...) go to libpq; `connect_timeout` defaults to
+            `unavailable_timeout` (at least 2 s).
         max_event_bytes: the limit on one event's encoded data plus metadata (default 1 MiB).
         schema: overrides the URL's `schema`.
         auto_migrate: overrides the URL's `auto_migrate`.
         pool_max: overrides the URL's `pool_max`.
+        unavailable_timeout: overrides the URL's `unavailable_timeout`.
         horizon_wait: the most seconds a read of the global log waits for transactions that
             were in flight when it started, so that it sees every event committed before it.
         stall_warning_after: seconds readers may be held below the head by an open
@@ -83,7 +88,8 @@ class PostgresEventStore(EventStore):
             `eventvault migrate URL`, or pass `auto_migrate=true`), or something else.
         SchemaVersionError: the schema is newer than this eventvault, or older and
             `auto_migrate` is off.
-        StorageError: the server cannot be reached.
+        StoreUnavailableError: the server cannot be reached (the message names it and the
+            connection error).
     """
 
     def __init__(
@@ -94,17 +100,30 @@ class PostgresEventStore(EventStore):
         schema: str | None = None,
         auto_migrate: bool | None = None,
         pool_max: int | None = None,
+        unavailable_timeout: float | None = None,
         horizon_wait: float = 0.5,
         stall_warning_after: float = 5.0,
     ) -> None:
-        options = parse_url(url, schema=schema, auto_migrate=auto_migrate, pool_max=pool_max)
+        options = parse_url(
+            url,
+            schema=schema,
+            auto_migrate=auto_migrate,
+            pool_max=pool_max,
+            unavailable_timeout=unavailable_timeout,
+        )
         super().__init__(options.display_url, max_event_bytes=max_event_bytes)
         self.schema = options.schema
         self.channel = f"eventvault_{options.schema}"
         self._conninfo = options.conninfo
-        if "application_name" not in conninfo_to_dict(options.conninfo):
+        given = conninfo_to_dict(options.conninfo)
+        if "application_name" not in given:
             self._conninfo = make_conninfo(
-                options.conninfo, application_name=f"eventvault/{options.schema}"
+                self._conninfo, application_name=f"eventvault/{options.schema}"
+            )
+        if "connect_timeout" not in given:
+            # libpq's default waits for an unanswering host for minutes.
+            self._conninfo = make_conninfo(
+                self._conninfo, connect_timeout=connect_timeout(options.unavailable_timeout)
             )
         self._sql = Statements(options.schema)
         self._auto_migrate = options.auto_migrate
@@ -113,6 +132,7 @@ class PostgresEventStore(EventStore):
             self._conninfo,
             self.url,
             pool_max=options.pool_max,
+            unavailable_timeout=options.unavailable_timeout,
             name=f"eventvault-{options.schema}",
             is_closed=lambda: self._closed,
         )

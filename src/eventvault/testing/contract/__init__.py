@@ -17,6 +17,7 @@ Each class holds one area; every test asks only for `store` or `engine`.
 
 from eventvault.testing.contract.appends import AppendContract, BadInputContract
 from eventvault.testing.contract.base import ContractBase, EngineSpec, events
+from eventvault.testing.contract.cancellation import CancellationContract
 from eventvault.testing.contract.concurrency import (
     ConcurrencyContract,
     CrashContract,
@@ -40,6 +41,7 @@ ALL_CONTRACTS = (
     ImportContract,
     SubscriptionContract,
     AsyncContract,
+    CancellationContract,
     NestingContract,
     PositionEdgeContract,
     StatefulContract,
@@ -51,6 +53,7 @@ __all__ = [
     "AppendContract",
     "AsyncContract",
     "BadInputContract",
+    "CancellationContract",
     "ConcurrencyContract",
     "ContractBase",
     "CrashContract",
