@@ -28,10 +28,13 @@ __all__ = [
     "NotAnEventVaultDatabaseError",
     "NotEmptyError",
     "PayloadTooLargeError",
+    "ReadOnlyStoreError",
     "SchemaVersionError",
     "SnapshotStoreUnavailableError",
     "StorageError",
+    "StorageFullError",
     "StoreClosedError",
+    "StoreNotFoundError",
     "UnknownEventTypeError",
     "UnregisteredEventError",
     "WrongExpectedVersionError",
@@ -280,6 +283,53 @@ class SchemaVersionError(StorageError):
             f"{location!r} has storage schema version {found}, this eventvault supports up to "
             f"{supported}: upgrade eventvault"
         )
+
+
+class ReadOnlyStoreError(StorageError):
+    """A write was asked of a store that cannot be written: it was opened with
+    `read_only=True`, or its file, folder, mount or database session refuses writes. Nothing
+    was written.
+
+    Attributes:
+        location: the store's path or URL.
+        reason: why it cannot be written.
+    """
+
+    def __init__(self, location: str, reason: str) -> None:
+        self.location = location
+        self.reason = reason
+        super().__init__(f"the store {location!r} is read-only: {reason}")
+
+
+class StorageFullError(StorageError):
+    """A write failed because the disk or the database is full; nothing of it was stored.
+
+    Attributes:
+        location: the store's path or URL.
+        reason: what is full, and what to do about it.
+    """
+
+    def __init__(self, location: str, reason: str) -> None:
+        self.location = location
+        self.reason = reason
+        super().__init__(f"cannot write to the store {location!r}: {reason}")
+
+
+class StoreNotFoundError(EventVaultError):
+    """A store opened read-only (as every reading command opens one) does not exist.
+
+    A read-only open never creates a store, so a mistyped URL is reported rather than
+    answered with an empty, newly created file.
+
+    Attributes:
+        url: the URL given.
+        path: the file that does not exist.
+    """
+
+    def __init__(self, url: str, path: str) -> None:
+        self.url = url
+        self.path = path
+        super().__init__(f"no eventvault store at {url!r}: the file {path!r} does not exist")
 
 
 class StoreClosedError(EventVaultError):

@@ -1,33 +1,18 @@
-"""`eventvault migrate`: bring a PostgreSQL store's schema up to date."""
+"""`eventvault migrate`: bring a store's storage schema up to date (PostgreSQL)."""
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from typing import Annotated, cast
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 
 from eventvault.cli.render import stdout_console
-from eventvault.cli.stores import URL_ENV, is_embedded
-from eventvault.errors import InvalidURLError
+from eventvault.cli.stores import URL_ENV
+from eventvault.store.registry import engine_for
+from eventvault.store.url import parse_url
 
 __all__ = ["migrate"]
-
-Migrate = Callable[..., list[int]]
-
-
-def _postgres_migrate(url: str) -> Migrate:
-    """`eventvault.store.postgres.migrate`, imported only when a PostgreSQL URL needs it."""
-    try:
-        module = importlib.import_module("eventvault.store.postgres")
-    except ImportError as exc:
-        raise InvalidURLError(
-            url,
-            f"PostgreSQL needs the postgres extra: pip install 'eventvault[postgres]' ({exc})",
-        ) from exc
-    return cast(Migrate, module.migrate)
 
 
 def migrate(
@@ -45,10 +30,11 @@ def migrate(
         typer.Option("--schema", "-s", help="The PostgreSQL schema that holds the store's tables."),
     ] = None,
 ) -> None:
-    """Apply the storage schema migrations a PostgreSQL store is missing, and list them.
+    """Apply the storage schema migrations a store is missing (PostgreSQL), and list them.
 
     Running it again applies nothing. SQLite and in-memory stores migrate themselves when they
-    are opened, so for them there is nothing to do.
+    are opened, so for them there is nothing to do; an engine registered by a package says
+    which it does.
 
     Example:
 
@@ -59,21 +45,19 @@ def migrate(
         schema: the PostgreSQL schema, when not the engine's default.
 
     Raises:
-        InvalidURLError: the URL names no engine, or PostgreSQL support is not installed.
+        InvalidURLError: the URL names no engine, or the engine's driver is not installed.
         StorageError: the database cannot be reached or a migration failed.
     """
     console = stdout_console()
-    if is_embedded(url):
+    parsed = parse_url(url)
+    engine = engine_for(parsed)
+    if engine.migrate is None:
         console.print(
-            f"[magenta]{escape(url)}[/] is an embedded store (SQLite or memory): it migrates "
+            f"[magenta]{escape(parsed.display)}[/] is a {parsed.scheme} store: it migrates "
             "itself when opened; nothing to do"
         )
         return
-    scheme = url.split(":", 1)[0].lower()
-    if scheme not in ("postgresql", "postgres"):
-        raise InvalidURLError(url, f"unknown scheme {scheme!r}; migrate applies to postgresql://")
-    apply = _postgres_migrate(url)
-    applied = apply(url) if schema is None else apply(url, schema=schema)
+    applied = engine.migrate(parsed, schema)
     if applied:
         versions = ", ".join(str(version) for version in applied)
         console.print(f"applied schema migrations: [bold]{versions}[/]")

@@ -34,8 +34,11 @@ from eventvault.errors import (
     NotAnEventVaultDatabaseError,
     NotEmptyError,
     PayloadTooLargeError,
+    ReadOnlyStoreError,
     SchemaVersionError,
     StorageError,
+    StorageFullError,
+    StoreNotFoundError,
     WrongExpectedVersionError,
 )
 
@@ -72,23 +75,6 @@ class CommandLineError(EventVaultError, ValueError):
         self.reason = reason
         self.hint = hint
         super().__init__(f"{argument}: {reason}")
-
-
-class StoreNotFoundError(EventVaultError):
-    """A command that only reads was pointed at a SQLite file that does not exist.
-
-    Reading commands never create a store, so a mistyped `--url` is reported rather than
-    answered with an empty, newly created file.
-
-    Attributes:
-        url: the URL given.
-        path: the file that does not exist.
-    """
-
-    def __init__(self, url: str, path: str) -> None:
-        self.url = url
-        self.path = path
-        super().__init__(f"no eventvault store at {url!r}: the file {path!r} does not exist")
 
 
 class StreamNotFoundError(EventVaultError):
@@ -151,7 +137,10 @@ def _url_hint(exc: BaseException) -> str | None:
 
 
 def _foreign_store_hint(exc: BaseException) -> str | None:
-    # PostgreSQL's reason already says how to create the store in the schema.
+    # The reason for a folder or an empty file already says what to do, and PostgreSQL's how
+    # to create the store in the schema.
+    if str(getattr(exc, "reason", "")).startswith(("it is a folder", "it is an empty file")):
+        return None
     if str(getattr(exc, "location", "")).startswith(("postgresql:", "postgres:")):
         return None
     return "check --url: the file belongs to another application"
@@ -180,6 +169,15 @@ _HINTS: Final[
     ),
     (NotEmptyError, "choose a new file or URL for the target"),
     (NotAnEventVaultDatabaseError, _foreign_store_hint),
+    (
+        ReadOnlyStoreError,
+        "the reading commands (read, log, streams, stats, export) work on a read-only store; "
+        "to write, make the file and its folder writable",
+    ),
+    (
+        StorageFullError,
+        "nothing of the failed write was stored; make room and run the command again",
+    ),
     (SchemaVersionError, "upgrade eventvault to open this store"),
     (
         DatabaseLockedError,

@@ -82,7 +82,7 @@ def export(
         CommandLineError: FILE exists and --force was not given.
     """
     count = 0
-    with open_store(url, must_exist=True) as store:
+    with open_store(url, read_only=True) as store:
         head = store.head_position()
         with (
             open_output(file, overwrite=force) as out,
@@ -131,7 +131,7 @@ def import_(file: ImportFile, url: StoreURL = DEFAULT_URL) -> None:
     total = None if file == STDIO else os.path.getsize(file)
     with (
         open_input(file) as stream,
-        open_store(url, must_exist=False) as store,
+        open_store(url, read_only=False) as store,
         progress_bar("importing", total) as bar,
     ):
         events = _moving(decode_raw_events(stream, cursor), bar, cursor)
@@ -174,10 +174,10 @@ def copy(
         NotEmptyError: the target holds events.
         HashChainError: an event of the source fails its hash check.
     """
-    with open_store(source, must_exist=True) as origin:
+    with open_store(source, read_only=True) as origin:
         total = origin.head_position()
         with (
-            open_store(target, must_exist=False) as destination,
+            open_store(target, read_only=False) as destination,
             progress_bar("copying", total) as bar,
         ):
 

@@ -17,7 +17,12 @@ from typing import Final, Self, TypeVar
 
 import msgspec
 
-from eventvault.errors import ImportFileError, InvalidEventError, StoreClosedError
+from eventvault.errors import (
+    ImportFileError,
+    InvalidEventError,
+    ReadOnlyStoreError,
+    StoreClosedError,
+)
 from eventvault.serialization import (
     DEFAULT_MAX_EVENT_BYTES,
     FORBIDDEN_NAME_CHARACTERS,
@@ -122,19 +127,55 @@ class EventStore(abc.ABC):
        catch-up into the live log without gap or duplicate.
 
     A store is a context manager; leaving the block closes it.
+
+    Attributes:
+        url: the URL the store was opened with, any password masked.
+        max_event_bytes: the limit on one event's encoded data plus metadata.
+        read_only: appends and imports are refused with `ReadOnlyStoreError`.
     """
 
     url: str
     max_event_bytes: int
+    read_only: bool
 
-    def __init__(self, url: str, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        read_only: bool = False,
+    ) -> None:
         if type(max_event_bytes) is not int or max_event_bytes < 1:
             raise InvalidEventError(f"max_event_bytes must be an int >= 1, not {max_event_bytes!r}")
         self.url = url
         self.max_event_bytes = max_event_bytes
+        self.read_only = read_only
         self._closed = False
         self._subscriptions: set[Subscription] = set()
         self._subscriptions_lock = threading.Lock()
+
+    # -- what the engine is ------------------------------------------------------------------
+
+    @property
+    def engine(self) -> str:
+        """The engine's short name (`sqlite`, `memory`, `postgres`): by default the class name
+        without `EventStore`, in lower case."""
+        return type(self).__name__.removesuffix("EventStore").lower()
+
+    @property
+    def embedded(self) -> bool:
+        """Whether the store lives in this process (and its files), not behind a server."""
+        return False
+
+    @property
+    def storage_file(self) -> str | None:
+        """The file that holds the store, or None when it has none (memory, a server)."""
+        return None
+
+    def storage_size(self) -> int | None:
+        """The bytes the store takes on disk (with any log beside its file); None when it keeps
+        no file this process can measure."""
+        return None
 
     # -- engine primitives -------------------------------------------------------------------
 
@@ -231,6 +272,12 @@ class EventStore(abc.ABC):
         if self._closed:
             raise StoreClosedError(self.url)
 
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyStoreError(
+                self.url, "it was opened with read_only=True; open it again to write"
+            )
+
     def append_to_stream(
         self,
         stream_name: str,
@@ -256,9 +303,11 @@ class EventStore(abc.ABC):
             DuplicateEventIdError: an event id is stored elsewhere.
             InvalidStreamNameError, InvalidEventError, PayloadTooLargeError,
             InvalidExpectedVersionError: bad input.
+            ReadOnlyStoreError: the store was opened read-only; nothing was written.
             StorageError: the engine failed; the append was not stored.
         """
         self._check_open()
+        self._check_writable()
         pending = prepare(stream_name, events, expected_version, self.max_event_bytes)
         return self._append([pending])[0]
 
@@ -278,6 +327,7 @@ class EventStore(abc.ABC):
             The other errors of `append_to_stream`.
         """
         self._check_open()
+        self._check_writable()
         pending = prepare_many(appends, self.max_event_bytes)
         return self._append(pending)
 
@@ -558,8 +608,10 @@ class EventStore(abc.ABC):
             NotEmptyError: the store already holds events.
             HashChainError: an event's bytes do not match its hash (the file was changed).
             ImportFileError: positions out of order or with gaps.
+            ReadOnlyStoreError: the store was opened read-only.
         """
         self._check_open()
+        self._check_writable()
         verifier = ChainVerifier()
 
         def batches() -> Iterator[list[StoredRow]]:

@@ -3,6 +3,9 @@
 Events are kept as the same encoded rows the durable engines store, so a payload mutated by the
 caller after an append cannot change what was recorded, and reads decode exactly as elsewhere.
 Nothing survives `close()`; each `connect("memory://")` is a new, empty store.
+
+Opened read-only, it is a new, empty store that refuses appends and imports: it can be read, and
+nothing can ever be in it.
 """
 
 from __future__ import annotations
@@ -11,9 +14,9 @@ import bisect
 import threading
 import uuid
 from collections.abc import Iterator
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-from eventvault.errors import ImportFileError, NotEmptyError
+from eventvault.errors import ImportFileError, InvalidURLError, NotEmptyError
 from eventvault.serialization import (
     DEFAULT_MAX_EVENT_BYTES,
     GENESIS_HASH,
@@ -35,7 +38,11 @@ from eventvault.store.base import EventStore, StoreStats
 from eventvault.store.notify import Notifier
 from eventvault.types import AppendResult, PayloadEvent, RawEvent, RecordedEvent, StreamInfo
 
-__all__ = ["MemoryEventStore"]
+if TYPE_CHECKING:
+    from eventvault.store.registry import ConnectOptions
+    from eventvault.store.url import StoreURL
+
+__all__ = ["MemoryEventStore", "open_memory"]
 
 
 class MemoryEventStore(EventStore):
@@ -44,12 +51,17 @@ class MemoryEventStore(EventStore):
     Args:
         url: the URL it was opened with, for messages.
         max_event_bytes: the limit on one event's encoded data plus metadata.
+        read_only: refuse appends and imports (the store stays empty).
     """
 
     def __init__(
-        self, url: str = "memory://", *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+        self,
+        url: str = "memory://",
+        *,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        read_only: bool = False,
     ) -> None:
-        super().__init__(url, max_event_bytes=max_event_bytes)
+        super().__init__(url, max_event_bytes=max_event_bytes, read_only=read_only)
         self._lock = threading.RLock()
         self._log: list[StoredRow] = []
         self._streams: dict[str, list[StoredRow]] = {}
@@ -59,6 +71,10 @@ class MemoryEventStore(EventStore):
     @property
     def notifier(self) -> Notifier:
         return self._notifier
+
+    @property
+    def embedded(self) -> bool:
+        return True
 
     def _head(self) -> int:
         return self._log[-1][2] if self._log else 0
@@ -215,3 +231,16 @@ class MemoryEventStore(EventStore):
             self._log = []
             self._streams = {}
             self._ids = {}
+
+
+def open_memory(url: StoreURL, options: ConnectOptions) -> MemoryEventStore:
+    """Open a `memory://` URL: a new, empty store.
+
+    Raises:
+        InvalidURLError: the URL has a path, a host or options.
+    """
+    if url.host or url.location or url.options:
+        raise InvalidURLError(url.text, "the in-memory engine takes no path or options: memory://")
+    return MemoryEventStore(
+        url.text, max_event_bytes=options.max_event_bytes, read_only=options.read_only
+    )

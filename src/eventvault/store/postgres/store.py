@@ -153,6 +153,8 @@ class PostgresEventStore(EventStore):
             were in flight when it started, so that it sees every event committed before it.
         stall_warning_after: seconds readers may be held below the head by an open
             transaction before a warning naming it is logged (logger `eventvault.postgres`).
+        read_only: every session of the store is read-only (`default_transaction_read_only`),
+            nothing is migrated, and appends and imports raise `ReadOnlyStoreError`.
 
     Raises:
         InvalidURLError: a bad URL or option.
@@ -173,9 +175,10 @@ class PostgresEventStore(EventStore):
         pool_max: int | None = None,
         horizon_wait: float = 0.5,
         stall_warning_after: float = 5.0,
+        read_only: bool = False,
     ) -> None:
         options = parse_url(url, schema=schema, auto_migrate=auto_migrate, pool_max=pool_max)
-        super().__init__(options.display_url, max_event_bytes=max_event_bytes)
+        super().__init__(options.display_url, max_event_bytes=max_event_bytes, read_only=read_only)
         self.schema = options.schema
         self.channel = f"eventvault_{options.schema}"
         self._conninfo = options.conninfo
@@ -186,15 +189,9 @@ class PostgresEventStore(EventStore):
             self._conninfo = make_conninfo(
                 options.conninfo, application_name=f"eventvault/{options.schema}"
             )
-        self._check_schema(options.auto_migrate)
-        self._pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
-            self._conninfo,
-            min_size=1,
-            max_size=options.pool_max,
-            kwargs={"autocommit": True, "prepare_threshold": 0, "context": ADAPTERS},
-            open=True,
-            name=f"eventvault-{options.schema}",
-        )
+        self._check_schema(options.auto_migrate and not read_only)
+        self._pool_max = options.pool_max
+        self._pool = self._new_pool()
         self._notifier = Notifier()
         self._listener: Listener | None = None
         self._listener_lock = threading.Lock()
@@ -213,9 +210,28 @@ class PostgresEventStore(EventStore):
 
     # -- connections -------------------------------------------------------------------------
 
+    def _new_pool(self) -> ConnectionPool[psycopg.Connection[Row]]:
+        configure = self._read_only_session if self.read_only else None
+        return ConnectionPool(
+            self._conninfo,
+            min_size=1,
+            max_size=self._pool_max,
+            kwargs={"autocommit": True, "prepare_threshold": 0, "context": ADAPTERS},
+            configure=configure,
+            open=True,
+            name=f"eventvault-{self.schema}",
+        )
+
+    @staticmethod
+    def _read_only_session(conn: psycopg.Connection[Row]) -> None:
+        # The server refuses any write in the session, whatever reaches it.
+        conn.execute("SET default_transaction_read_only = on")
+
     def _check_schema(self, auto_migrate: bool) -> None:
         try:
             with psycopg.connect(self._conninfo, autocommit=True) as conn:
+                if self.read_only:
+                    self._read_only_session(conn)
                 check_encoding(conn, self.url)
                 version = stored_version(conn, self.schema)
                 if version == SCHEMA_VERSION:

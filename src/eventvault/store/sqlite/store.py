@@ -7,6 +7,10 @@ commits, and `BEGIN IMMEDIATE` takes it before the first read of a transaction, 
 never both pass a version check.
 
 See docs/adr/0002-sqlite-durability.md for the durability settings.
+
+A store opened read-only never writes: its connections open the file with `mode=ro` (or
+`immutable=1` where SQLite could not otherwise read it, see `_files.read_only_uri`), and nothing
+is created, set up or migrated.
 """
 
 from __future__ import annotations
@@ -29,8 +33,10 @@ from eventvault.errors import (
     InvalidURLError,
     NotAnEventVaultDatabaseError,
     NotEmptyError,
+    ReadOnlyStoreError,
     SchemaVersionError,
     StorageError,
+    StorageFullError,
     StoreClosedError,
 )
 from eventvault.serialization import (
@@ -54,6 +60,17 @@ from eventvault.store._append import (
 from eventvault.store._groupcommit import GroupCommitter
 from eventvault.store.base import EventStore, StoreStats
 from eventvault.store.notify import Notifier, shared_notifier
+from eventvault.store.sqlite._files import (
+    CreatedFile,
+    check_store_file,
+    claim_file,
+    describe_full,
+    describe_read_only,
+    folder_of,
+    read_only_cause,
+    read_only_uri,
+    wal_holds_frames,
+)
 from eventvault.types import (
     AppendResult,
     PayloadEvent,
@@ -109,8 +126,20 @@ _MAX_POSITION: Final = 2**63 - 1
 
 
 def _translate(exc: sqlite3.Error, location: str) -> EventVaultError:
-    """The one place where SQLite's errors become eventvault's."""
+    """The one place where SQLite's errors become eventvault's.
+
+    Args:
+        exc: the error sqlite3 raised.
+        location: the database file, for messages (and to tell a full disk from a full
+            database).
+    """
     message = str(exc)
+    code = getattr(exc, "sqlite_errorcode", 0) or 0
+    primary = code & 0xFF
+    if primary == sqlite3.SQLITE_FULL:
+        return StorageFullError(location, describe_full(location, message))
+    if primary == sqlite3.SQLITE_READONLY:
+        return ReadOnlyStoreError(location, describe_read_only(location, code, message))
     if isinstance(exc, sqlite3.OperationalError) and "locked" in message:
         return DatabaseLockedError(
             f"{location!r} stayed locked by another connection past the busy timeout: {message}"
@@ -121,7 +150,34 @@ def _translate(exc: sqlite3.Error, location: str) -> EventVaultError:
         return NotAnEventVaultDatabaseError(location, message)
     if isinstance(exc, sqlite3.ProgrammingError) and "closed" in message:
         return StoreClosedError(location)
+    if primary == sqlite3.SQLITE_CANTOPEN and read_only_cause(location) is not None:
+        return ReadOnlyStoreError(location, describe_read_only(location, code, message))
+    if primary == sqlite3.SQLITE_CANTOPEN:
+        return StorageError(
+            f"SQLite cannot open {location!r} or the files beside it in {folder_of(location)!r} "
+            f"({message}); check that the folder exists and that it and the file can be read "
+            "and written"
+        )
     return StorageError(f"SQLite error on {location!r}: {message}")
+
+
+def _rollback_quietly(conn: sqlite3.Connection) -> None:
+    """Roll back what is left of a failed transaction.
+
+    SQLite may already have rolled the transaction back itself (on a full disk, an I/O error):
+    a ROLLBACK then fails with "no transaction is active", and raising that would hide the
+    error that matters.
+    """
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
+# SQLite answers these when a read-only connection cannot create the -shm file it needs to
+# read a WAL database (a read-only folder or mount).
+_CANNOT_SHARE: Final = frozenset(
+    {sqlite3.SQLITE_READONLY_DIRECTORY, sqlite3.SQLITE_READONLY_CANTINIT}
+)
 
 
 @dataclass(slots=True)
@@ -222,12 +278,17 @@ class SQLiteEventStore(EventStore):
             acknowledged append survive power loss, `NORMAL` only a process crash.
         busy_timeout: seconds to wait for another process's write lock before failing.
         url: the URL the store was opened with, for messages.
+        read_only: open the file for reading only: never create it, set it up or change it
+            (it may be in a read-only folder or on a read-only mount); refuse appends and
+            imports with `ReadOnlyStoreError`.
 
     Raises:
-        NotAnEventVaultDatabaseError: the file is not a SQLite database, or belongs to another
-            application.
+        StoreNotFoundError: `read_only` and the file does not exist.
+        NotAnEventVaultDatabaseError: the file is not a SQLite database, belongs to another
+            application, is a folder, or (`read_only`) is empty or holds no store.
         SchemaVersionError: the file was written by a newer eventvault.
-        StorageError: the file cannot be opened.
+        ReadOnlyStoreError: the file must be set up (or its folder written) and cannot be.
+        StorageError: the file cannot be opened: its folder does not exist, access is denied.
     """
 
     def __init__(
@@ -238,8 +299,9 @@ class SQLiteEventStore(EventStore):
         synchronous: Synchronous = "FULL",
         busy_timeout: float = 30.0,
         url: str | None = None,
+        read_only: bool = False,
     ) -> None:
-        super().__init__(url or path, max_event_bytes=max_event_bytes)
+        super().__init__(url or path, max_event_bytes=max_event_bytes, read_only=read_only)
         if synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise InvalidURLError(
                 path, f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}"
@@ -252,16 +314,25 @@ class SQLiteEventStore(EventStore):
         self._in_memory = path == ":memory:"
         self._synchronous = synchronous
         self._busy_timeout = busy_timeout
+        # The URI every connection of a read-only store opens; None: the path, read-write.
+        self._uri: str | None = None
         self._conn_lock = threading.Lock()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
-        if not self._in_memory and os.path.isdir(path):
-            raise NotAnEventVaultDatabaseError(path, "it is a directory")
-        self._writer = self._connect()
+        created: CreatedFile | None = None
+        if not self._in_memory:
+            if read_only:
+                check_store_file(path, self.url)
+            else:
+                created = claim_file(path, self.url)
         try:
-            self._initialize(self._writer)
+            if read_only and not self._in_memory:
+                self._writer = self._open_read_only()
+            else:
+                self._writer = self._open()
         except BaseException:
-            self._writer.close()
+            if created is not None:
+                created.remove_if_empty()
             raise
         self._notifier = Notifier() if self._in_memory else shared_notifier(os.path.realpath(path))
         # Stream heads (version, last hash) this writer committed: the fast path plans
@@ -273,38 +344,103 @@ class SQLiteEventStore(EventStore):
 
     # -- connections -------------------------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
-        try:
-            conn = sqlite3.connect(
-                self.path,
-                isolation_level=None,
-                check_same_thread=False,
-                timeout=self._busy_timeout,
-            )
-        except sqlite3.Error as exc:
-            raise _translate(exc, self.path) from exc
+    def _new_connection(self) -> sqlite3.Connection:
+        """A connection with the store's settings (raises SQLite's errors as they are)."""
+        conn = sqlite3.connect(
+            self.path if self._uri is None else self._uri,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=self._busy_timeout,
+            uri=self._uri is not None,
+        )
         try:
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-        except sqlite3.Error as exc:
+            if self._uri is not None:
+                conn.execute("PRAGMA query_only = 1")
+        except BaseException:
             conn.close()
+            raise
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            return self._new_connection()
+        except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
+
+    def _open(self) -> sqlite3.Connection:
+        """The write connection, with the file checked (and set up when new)."""
+        conn = self._connect()
+        try:
+            self._initialize(conn)
+            if self.read_only:  # a private database in memory, set up and then closed to writes
+                conn.execute("PRAGMA query_only = 1")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """A read-only connection: `mode=ro`, which sees other processes' commits, or
+        `immutable=1` where SQLite cannot create the -shm file and no -wal holds anything.
+
+        SQLite can read a WAL database read-only when its -shm file exists, or its folder is
+        writable so that it can create it, or when the database is opened as immutable
+        (https://www.sqlite.org/wal.html#readonly); immutable ignores the -wal file, so it is
+        only used when the log holds no transaction.
+        """
+        self._uri = read_only_uri(self.path, immutable=False)
+        try:
+            conn = self._new_connection()
+            try:
+                # Reading the schema opens the -wal and -shm files, or fails to.
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except BaseException:
+                conn.close()
+                raise
+        except sqlite3.Error as exc:
+            code = getattr(exc, "sqlite_errorcode", 0)
+            if code not in _CANNOT_SHARE and code & 0xFF != sqlite3.SQLITE_CANTOPEN:
+                raise _translate(exc, self.path) from exc
+            if wal_holds_frames(self.path):
+                raise StorageError(
+                    f"cannot read the store {self.url!r}: its write-ahead log "
+                    f"{self.path + '-wal'!r} holds committed events, and SQLite can only read it "
+                    f"with an index file ({os.path.basename(self.path)}-shm) that it cannot "
+                    f"create in {folder_of(self.path)!r}; copy the store's file and its -wal "
+                    f"file to a writable folder and read the copy ({exc})"
+                ) from exc
+            self._uri = read_only_uri(self.path, immutable=True)
+            conn = self._connect()
+        try:
+            self._initialize(conn)
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _initialize(self, conn: sqlite3.Connection) -> None:
         try:
             application_id = conn.execute("PRAGMA application_id").fetchone()[0]
-            if application_id == 0:
+            # A read-only store sets nothing up, except a private database in memory, which
+            # nobody else could have set up.
+            if application_id == 0 and (not self.read_only or self._in_memory):
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     self._create_schema(conn)
                     conn.execute("COMMIT")
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    _rollback_quietly(conn)
                     raise
                 application_id = conn.execute("PRAGMA application_id").fetchone()[0]
-            if application_id == APPLICATION_ID and not self._in_memory:
+            if application_id == APPLICATION_ID and not self._in_memory and not self.read_only:
                 # Only a file known to be ours is switched to WAL (it stays so; cheap to repeat).
                 conn.execute("PRAGMA journal_mode = WAL")
+            if application_id == 0:
+                self._refuse_foreign(conn)
+                raise NotAnEventVaultDatabaseError(
+                    self.path, "a SQLite database that holds no eventvault store"
+                )
             if application_id != APPLICATION_ID:
                 raise NotAnEventVaultDatabaseError(
                     self.path,
@@ -317,10 +453,8 @@ class SQLiteEventStore(EventStore):
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
 
-    def _create_schema(self, conn: sqlite3.Connection) -> None:
-        # Another process may have created it between our check and our lock: look again.
-        if conn.execute("PRAGMA application_id").fetchone()[0] != 0:
-            return
+    def _refuse_foreign(self, conn: sqlite3.Connection) -> None:
+        """Raise when a database without eventvault's mark holds tables of its own."""
         tables = [
             row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         ]
@@ -328,6 +462,12 @@ class SQLiteEventStore(EventStore):
             raise NotAnEventVaultDatabaseError(
                 self.path, f"a SQLite database of another application (tables: {', '.join(tables)})"
             )
+
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        # Another process may have created it between our check and our lock: look again.
+        if conn.execute("PRAGMA application_id").fetchone()[0] != 0:
+            return
+        self._refuse_foreign(conn)
         schema = resources.files("eventvault.store.sqlite") / "schema"
         for name in SCHEMA_FILES:
             conn.execute((schema / name).read_text(encoding="utf-8"))
@@ -368,6 +508,26 @@ class SQLiteEventStore(EventStore):
     @property
     def notifier(self) -> Notifier:
         return self._notifier
+
+    # -- what the engine is ------------------------------------------------------------------
+
+    @property
+    def embedded(self) -> bool:
+        return True
+
+    @property
+    def storage_file(self) -> str | None:
+        return None if self._in_memory else self.path
+
+    def storage_size(self) -> int | None:
+        """The bytes of the database file and its write-ahead log; None for ":memory:"."""
+        if self._in_memory:
+            return None
+        size = 0
+        for name in (self.path, f"{self.path}-wal"):
+            with contextlib.suppress(FileNotFoundError):
+                size += os.path.getsize(name)
+        return size
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -546,7 +706,7 @@ class SQLiteEventStore(EventStore):
                             ) from exc
                     conn.execute("COMMIT")
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    _rollback_quietly(conn)
                     raise
                 finally:
                     self._heads.clear()
