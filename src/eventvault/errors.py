@@ -34,6 +34,7 @@ __all__ = [
     "StorageError",
     "StorageFullError",
     "StoreClosedError",
+    "StoreForkedError",
     "StoreNotFoundError",
     "UnknownEventTypeError",
     "UnregisteredEventError",
@@ -342,6 +343,27 @@ class StoreClosedError(EventVaultError):
     def __init__(self, location: str) -> None:
         self.location = location
         super().__init__(f"the store {location!r} is closed")
+
+
+class StoreForkedError(EventVaultError):
+    """A store opened before `os.fork()` cannot be used in the child process.
+
+    Attributes:
+        location: the store's path or URL.
+        reason: why, and what to do instead.
+        parent_pid: the process that opened the store.
+        child_pid: the forked process that used it.
+    """
+
+    def __init__(self, location: str, reason: str, parent_pid: int, child_pid: int) -> None:
+        self.location = location
+        self.reason = reason
+        self.parent_pid = parent_pid
+        self.child_pid = child_pid
+        super().__init__(
+            f"the store {location!r} was opened in process {parent_pid} and cannot be used in "
+            f"the forked process {child_pid}: {reason}"
+        )
 
 
 # -- the domain layer ------------------------------------------------------------------------

@@ -8,6 +8,7 @@ export and import are written once here, so every engine behaves the same way.
 from __future__ import annotations
 
 import abc
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from eventvault.errors import (
     InvalidEventError,
     ReadOnlyStoreError,
     StoreClosedError,
+    StoreForkedError,
 )
 from eventvault.serialization import (
     DEFAULT_MAX_EVENT_BYTES,
@@ -31,6 +33,7 @@ from eventvault.serialization import (
     validate_stream_name,
 )
 from eventvault.store._append import PendingAppend, StoredRow, prepare, prepare_many
+from eventvault.store._fork import ForkGuard
 from eventvault.store.notify import Notifier
 from eventvault.store.subscription import Subscription
 from eventvault.types import (
@@ -153,6 +156,10 @@ class EventStore(abc.ABC):
         self._closed = False
         self._subscriptions: set[Subscription] = set()
         self._subscriptions_lock = threading.Lock()
+        self._opened_in = os.getpid()
+        self._refused: str | None = None
+        # Until the engine installs a guard of its own, a forked child refuses the store.
+        self._fork_guard = ForkGuard(after_in_child=self._refuse_after_fork)
 
     # -- what the engine is ------------------------------------------------------------------
 
@@ -270,6 +277,8 @@ class EventStore(abc.ABC):
 
     def _check_open(self) -> None:
         if self._closed:
+            if self._refused is not None:
+                raise StoreForkedError(self.url, self._refused, self._opened_in, os.getpid())
             raise StoreClosedError(self.url)
 
     def _check_writable(self) -> None:
@@ -651,6 +660,26 @@ class EventStore(abc.ABC):
         return verifier.count
 
     # -- lifecycle ---------------------------------------------------------------------------
+
+    def _refuse_after_fork(self, reason: str | None = None) -> None:
+        """In a forked child: make every operation raise `StoreForkedError`; `close()` then
+        does nothing, so the child never touches what it shares with its parent.
+
+        The default for an engine that installs no `ForkGuard` of its own.
+        """
+        if self._closed:
+            return
+        self._refused = reason or (
+            f"the {self.engine} engine does not carry a store across fork(); open a new store "
+            "in the child"
+        )
+        self._closed = True
+
+    def _forked(self) -> None:
+        """In a forked child whose engine rebuilt the store: the base's own lock may have been
+        held by a thread that does not exist here."""
+        self._subscriptions_lock = threading.Lock()
+        self._opened_in = os.getpid()
 
     @property
     def closed(self) -> bool:

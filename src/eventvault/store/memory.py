@@ -5,7 +5,9 @@ caller after an append cannot change what was recorded, and reads decode exactly
 Nothing survives `close()`; each `connect("memory://")` is a new, empty store.
 
 Opened read-only, it is a new, empty store that refuses appends and imports: it can be read, and
-nothing can ever be in it.
+nothing can ever be in it. In a forked child, a store is the child's own copy of the events as
+they were at the fork (an append in flight finishes first, so the copy holds it whole or not at
+all); neither process sees the other's later appends.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from eventvault.store._append import (
     version_matches,
     wrong_version,
 )
+from eventvault.store._fork import ForkGuard
 from eventvault.store.base import EventStore, StoreStats
 from eventvault.store.notify import Notifier
 from eventvault.types import AppendResult, PayloadEvent, RawEvent, RecordedEvent, StreamInfo
@@ -67,6 +70,10 @@ class MemoryEventStore(EventStore):
         self._streams: dict[str, list[StoredRow]] = {}
         self._ids: dict[uuid.UUID, tuple[str, int, int]] = {}
         self._notifier = Notifier()
+        self._paused = False
+        self._fork_guard = ForkGuard(
+            before=self._pause, after_in_parent=self._resume, after_in_child=self._rebuild
+        )
 
     @property
     def notifier(self) -> Notifier:
@@ -75,6 +82,28 @@ class MemoryEventStore(EventStore):
     @property
     def embedded(self) -> bool:
         return True
+
+    # -- fork --------------------------------------------------------------------------------
+
+    def _pause(self) -> None:
+        # Holding the lock across the fork: the child's copy has every append whole or not at all.
+        self._lock.acquire()
+        self._paused = True
+
+    def _resume(self) -> None:
+        self._paused = False
+        self._lock.release()
+
+    def _rebuild(self) -> None:
+        if not self._paused:
+            # Made by another thread while this one forked: its state may be half made.
+            self._refuse_after_fork("it was being opened while the process forked")
+            return
+        # The lock copied into the child is held (by the forking thread); take a new one.
+        self._paused = False
+        self._lock = threading.RLock()
+        self._notifier = Notifier()
+        self._forked()
 
     def _head(self) -> int:
         return self._log[-1][2] if self._log else 0

@@ -53,6 +53,7 @@ from eventvault.store._append import (
     PendingAppend,
     StoredRow,
 )
+from eventvault.store._fork import ForkGuard, keep_forever
 from eventvault.store._groupcommit import GroupCommitter
 from eventvault.store.base import EventStore, StoreStats
 from eventvault.store.notify import Notifier
@@ -207,6 +208,7 @@ class PostgresEventStore(EventStore):
         self._committer: GroupCommitter[list[PendingAppend], list[AppendResult]] = GroupCommitter(
             self._commit_batch
         )
+        self._fork_guard = ForkGuard(after_in_child=self._rebuild)
 
     # -- connections -------------------------------------------------------------------------
 
@@ -226,6 +228,24 @@ class PostgresEventStore(EventStore):
     def _read_only_session(conn: psycopg.Connection[Row]) -> None:
         # The server refuses any write in the session, whatever reaches it.
         conn.execute("SET default_transaction_read_only = on")
+
+    def _rebuild(self) -> None:
+        """In a forked child: a pool, listener and group committer of its own.
+
+        The pool's connections (and the listener's) are sockets shared with the parent: the
+        child never uses or closes them, only keeps them, and opens its own.
+        """
+        if self._closed:
+            return
+        keep_forever(self._pool, self._listener)
+        self._listener = None
+        self._listener_lock = threading.Lock()
+        self._notifier = Notifier()
+        self._heads = {}
+        self._unannounced = False
+        self._committer = GroupCommitter(self._commit_batch)
+        self._forked()
+        self._pool = self._new_pool()
 
     def _check_schema(self, auto_migrate: bool) -> None:
         try:

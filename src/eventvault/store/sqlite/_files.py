@@ -1,5 +1,5 @@
 """The files of a SQLite store: checks before opening, clean-up after a failed creation, the
-words for a full disk or a read-only file.
+words for a full disk or a read-only file, and the locks a forked child must hold itself.
 
 A store is one database file with two files beside it while it is open in WAL mode: `-wal`
 (the write-ahead log, committed transactions not yet copied into the database) and `-shm` (its
@@ -10,6 +10,7 @@ connection closes; https://www.sqlite.org/wal.html and walformat.html explain th
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import sqlite3
 import stat
@@ -31,6 +32,7 @@ __all__ = [
     "describe_full",
     "describe_read_only",
     "folder_of",
+    "hold_reader_locks",
     "read_only_cause",
     "read_only_uri",
     "wal_holds_frames",
@@ -40,6 +42,12 @@ _FILE_MODE: Final = 0o644
 """The mode SQLite gives the files it creates (before the umask)."""
 _WAL_HEADER: Final = 32
 """Bytes of a -wal file's header; a log with no more than that holds no transaction."""
+# Where SQLite's unix VFS takes its POSIX locks (os_unix.c): a reader's SHARED lock on the
+# database file covers bytes SHARED_FIRST .. SHARED_FIRST + SHARED_SIZE - 1, and every process
+# that uses the -shm file holds a shared lock on its "dead man switch" byte.
+_SHARED_FIRST: Final = 0x40000000 + 2
+_SHARED_SIZE: Final = 510
+_SHM_DMS: Final = 128
 
 
 def folder_of(path: str) -> str:
@@ -290,3 +298,39 @@ def describe_read_only(path: str, code: int, message: str) -> str:
             else "SQLite refused to write it"
         )
     return f"{cause} ({message}); it can be opened with read_only=True to read it"
+
+
+_held: dict[tuple[int, int], int] = {}
+_held_descriptors: list[int] = []
+
+
+def hold_reader_locks(path: str) -> None:
+    """Take, for this process, the POSIX locks an open reader of the store holds, once per
+    file and process.
+
+    In a forked child, SQLite inherits its parent's bookkeeping of the locks it holds on a file
+    (per file, per process), but not the locks: the kernel gives a child none. A connection the
+    child opens then believes the database file's SHARED lock and the -shm file's lock are
+    already held and takes neither, so the parent, closing its last connection, could delete
+    the -wal and -shm files the child is still using and lose its writes. Holding the locks here
+    closes that gap. The descriptors stay open for the life of the process: closing any
+    descriptor of a file drops every POSIX lock the process holds on it.
+
+    Raises:
+        OSError: a file cannot be opened or locked.
+    """
+    info = os.stat(path)
+    key = (info.st_dev, info.st_ino)
+    if _held.get(key) == os.getpid():
+        return
+    database = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    _held_descriptors.append(database)
+    fcntl.lockf(database, fcntl.LOCK_SH, _SHARED_SIZE, _SHARED_FIRST, os.SEEK_SET)
+    try:
+        shm = os.open(f"{path}-shm", os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        pass
+    else:
+        _held_descriptors.append(shm)
+        fcntl.lockf(shm, fcntl.LOCK_SH, 1, _SHM_DMS, os.SEEK_SET)
+    _held[key] = os.getpid()

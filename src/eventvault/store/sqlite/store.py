@@ -10,7 +10,8 @@ See docs/adr/0002-sqlite-durability.md for the durability settings.
 
 A store opened read-only never writes: its connections open the file with `mode=ro` (or
 `immutable=1` where SQLite could not otherwise read it, see `_files.read_only_uri`), and nothing
-is created, set up or migrated.
+is created, set up or migrated. A store carried into a forked child gets fresh connections
+there (see `_rebuild`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from eventvault.store._append import (
     version_matches,
     wrong_version,
 )
+from eventvault.store._fork import ForkGuard, keep_forever
 from eventvault.store._groupcommit import GroupCommitter
 from eventvault.store.base import EventStore, StoreStats
 from eventvault.store.notify import Notifier, shared_notifier
@@ -67,6 +69,7 @@ from eventvault.store.sqlite._files import (
     describe_full,
     describe_read_only,
     folder_of,
+    hold_reader_locks,
     read_only_cause,
     read_only_uri,
     wal_holds_frames,
@@ -319,6 +322,11 @@ class SQLiteEventStore(EventStore):
         self._conn_lock = threading.Lock()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        # Reads in flight, and whether new ones wait (while the process forks).
+        self._readers_idle = threading.Condition(self._readers_lock)
+        self._reads_in_flight = 0
+        self._paused = False
+        self._files_at_fork: tuple[tuple[int, int] | None, ...] = ()
         created: CreatedFile | None = None
         if not self._in_memory:
             if read_only:
@@ -340,6 +348,9 @@ class SQLiteEventStore(EventStore):
         self._heads: dict[str, tuple[int, bytes]] = {}
         self._committer: GroupCommitter[list[PendingAppend], list[AppendResult]] = GroupCommitter(
             self._commit_batch
+        )
+        self._fork_guard = ForkGuard(
+            before=self._pause, after_in_parent=self._resume, after_in_child=self._rebuild
         )
 
     # -- connections -------------------------------------------------------------------------
@@ -484,15 +495,21 @@ class SQLiteEventStore(EventStore):
                 yield self._writer
             return
         with self._readers_lock:
+            while self._paused:
+                self._readers_idle.wait()
+            self._reads_in_flight += 1
             conn = self._readers.pop() if self._readers else None
-        if conn is None:
-            conn = self._connect()
-            conn.execute("PRAGMA query_only = 1")
         try:
+            if conn is None:
+                conn = self._connect()
+                conn.execute("PRAGMA query_only = 1")
             yield conn
         finally:
             with self._readers_lock:
-                if len(self._readers) < MAX_READERS and not self._closed:
+                self._reads_in_flight -= 1
+                if self._paused and not self._reads_in_flight:
+                    self._readers_idle.notify_all()
+                if conn is not None and len(self._readers) < MAX_READERS and not self._closed:
                     self._readers.append(conn)
                     conn = None
             if conn is not None:
@@ -528,6 +545,82 @@ class SQLiteEventStore(EventStore):
             with contextlib.suppress(FileNotFoundError):
                 size += os.path.getsize(name)
         return size
+
+    # -- fork --------------------------------------------------------------------------------
+
+    def _wal_files(self) -> tuple[tuple[int, int] | None, ...]:
+        """The identity (device, inode) of the -wal and -shm files, None for one missing."""
+        found: list[tuple[int, int] | None] = []
+        for name in (f"{self.path}-wal", f"{self.path}-shm"):
+            try:
+                info = os.stat(name)
+            except OSError:
+                found.append(None)
+            else:
+                found.append((info.st_dev, info.st_ino))
+        return tuple(found)
+
+    def _pause(self) -> None:
+        """Before a fork: let the commit and the reads in flight finish, hold new ones back.
+
+        The child must not inherit a connection in the middle of a statement: SQLite's record
+        of the locks that connection held (a write lock on the log) would stay in the child's
+        copy for ever, and the child could never write.
+        """
+        self._conn_lock.acquire()
+        with self._readers_lock:
+            self._paused = True
+            while self._reads_in_flight:
+                self._readers_idle.wait()
+        if not self._in_memory:
+            self._files_at_fork = self._wal_files()
+
+    def _resume(self) -> None:
+        with self._readers_lock:
+            self._paused = False
+            self._readers_idle.notify_all()
+        self._conn_lock.release()
+
+    def _rebuild(self) -> None:
+        """In a forked child: fresh locks, writer, readers and group committer.
+
+        The connections inherited from the parent are shared with it: they are never used or
+        closed here, only kept (closing one would act on the parent's files and locks). A
+        private ":memory:" database is the child's own copy, and its connection (idle at the
+        fork) goes on serving it.
+        """
+        if self._closed:
+            return
+        if not self._paused:
+            # Opened by another thread while this one forked: its state may be half made.
+            self._refuse_after_fork("it was being opened while the process forked")
+            return
+        inherited = [*self._readers] if self._in_memory else [self._writer, *self._readers]
+        keep_forever(*inherited)
+        self._conn_lock = threading.Lock()
+        self._readers = []
+        self._readers_lock = threading.Lock()
+        self._readers_idle = threading.Condition(self._readers_lock)
+        self._reads_in_flight = 0
+        self._paused = False
+        self._heads = {}
+        self._committer = GroupCommitter(self._commit_batch)
+        self._forked()
+        if self._in_memory:
+            self._notifier = Notifier()
+            return
+        self._notifier = shared_notifier(os.path.realpath(self.path))
+        try:
+            hold_reader_locks(self.path)
+            now = self._wal_files()
+            pairs = zip(self._files_at_fork, now, strict=True)
+            if any(then not in (None, found) for then, found in pairs):
+                raise StorageError(
+                    "its -wal and -shm files were removed or replaced just after the fork"
+                )
+            self._writer = self._connect()
+        except (OSError, EventVaultError) as exc:
+            self._refuse_after_fork(f"it could not be opened again in the child ({exc})")
 
     # -- writing -----------------------------------------------------------------------------
 
