@@ -80,7 +80,8 @@ _RAW_INSERT: Final = (
     "data, metadata, recorded_at, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _RAW_SELECT: Final = f"SELECT {_COLUMNS} FROM events ORDER BY global_position"
-_EVENTS_SCHEMA: Final = ("events.sql", "events_stream_uq.sql", "events_event_id_uq.sql")
+_EVENTS_SCHEMA: Final = ("01_events.sql", "02_events_stream_uq.sql", "03_events_event_id_uq.sql")
+"""eventvault's `events` table and its two indexes: the files of storage schema version 1."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +239,7 @@ class RawWriter:
         if mode != "wal":
             raise BenchmarkSetupError(f"{path}: SQLite refused WAL mode ({mode!r})")
         self.conn.execute("PRAGMA synchronous = FULL")
-        schema = resources.files("eventvault.store.sqlite") / "schema"
+        schema = resources.files("eventvault.store.sqlite") / "migrations" / "0001"
         for name in _EVENTS_SCHEMA:
             self.conn.execute((schema / name).read_text(encoding="utf-8"))
         self.positions: dict[str, int] = {}

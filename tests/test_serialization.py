@@ -12,10 +12,12 @@ from eventvault import NewEvent
 from eventvault.errors import HashChainError, InvalidEventError, InvalidStreamNameError
 from eventvault.serialization import (
     GENESIS_HASH,
+    canonical_json_problem,
     decode_rows,
     encode_events,
     event_hash,
     from_micros,
+    stored_payload,
     to_micros,
     uuid_from_bytes,
     validate_stream_name,
@@ -135,6 +137,72 @@ def test_verify_chain_refuses_values_no_append_could_have_stored(
     event = msgspec.structs.replace(_raw(0, GENESIS_HASH, 1), **{field: value})
     with pytest.raises(ValueError, match=message):
         verify_chain([event])
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [[{"stream_name": "s-1"}], ["s-1"]],
+    ids=["a dict", "a str"],
+)
+def test_verify_chain_of_something_other_than_events_says_what_to_pass(wrong: object) -> None:
+    with pytest.raises(TypeError) as caught:
+        verify_chain(wrong)  # type: ignore[arg-type]
+    message = str(caught.value)
+    assert "a RecordedEvent (from read_stream or read_all)" in message
+    assert "a RawEvent (from export_events)" in message
+    assert f"not a {type(wrong[0]).__name__}" in message  # type: ignore[index]
+
+
+@pytest.mark.parametrize("wrong", [None, 5, object()], ids=["None", "an int", "an object"])
+def test_verify_chain_of_no_iterable_says_what_to_pass(wrong: object) -> None:
+    with pytest.raises(TypeError, match=r"store\.read_stream\(name\), store\.read_all\(\)"):
+        verify_chain(wrong)  # type: ignore[arg-type]
+
+
+def test_verify_chain_of_one_event_asks_for_an_iterable() -> None:
+    with pytest.raises(TypeError, match=r"takes an iterable of events.* not RawEvent"):
+        verify_chain(_raw(0, GENESIS_HASH, 1))  # type: ignore[arg-type]
+
+
+def test_a_recorded_event_verifies_as_its_raw_event() -> None:
+    raw = _raw(0, GENESIS_HASH, 1)
+    (recorded,) = decode_rows(
+        [
+            (
+                raw.stream_name,
+                raw.stream_position,
+                raw.global_position,
+                raw.event_id.bytes,
+                raw.event_type,
+                raw.schema_version,
+                bytes(raw.data),
+                bytes(raw.metadata),
+                to_micros(raw.recorded_at),
+                bytes.fromhex(raw.hash),
+            )
+        ]
+    )
+    assert verify_chain([recorded]) == 1
+    assert stored_payload(recorded) == stored_payload(raw) == (b"{}", b"{}")
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (b'{"a":1,"b":[true,null,"\xc3\xa9"]}', None),
+        (
+            b'{"a":1, "b":2}',
+            'from byte 7 it reads b\'{"a":1, "b":2}\', canonically b\'{"a":1,"b":2}\'',
+        ),
+        (b"[1]", "is not a JSON object eventvault can read"),
+    ],
+)
+def test_canonical_json_problem_shows_where_bytes_differ(raw: bytes, problem: str | None) -> None:
+    found = canonical_json_problem(raw)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and problem in found
 
 
 def _raw(position: int, previous: bytes, global_position: int) -> RawEvent:

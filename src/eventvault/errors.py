@@ -16,28 +16,33 @@ __all__ = [
     "AggregateQueryError",
     "DatabaseLockedError",
     "DuplicateEventIdError",
+    "EventDecodeError",
     "EventRegistrationError",
     "EventVaultError",
+    "ExportFormatError",
     "HashChainError",
     "ImportFileError",
+    "IncompleteExportError",
     "InvalidEventError",
     "InvalidExpectedVersionError",
     "InvalidStreamNameError",
     "InvalidURLError",
+    "MigrationRequiredError",
     "MissingHandlerError",
     "NotAnEventVaultDatabaseError",
     "NotEmptyError",
     "PayloadTooLargeError",
     "ReadOnlyStoreError",
     "SchemaVersionError",
-    "SnapshotStoreUnavailableError",
     "StorageError",
     "StorageFullError",
     "StoreClosedError",
     "StoreForkedError",
     "StoreNotFoundError",
+    "TransactionUsageError",
     "UnknownEventTypeError",
     "UnregisteredEventError",
+    "UnverifiableExportError",
     "WrongExpectedVersionError",
 ]
 
@@ -225,6 +230,52 @@ class ImportFileError(EventVaultError):
         super().__init__(f"{where}{reason}")
 
 
+# -- export files: errors an import raises when a file cannot be proven whole -----------------
+
+
+class IncompleteExportError(ImportFileError):
+    """An export cannot be proven whole: it ends before its closing record, its closing record
+    does not match the lines before it (count, positions, digest), something follows the closing
+    record, or the events do not reach the head the export was bounded by.
+
+    Raised at the end of the events, before an import commits, so nothing is stored.
+
+    Attributes:
+        line: the 1-based line at fault, or None when the file (or a copy's source) as a whole
+            is at fault.
+        reason: what is missing or does not match, with the values involved.
+    """
+
+
+class UnverifiableExportError(IncompleteExportError):
+    """An export file of format 1 (written by eventvault 0.1), which has no header and no closing
+    record, was read without being told what it must hold.
+
+    Such a file is accepted only when the reader is given the source's head position or its
+    number of events and the file matches them exactly.
+
+    Attributes:
+        line: the line that shows the format (1), or None for an empty file.
+        reason: what is missing.
+    """
+
+
+class ExportFormatError(ImportFileError):
+    """An export file declares a format this version of eventvault does not read.
+
+    Attributes:
+        line: the header's line (1).
+        reason: what was found.
+        found: the format version the file declares, or None when it names another format.
+        supported: the newest format version this eventvault reads.
+    """
+
+    def __init__(self, reason: str, *, found: int | None, supported: int, line: int = 1) -> None:
+        self.found = found
+        self.supported = supported
+        super().__init__(reason, line=line)
+
+
 class NotEmptyError(EventVaultError):
     """An import or copy targets a store that already holds events.
 
@@ -409,6 +460,42 @@ class UnknownEventTypeError(EventVaultError, LookupError):
         )
 
 
+class EventDecodeError(EventVaultError, ValueError):
+    """A recorded event's payload does not fit the class registered for its type and version:
+    a field renamed, removed or retyped without a new schema version, or a payload written by
+    another producer.
+
+    Attributes:
+        stream_name: the stream the event was read from.
+        stream_position: its position there.
+        event_type: the recorded type name.
+        schema_version: the recorded schema version.
+        event_class: the class the payload was decoded as.
+        reason: why it does not fit, as msgspec reports it (the field and the value).
+    """
+
+    def __init__(
+        self,
+        stream_name: str,
+        stream_position: int,
+        event_type: str,
+        schema_version: int,
+        event_class: type,
+        reason: str,
+    ) -> None:
+        self.stream_name = stream_name
+        self.stream_position = stream_position
+        self.event_type = event_type
+        self.schema_version = schema_version
+        self.event_class = event_class
+        self.reason = reason
+        super().__init__(
+            f"{stream_name!r}@{stream_position}: event type {event_type!r} version "
+            f"{schema_version} does not decode as {event_class.__qualname__}: {reason} (if the "
+            "class changed shape, register the new shape under a new schema version)"
+        )
+
+
 class UnregisteredEventError(EventVaultError, TypeError):
     """An event object to be written is of a class that is not registered.
 
@@ -507,16 +594,40 @@ class AggregateQueryError(EventVaultError, ValueError):
         super().__init__(reason)
 
 
-class SnapshotStoreUnavailableError(EventVaultError):
-    """No snapshot store is known for an event store's engine.
+# -- storage beside the events (the seam) ------------------------------------------------------
+
+
+class MigrationRequiredError(StorageError):
+    """A component's tables (or the store's own) are older than this eventvault needs, and
+    the store may not migrate them itself.
 
     Attributes:
-        engine: the engine's class name.
+        location: the store's URL.
+        component: the component's name (`eventvault` for the store's own tables).
+        found: the version the store holds (0: none).
+        needed: the version this eventvault needs.
     """
 
-    def __init__(self, engine: str) -> None:
-        self.engine = engine
+    def __init__(self, location: str, component: str, found: int, needed: int) -> None:
+        self.location = location
+        self.component = component
+        self.found = found
+        self.needed = needed
         super().__init__(
-            f"no snapshot store for the engine {engine}: pass a SnapshotStore to Repository "
-            "(MemorySnapshotStore works with any engine) or use a SQLite or in-memory store"
+            f"store {location!r}: the tables of {component!r} are at version {found}, this "
+            f"eventvault needs version {needed}; run `eventvault migrate URL` (or open a "
+            "PostgreSQL store with ?auto_migrate=true)"
         )
+
+
+class TransactionUsageError(EventVaultError):
+    """`run_transaction`'s work used the store wrongly: through the store instead of the
+    transaction, or after one of its statements failed.
+
+    Attributes:
+        reason: what was done wrong.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)

@@ -36,11 +36,13 @@ __all__ = [
     "MAX_SCHEMA_VERSION",
     "MAX_STREAM_NAME_LENGTH",
     "EncodedEvent",
+    "canonical_json_problem",
     "decode_json_object",
     "encode_events",
     "event_hash",
     "from_micros",
     "new_event_id",
+    "stored_payload",
     "to_micros",
     "validate_stream_name",
     "verify_chain",
@@ -313,6 +315,12 @@ def decode_json_object(raw: bytes) -> dict[str, object]:
 
 def raw_event_hash(event: RawEvent, previous: bytes) -> bytes:
     """Recompute the hash of a `RawEvent` given the previous hash of its stream."""
+    return _hash_of(event, previous, bytes(event.data), bytes(event.metadata))
+
+
+def _hash_of(
+    event: RawEvent | RecordedEvent, previous: bytes, data: bytes, metadata: bytes
+) -> bytes:
     return event_hash(
         previous,
         event.stream_name,
@@ -321,14 +329,76 @@ def raw_event_hash(event: RawEvent, previous: bytes) -> bytes:
         event.event_type,
         event.schema_version,
         to_micros(event.recorded_at),
-        bytes(event.data),
-        bytes(event.metadata),
+        data,
+        metadata,
+    )
+
+
+def stored_payload(event: RawEvent | RecordedEvent) -> tuple[bytes, bytes]:
+    """The JSON bytes of an event's data and metadata as its store holds them: what its hash
+    covers.
+
+    A `RawEvent` carries those bytes. A `RecordedEvent` carries them decoded, and encoding them
+    again gives the same bytes: every payload a store holds is in the canonical form msgspec
+    writes, since appends encode it so and `import_events` refuses any other (see
+    `canonical_json_problem`). The one exception is a payload that embedded `msgspec.Raw`
+    bytes of another form in an append; `export_events` gives the exact bytes of any event.
+
+    Args:
+        event: an event read from a store.
+
+    Returns:
+        (data, metadata).
+
+    Raises:
+        TypeError: `event` is neither a `RawEvent` nor a `RecordedEvent`.
+    """
+    if isinstance(event, RawEvent):
+        return bytes(event.data), bytes(event.metadata)
+    if isinstance(event, RecordedEvent):
+        return _encode(event.data), _encode(event.metadata)
+    raise TypeError(
+        "expected an event read from a store: a RecordedEvent (from read_stream or read_all) "
+        f"or a RawEvent (from export_events), not a {type(event).__name__}: {event!r:.80}"
+    )
+
+
+def canonical_json_problem(raw: bytes) -> str | None:
+    """What keeps the stored bytes of a data or metadata object from the canonical form, or None.
+
+    The canonical form is what an append stores: msgspec's compact JSON of the decoded object.
+    A store holds nothing else, so that a read event, encoded again, gives back the bytes its
+    hash covers (`stored_payload`). Other bytes can only come from a hand-made import file.
+
+    Args:
+        raw: JSON bytes of an object.
+
+    Returns:
+        None when `raw` is canonical, else what is wrong, showing where it differs.
+    """
+    try:
+        canonical = _encode(_decoder.decode(raw))
+    except msgspec.DecodeError as exc:
+        return f"is not a JSON object eventvault can read: {exc}"
+    if canonical == raw:
+        return None
+    at = next(
+        (i for i, (a, b) in enumerate(zip(raw, canonical, strict=False)) if a != b),
+        min(len(raw), len(canonical)),
+    )
+    start = max(0, at - 10)
+    return (
+        f"is not in the canonical form an append writes (msgspec's compact JSON: no spaces, "
+        f"each key once, no needless escapes): from byte {at} it reads {raw[start : at + 10]!r}, "
+        f"canonically {canonical[start : at + 10]!r}"
     )
 
 
 class ChainVerifier:
-    """Checks a sequence of `RawEvent` in global order: positions and every hash.
+    """Checks a sequence of events in global order: positions and every hash.
 
+    The events are `RawEvent`s (from `export_events`) or `RecordedEvent`s (from `read_all`, or
+    `read_stream` for one stream), whose payload is encoded again (see `stored_payload`).
     Memory grows with the number of streams, not the number of events.
     """
 
@@ -337,15 +407,20 @@ class ChainVerifier:
         self._last_global = 0
         self.count = 0
 
-    def check(self, event: RawEvent) -> None:
+    def check(self, event: RawEvent | RecordedEvent) -> tuple[bytes, bytes]:
         """Check the next event.
+
+        Returns:
+            Its stored data and metadata bytes (`stored_payload`).
 
         Raises:
             HashChainError: its hash does not match its bytes and the previous hash.
             ValueError: its global position does not increase (or is past the largest a store
                 holds), its stream position is not the next one of its stream, or a field has
                 a value no append could have stored.
+            TypeError: it is neither a `RawEvent` nor a `RecordedEvent`.
         """
+        data, metadata = stored_payload(event)
         if event.global_position <= self._last_global:
             raise ValueError(
                 f"global position {event.global_position} does not follow {self._last_global}"
@@ -363,8 +438,8 @@ class ChainVerifier:
             raise ValueError(str(exc)) from exc
         if event.recorded_at.tzinfo is None:
             raise ValueError(f"recorded_at {event.recorded_at} has no time zone")
-        for name, raw in (("data", event.data), ("metadata", event.metadata)):
-            if not bytes(raw).startswith(b"{"):
+        for name, raw in (("data", data), ("metadata", metadata)):
+            if not raw.startswith(b"{"):
                 raise ValueError(f"{name} of event {event.event_id} is not a JSON object")
         head = self._heads.get(event.stream_name)
         next_position, previous = (0, GENESIS_HASH) if head is None else (head[0] + 1, head[1])
@@ -379,27 +454,46 @@ class ChainVerifier:
                 f"stream {event.stream_name!r}: position {event.stream_position} where "
                 f"{next_position} was due"
             )
-        digest = raw_event_hash(event, previous)
+        digest = _hash_of(event, previous, data, metadata)
         if digest.hex() != event.hash:
             raise HashChainError(event.stream_name, event.stream_position, digest.hex(), event.hash)
         self._heads[event.stream_name] = (event.stream_position, digest)
         self._last_global = event.global_position
         self.count += 1
+        return data, metadata
 
 
-def verify_chain(events: Iterable[RawEvent]) -> int:
+def verify_chain(events: Iterable[RawEvent | RecordedEvent]) -> int:
     """Verify positions and hashes of events given in global order.
 
+    ::
+
+        verify_chain(store.read_stream("account-42"))  # one stream, from its first event
+        verify_chain(store.read_all())                 # the whole log
+        verify_chain(store.export_events())            # the whole log, its exact stored bytes
+
     Args:
-        events: the events, from the start of the log.
+        events: events from the start of each of their streams, in global order: one stream
+            read forwards from position 0, or the log from its start without filters.
+            `RecordedEvent`s are checked by encoding their payload again (see
+            `stored_payload`); `RawEvent`s by their stored bytes.
 
     Returns:
         The number of events checked.
 
     Raises:
         HashChainError: an event's hash does not match.
-        ValueError: positions are out of order or have gaps within a stream.
+        ValueError: positions are out of order or have gaps within a stream, or a stream does
+            not start at position 0.
+        TypeError: `events` is not an iterable of `RecordedEvent` or `RawEvent`; the message
+            says what to pass.
     """
+    if isinstance(events, (RawEvent, RecordedEvent)) or not isinstance(events, Iterable):
+        raise TypeError(
+            "verify_chain takes an iterable of events read from a store, such as "
+            "store.read_stream(name), store.read_all() or store.export_events(), not "
+            f"{type(events).__name__}"
+        )
     verifier = ChainVerifier()
     for event in events:
         verifier.check(event)

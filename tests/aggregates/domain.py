@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import msgspec
 
 from eventvault.aggregates import Aggregate, EventRegistry, applies
@@ -101,3 +103,42 @@ def new_counter(counter_id: str, *, increments: int = 0, name: str = "c") -> Cou
     for _ in range(increments):
         counter.increment()
     return counter
+
+
+# -- a calendar: a state of datetimes, each with the UTC offset its event carried ---------
+
+meetings = EventRegistry()
+
+
+@meetings.event("MeetingScheduled", version=1)
+class Scheduled(msgspec.Struct, frozen=True):
+    """A meeting was put in the calendar, at a local time."""
+
+    starts: datetime
+
+
+class CalendarState(msgspec.Struct):
+    """The meetings, as scheduled."""
+
+    first: datetime | None = None
+    starts: list[datetime] = msgspec.field(default_factory=list)
+    by_start: dict[datetime, int] = msgspec.field(default_factory=dict)
+
+
+class Calendar(Aggregate[CalendarState]):
+    """A calendar; its stream is `calendar-<id>`."""
+
+    category = "calendar"
+    state_type = CalendarState
+
+    @applies(Scheduled)
+    def _scheduled(self, event: Scheduled) -> None:
+        if self.state.first is None:
+            self.state.first = event.starts
+        self.state.starts.append(event.starts)
+        self.state.by_start[event.starts] = len(self.state.starts)
+
+
+def same_values(left: object, right: object) -> bool:
+    """Equal, and every datetime with the same UTC offset (== compares instants only)."""
+    return left == right and msgspec.json.encode(left) == msgspec.json.encode(right)

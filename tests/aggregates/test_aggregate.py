@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import msgspec
 import pytest
 
@@ -204,3 +206,68 @@ def test_repr_names_class_id_version_and_pending_count() -> None:
     counter = Counter("c1")
     counter.create("x")
     assert repr(counter).startswith("<Counter 'c1' version -1, 1 pending: ")
+
+
+class Opening(msgspec.Struct):
+    """A state whose fields have no default: `state_type()` cannot make the first state."""
+
+    owner: str
+    currency: str
+    balance: int = 0
+
+
+def test_a_state_type_with_required_fields_is_a_definition_error_naming_them() -> None:
+    with pytest.raises(
+        AggregateDefinitionError, match=r"fields without a default \(owner, currency\)"
+    ):
+        type("Account", (Aggregate,), {"category": "account", "state_type": Opening})
+
+
+def test_a_state_type_with_required_fields_is_accepted_with_an_initial_state() -> None:
+    class Account(Aggregate[Opening]):
+        category = "account"
+        state_type = Opening
+
+        def initial_state(self) -> Opening:
+            return Opening(owner="", currency="EUR")
+
+    class Savings(Account):
+        state_type = Opening
+
+    assert Savings("1").state == Opening(owner="", currency="EUR")
+
+
+def test_a_subclass_that_declares_a_state_type_with_required_fields_is_checked() -> None:
+    with pytest.raises(AggregateDefinitionError, match=r"Plain: state_type Opening has fields"):
+        type("Plain", (Counter,), {"state_type": Opening})
+
+
+class Ambiguous(msgspec.Struct):
+    """A state msgpack cannot decode: two str-like types in one union."""
+
+    when: str | datetime | None = None
+
+
+def test_a_state_type_a_snapshot_cannot_hold_is_a_definition_error() -> None:
+    with pytest.raises(AggregateDefinitionError, match="cannot be read back from a snapshot"):
+        type("Log", (Aggregate,), {"category": "log", "state_type": Ambiguous})
+
+
+@pytest.mark.parametrize(
+    ("category", "problem"),
+    [("a\x00b", "control characters"), ("c" * 199, "at most 198 characters")],
+)
+def test_a_category_no_stream_name_can_hold_is_a_definition_error(
+    category: str, problem: str
+) -> None:
+    with pytest.raises(AggregateDefinitionError, match="category must be") as raised:
+        type("Bad", (Aggregate,), {"category": category, "state_type": CounterState})
+    assert problem in str(raised.value)
+
+
+def test_the_longest_category_still_makes_a_valid_stream_name() -> None:
+    class Long(Aggregate[CounterState]):
+        category = "c" * 198
+        state_type = CounterState
+
+    assert len(Long.stream_name_for("1")) == 200

@@ -12,6 +12,7 @@ import pytest
 
 from eventvault import EventStore, NewEvent, StreamState
 from eventvault.aggregates import (
+    EventDecodeError,
     EventRegistrationError,
     EventRegistry,
     UnknownEventTypeError,
@@ -187,16 +188,32 @@ def test_decoding_an_unregistered_type_can_return_the_recorded_event(store: Even
     assert EventRegistry().decode(recorded, unknown="raw") is recorded
 
 
-def test_decoding_a_payload_that_does_not_fit_the_class_raises_a_validation_error(
+def test_decoding_a_payload_that_does_not_fit_the_class_raises_an_error_naming_the_event(
     store: EventStore,
 ) -> None:
     registry = EventRegistry()
     registry.register(Opened, name="AccountOpened")
     store.append_to_stream(
-        "account-1", [NewEvent("AccountOpened", {"owner": 5})], expected_version=StreamState.ANY
+        "account-1",
+        [NewEvent("AccountOpened", {"owner": "Ada"}), NewEvent("AccountOpened", {"owner": 5})],
+        expected_version=StreamState.ANY,
     )
-    with pytest.raises(msgspec.ValidationError, match="Expected `str`"):
-        registry.decode(next(store.read_stream("account-1")))
+    with pytest.raises(EventDecodeError) as raised:
+        list(registry.decode_all(store.read_stream("account-1")))
+    error = raised.value
+    assert isinstance(error, ValueError)
+    assert (error.stream_name, error.stream_position) == ("account-1", 1)
+    assert (error.event_type, error.schema_version, error.event_class) == (
+        "AccountOpened",
+        1,
+        Opened,
+    )
+    assert "Expected `str`, got `int` - at `$.owner`" in error.reason
+    assert str(error).startswith(
+        "'account-1'@1: event type 'AccountOpened' version 1 does not decode as Opened: "
+        "Expected `str`"
+    )
+    assert isinstance(error.__cause__, msgspec.ValidationError)
 
 
 def test_iterating_a_registry_lists_every_registration() -> None:

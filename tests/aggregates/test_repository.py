@@ -13,7 +13,9 @@ from eventvault.aggregates import (
     AggregateDefinitionError,
     AggregateNotFoundError,
     AggregateQueryError,
+    EventDecodeError,
     EventRegistry,
+    MemorySnapshotStore,
     MissingHandlerError,
     Repository,
     UnknownEventTypeError,
@@ -283,6 +285,39 @@ def test_saving_an_event_of_an_unregistered_class_raises_and_writes_nothing(
     with pytest.raises(UnregisteredEventError):
         sneaky.save(counter)
     assert store.head_position() == 0
+
+
+def test_a_payload_that_no_longer_fits_its_class_fails_the_load_naming_the_event(
+    store: EventStore,
+) -> None:
+    # A producer wrote "amount" where the class now has "by": a renamed field.
+    counters = Repository(Counter, store, registry, snapshot_store=MemorySnapshotStore())
+    counters.save(new_counter("c1", increments=2))
+    counters.take_snapshot(counters.get("c1"))
+    store.append_to_stream(
+        "counter-c1", [NewEvent("CounterIncremented", {"amount": 3})], expected_version=2
+    )
+    for repository in (counters, Repository(Counter, store, registry)):
+        with pytest.raises(EventDecodeError) as raised:
+            repository.get("c1")
+        error = raised.value
+        assert (error.stream_name, error.stream_position) == ("counter-c1", 3)
+        assert (error.event_type, error.schema_version) == ("CounterIncremented", 1)
+        assert error.event_class is Incremented
+        assert "Object missing required field `by`" in str(error)
+    assert counters.get("c1", version=2).state.value == 2
+
+
+def test_a_retyped_payload_field_fails_the_load_naming_the_event(
+    store: EventStore,
+) -> None:
+    counters = Repository(Counter, store, registry)
+    counters.save(new_counter("c1"))
+    store.append_to_stream(
+        "counter-c1", [NewEvent("CounterIncremented", {"by": "3"})], expected_version=0
+    )
+    with pytest.raises(EventDecodeError, match=r"'counter-c1'@1: .*Expected `int`, got `str`"):
+        counters.get("c1")
 
 
 # -- update --------------------------------------------------------------------------------

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 import pytest
 
-from eventvault.aggregates import Aggregate, EventRegistry, MissingHandlerError, applies
+from eventvault.aggregates import (
+    Aggregate,
+    EventDecodeError,
+    EventRegistry,
+    MissingHandlerError,
+    applies,
+)
 from eventvault.testing.aggregates import AggregateScenario
 from tests.aggregates.domain import (
     Counter,
@@ -178,9 +186,56 @@ def test_the_scenario_needs_an_aggregate_class() -> None:
         AggregateScenario(int)  # type: ignore[type-var]
 
 
-def test_with_a_registry_an_event_whose_fields_break_their_types_fails() -> None:
+def test_with_a_registry_an_event_whose_fields_break_their_types_fails_as_a_load_would() -> None:
     scenario = AggregateScenario(Counter, registry=registry).when(
         lambda c: c.record(Tagged(tag=3))  # type: ignore[arg-type]
     )
-    with pytest.raises(AssertionError, match="does not survive storage: Expected `str`"):
+    with pytest.raises(
+        EventDecodeError,
+        match=r"^'counter-test'@0: event type 'CounterTagged' version 1 does not decode as "
+        r"Tagged: Expected `str`, got `int` - at `\$\.tag`",
+    ):
         scenario.then(Tagged(tag=3))  # type: ignore[arg-type]
+
+
+class Withdrawn(msgspec.Struct, frozen=True):
+    """An event whose payload a load checks: the amount must be positive."""
+
+    amount: Annotated[int, msgspec.Meta(gt=0)]
+
+
+class Till(Aggregate[CounterState]):
+    category = "till"
+    state_type = CounterState
+
+    @applies(Withdrawn)
+    def _withdrawn(self, event: Withdrawn) -> None:
+        self.state.value -= event.amount
+
+
+tills = EventRegistry()
+tills.register(Withdrawn, name="Withdrawn", version=2)
+
+
+def test_with_a_registry_a_given_event_a_load_could_not_decode_raises_as_the_load_would() -> None:
+    scenario = AggregateScenario(Till, registry=tills).given(Withdrawn(amount=5))
+    with pytest.raises(EventDecodeError) as raised:
+        scenario.given(Withdrawn(amount=3), Withdrawn(amount=-1))
+    error = raised.value
+    assert (error.stream_name, error.stream_position) == ("till-test", 2)
+    assert (error.event_type, error.schema_version, error.event_class) == (
+        "Withdrawn",
+        2,
+        Withdrawn,
+    )
+    assert "Expected `int` >= 1 - at `$.amount`" in str(error)
+
+
+def test_with_a_registry_a_recorded_event_a_load_could_not_decode_raises() -> None:
+    scenario = (
+        AggregateScenario(Till, registry=tills)
+        .given(Withdrawn(amount=5))
+        .when(lambda till: till.record(Withdrawn(amount=0)))
+    )
+    with pytest.raises(EventDecodeError, match=r"'till-test'@1: event type 'Withdrawn' version 2"):
+        scenario.then(Withdrawn(amount=0))

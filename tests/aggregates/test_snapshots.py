@@ -20,13 +20,11 @@ from eventvault.aggregates import (
     Repository,
     Snapshot,
     SnapshotStore,
-    SnapshotStoreUnavailableError,
-    SQLiteSnapshotStore,
+    StoreSnapshotStore,
     snapshot_store_for,
 )
-from eventvault.errors import NotAnEventVaultDatabaseError, StorageError, StoreClosedError
-from eventvault.store.base import EventStore as EventStoreBase
-from eventvault.store.memory import MemoryEventStore
+from eventvault.aggregates.snapshots import SNAPSHOTS
+from eventvault.errors import StorageError, StoreClosedError
 from tests.aggregates.domain import Counter, CounterState, new_counter, registry
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -43,16 +41,15 @@ def _snapshot(version: int, *, stream: str = "counter-1", schema: int = 1, at: i
     )
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def snapshots(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SnapshotStore]:
-    if request.param == "memory":
+@pytest.fixture(params=["dict", "beside-the-events"])
+def snapshots(request: pytest.FixtureRequest, store: EventStore) -> Iterator[SnapshotStore]:
+    """Each snapshot store: a dict, and the event store's own table on every engine."""
+    if request.param == "dict":
         yield MemorySnapshotStore()
         return
-    path = str(tmp_path / "s.db")
-    with eventvault.connect(path):
-        store = SQLiteSnapshotStore(path)
-        yield store
-        store.close()
+    opened = StoreSnapshotStore(store)
+    yield opened
+    opened.close()
 
 
 # -- the stores ----------------------------------------------------------------------------
@@ -121,74 +118,65 @@ def test_sqlite_snapshots_live_in_their_own_table_of_the_event_store_file(
     with sqlite3.connect(path) as conn:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
         count = conn.execute("SELECT count(*) FROM snapshots").fetchone()[0]
+        recorded = conn.execute(
+            "SELECT version FROM component_migrations WHERE component = 'snapshots'"
+        ).fetchall()
     conn.close()
     assert {"events", "snapshots"} <= tables
     assert count == 1
+    assert recorded == [(1,)]
 
 
-def test_sqlite_snapshots_survive_reopening_the_file(tmp_path: Path) -> None:
+def test_snapshots_survive_reopening_a_durable_store(tmp_path: Path) -> None:
     path = str(tmp_path / "s.db")
-    with eventvault.connect(path):
-        first = SQLiteSnapshotStore(path)
-        first.save(_snapshot(4))
-        first.close()
-        second = SQLiteSnapshotStore(path)
-        assert second.latest("counter-1", schema_version=1) == _snapshot(4)
-        second.close()
+    with eventvault.connect(path) as store:
+        StoreSnapshotStore(store).save(_snapshot(4))
+    with eventvault.connect(path) as store:
+        assert StoreSnapshotStore(store).latest("counter-1", schema_version=1) == _snapshot(4)
 
 
-def test_sqlite_snapshots_refuse_a_file_that_is_not_an_event_store(tmp_path: Path) -> None:
-    path = tmp_path / "other.db"
-    with sqlite3.connect(path) as conn:
-        conn.execute("CREATE TABLE t (x)")
-    conn.close()
-    with pytest.raises(NotAnEventVaultDatabaseError, match="application_id"):
-        SQLiteSnapshotStore(str(path))
+def test_snapshots_of_a_private_sqlite_memory_store_live_with_it() -> None:
+    with eventvault.connect("sqlite:///:memory:") as store:
+        first = snapshot_store_for(store)
+        first.save(_snapshot(2))
+        assert snapshot_store_for(store).latest("counter-1", schema_version=1) == _snapshot(2)
 
 
-def test_sqlite_snapshots_do_not_create_a_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(StorageError):
-        SQLiteSnapshotStore(str(tmp_path / "missing.db"))
-    assert not (tmp_path / "missing.db").exists()
-
-
-def test_sqlite_snapshots_refuse_a_private_memory_database() -> None:
-    with pytest.raises(NotAnEventVaultDatabaseError, match="MemorySnapshotStore"):
-        SQLiteSnapshotStore(":memory:")
-
-
-def test_a_closed_sqlite_snapshot_store_raises(tmp_path: Path) -> None:
+def test_snapshot_writes_go_through_the_stores_writer_and_wait_for_no_second_connection(
+    tmp_path: Path,
+) -> None:
+    # A second write connection would wait for the writer's lock while a commit is held up;
+    # the writer itself serializes snapshot saves with appends instead.
     path = str(tmp_path / "s.db")
-    with eventvault.connect(path):
-        snapshots = SQLiteSnapshotStore(path)
-        snapshots.close()
-        snapshots.close()
-        with pytest.raises(StoreClosedError):
-            snapshots.latest("counter-1", schema_version=1)
+    with eventvault.connect(path) as store:
+        snapshots = StoreSnapshotStore(store)
+        assert set(store.component_versions()) == {"eventvault", "snapshots"}
+        snapshots.save(_snapshot(1))
+        with sqlite3.connect(path) as other:
+            assert other.execute("SELECT count(*) FROM snapshots").fetchone()[0] == 1
+        other.close()
+
+
+def test_a_closed_event_store_makes_its_snapshot_store_raise(tmp_path: Path) -> None:
+    store = eventvault.connect(str(tmp_path / "s.db"))
+    snapshots = StoreSnapshotStore(store)
+    store.close()
+    with pytest.raises(StoreClosedError):
+        snapshots.latest("counter-1", schema_version=1)
+    with pytest.raises(StoreClosedError):
+        snapshots.save(_snapshot(1))
 
 
 # -- choosing a store ----------------------------------------------------------------------
 
 
-def test_snapshot_store_for_picks_by_engine(tmp_path: Path) -> None:
-    with eventvault.connect("memory://") as memory:
-        assert isinstance(snapshot_store_for(memory), MemorySnapshotStore)
-    with eventvault.connect("sqlite:///:memory:") as private:
-        assert isinstance(snapshot_store_for(private), MemorySnapshotStore)
-    with eventvault.connect(str(tmp_path / "f.db")) as file_store:
-        chosen = snapshot_store_for(file_store)
-        assert isinstance(chosen, SQLiteSnapshotStore)
-        chosen.close()
-
-
-def test_snapshot_store_for_an_unknown_engine_raises_naming_it() -> None:
-    class ElsewhereEventStore(EventStoreBase):
-        pass
-
-    ElsewhereEventStore.__abstractmethods__ = frozenset()
-    engine = ElsewhereEventStore("elsewhere://")  # type: ignore[abstract]
-    with pytest.raises(SnapshotStoreUnavailableError, match=r"\.ElsewhereEventStore"):
-        snapshot_store_for(engine)
+def test_snapshot_store_for_keeps_snapshots_beside_the_events_on_every_engine(
+    store: EventStore,
+) -> None:
+    chosen = snapshot_store_for(store)
+    assert isinstance(chosen, StoreSnapshotStore)
+    assert store.component_versions()["snapshots"] == SNAPSHOTS.version
+    chosen.close()
 
 
 # -- the policy and loads ------------------------------------------------------------------
@@ -334,13 +322,12 @@ def test_take_snapshot_needs_a_snapshot_store(store: EventStore) -> None:
         counters.take_snapshot(counters.get("1"))
 
 
-def test_a_repository_closes_the_snapshot_store_it_opened(sqlite_store: EventStore) -> None:
+def test_a_repository_leaves_the_event_stores_snapshots_after_it_closes(
+    sqlite_store: EventStore,
+) -> None:
     with Repository(Counter, sqlite_store, registry, snapshot_every=1) as counters:
         counters.save(new_counter("1"))
-        opened = counters.snapshot_store
-    assert opened is not None
-    with pytest.raises(StoreClosedError):
-        opened.latest("counter-1", schema_version=1)
+    assert snapshot_store_for(sqlite_store).latest("counter-1", schema_version=1) is not None
 
 
 def test_a_repository_leaves_a_given_snapshot_store_open(sqlite_store: EventStore) -> None:
@@ -353,8 +340,6 @@ def test_a_repository_leaves_a_given_snapshot_store_open(sqlite_store: EventStor
 def test_snapshots_beside_a_durable_store_are_found_by_a_second_snapshot_store(
     store: EventStore,
 ) -> None:
-    if isinstance(store, MemoryEventStore):
-        pytest.skip("the in-memory engine keeps snapshots per snapshot store")
     first = snapshot_store_for(store)
     first.save(_snapshot(3))
     first.save(_snapshot(5))

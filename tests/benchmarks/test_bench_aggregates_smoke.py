@@ -9,7 +9,7 @@ from pathlib import Path
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_aggregates.py"
 
 
-def test_aggregates_benchmark_runs_on_tiny_sizes() -> None:
+def test_aggregates_benchmark_runs_on_tiny_sizes(tmp_path: Path) -> None:
     done = subprocess.run(
         [
             sys.executable,
@@ -22,6 +22,9 @@ def test_aggregates_benchmark_runs_on_tiny_sizes() -> None:
             "10",
             "--threads",
             "2",
+            "--dir",
+            str(tmp_path),
+            "--allow-tmpfs",
         ],
         capture_output=True,
         text=True,
@@ -33,3 +36,18 @@ def test_aggregates_benchmark_runs_on_tiny_sizes() -> None:
     for row in ("(a) load, no snapshot", "(b) load from snapshot", "(c) get + 1 event + save"):
         assert row in done.stdout
     assert "raw sqlite3 + json.loads + fold" in done.stdout
+    assert "WAL + synchronous=FULL on both sides; snapshots only in (b), on both sides" in (
+        done.stdout
+    )
+
+
+def test_aggregates_benchmark_refuses_a_missing_directory(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--events", "10", "--dir", str(tmp_path / "missing")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "does not exist" in done.stderr

@@ -10,6 +10,7 @@ from eventvault.testing.contract import (
     IdempotencyContract,
     ImportContract,
     ReadContract,
+    SeamContract,
     StatefulContract,
     SubscriptionContract,
 )
@@ -56,4 +57,8 @@ class TestAsync(AsyncContract):
 
 
 class TestStateful(StatefulContract):
+    pass
+
+
+class TestSeam(SeamContract):
     pass

@@ -12,20 +12,11 @@ from pathlib import Path
 import pytest
 
 from eventvault.testing.contract import EngineSpec
+from tests.contract import test_contract
 
-# The classes of tests/contract/, collected again here, where `engine` is the toy engine.
-from tests.contract.test_contract import (  # noqa: F401
-    TestAppend,
-    TestAsync,
-    TestBadInput,
-    TestConcurrency,
-    TestCrash,
-    TestHashChain,
-    TestIdempotency,
-    TestImport,
-    TestRead,
-    TestStateful,
-    TestSubscription,
+# Every class of tests/contract/, collected again here, where `engine` is the toy engine.
+globals().update(
+    {name: value for name, value in vars(test_contract).items() if name.startswith("Test")}
 )
 
 

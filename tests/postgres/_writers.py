@@ -10,8 +10,8 @@ import psycopg
 
 from eventvault import NewEvent, StreamState
 from eventvault.serialization import now_micros
-from eventvault.store._append import prepare
-from eventvault.store.postgres._batch import event_columns, plan, stream_columns
+from eventvault.store._append import plan_batch, prepare
+from eventvault.store.postgres._batch import event_columns, stream_columns
 from eventvault.store.postgres._sql import Statements
 
 
@@ -43,10 +43,10 @@ class HeldWriter:
                 str(r[0]): (int(r[1]), bytes(r[2]))
                 for r in self.conn.execute(statements.stream_heads, ([stream_name],), binary=True)
             }
-            _, rows, touched = plan([[append]], dict(heads), {}, first, now_micros())
-            self.conn.execute(statements.insert_events, event_columns(rows))
-            self.conn.execute(statements.upsert_streams, stream_columns(touched))
-            self.positions = [row[2] for row in rows]
+            plan = plan_batch([[append]], heads, {}, first, now_micros())
+            self.conn.execute(statements.insert_events, event_columns(plan.rows))
+            self.conn.execute(statements.upsert_streams, stream_columns(plan.heads))
+            self.positions = [row.global_position for row in plan.rows]
             self.pid = self.conn.info.backend_pid
         except BaseException:
             self.conn.close()

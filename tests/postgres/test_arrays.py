@@ -13,7 +13,9 @@ from eventvault.store.postgres._arrays import ADAPTERS, append_arguments
 
 def _row(name: str, position: int, version: int, data: bytes) -> StoredRow:
     event_id = uuid.uuid4().bytes
-    return (name, position, 0, event_id, f"Type-{name}", version, data, b"{}", 1, bytes(32))
+    return StoredRow(
+        name, position, 0, event_id, f"Type-{name}", version, data, b"{}", 1, bytes(32)
+    )
 
 
 def test_every_column_arrives_as_sent(server_url: str) -> None:

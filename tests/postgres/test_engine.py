@@ -22,7 +22,7 @@ from eventvault.errors import (
 from eventvault.serialization import verify_chain
 from eventvault.store._append import PendingAppend
 from eventvault.store.postgres import PostgresEventStore, migrate
-from eventvault.store.postgres import store as postgres_store
+from eventvault.store.postgres import _writer as postgres_writer
 from tests.postgres.conftest import with_options
 
 
@@ -260,7 +260,7 @@ def test_a_database_that_is_not_utf8_is_refused_with_the_reason(
 def test_an_append_over_the_engines_size_limit_is_refused_alone(
     store: PostgresEventStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(postgres_store, "MAX_APPEND_BYTES", 1000)
+    monkeypatch.setattr(postgres_writer, "MAX_APPEND_BYTES", 1000)
     with pytest.raises(InvalidEventError, match="over the PostgreSQL engine's limit of 1000"):
         store.append_to_stream(
             "big-1",
@@ -277,15 +277,15 @@ def test_an_append_over_the_engines_size_limit_is_refused_alone(
 def test_a_group_commit_batch_is_split_into_transactions_of_bounded_size(
     store: PostgresEventStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(postgres_store, "MAX_BATCH_BYTES", 2000)
+    monkeypatch.setattr(postgres_writer, "MAX_BATCH_BYTES", 2000)
     groups: list[int] = []
-    commit_group = store._commit_group
+    commit_group = store._writer._commit_group
 
     def recording(requests: list[list[PendingAppend]]) -> list[object]:
         groups.append(sum(len(e.data) for r in requests for a in r for e in a.events))
         return commit_group(requests)  # type: ignore[return-value]
 
-    monkeypatch.setattr(store, "_commit_group", recording)
+    monkeypatch.setattr(store._writer, "_commit_group", recording)
     start = threading.Barrier(8)
 
     def write(index: int) -> None:

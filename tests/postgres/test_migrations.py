@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from eventvault import NewEvent, StreamState, connect
+from eventvault.aggregates import StoreSnapshotStore
 from eventvault.errors import NotAnEventVaultDatabaseError, SchemaVersionError
+from eventvault.serialization import verify_chain
+from eventvault.store.migrate import migrate as migrate_store
 from eventvault.store.postgres import SCHEMA_VERSION, PostgresEventStore, migrate
 from tests.postgres.conftest import with_options
 
@@ -109,3 +113,54 @@ def test_the_schema_has_named_constraints_and_indexes(
     ).fetchall()
     names = {str(row[0]) for row in rows}
     assert {"events_pk", "events_stream_uq", "events_event_id_uq", "streams_pk"} <= names
+
+
+FIXTURE_0_1_0 = Path(__file__).parents[1] / "fixtures" / "stores" / "postgres-schema-2.sql"
+
+
+def _schema_of_0_1_0(admin: psycopg.Connection[tuple[object, ...]], schema: str) -> None:
+    admin.execute(f'CREATE SCHEMA "{schema}"')
+    admin.execute(FIXTURE_0_1_0.read_text().replace("{schema}", f'"{schema}"'))
+
+
+def test_a_schema_written_by_0_1_0_is_upgraded_in_place(
+    server_url: str, schema: str, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    _schema_of_0_1_0(admin, schema)
+    url = with_options(server_url, schema=schema)
+    with pytest.raises(SchemaVersionError, match="eventvault migrate"):
+        PostgresEventStore(url)
+    with PostgresEventStore(url, auto_migrate=True) as store:
+        assert store.core_migrations_applied == [3]
+        assert verify_chain(store.export_events()) == 7
+        # 0.1.0 made the snapshots table with the store's own; the component adopts it.
+        snapshot = StoreSnapshotStore(store).latest("account-0", schema_version=1)
+        assert snapshot is not None and snapshot.version == 1
+        assert store.component_versions() == {"eventvault": 3, "snapshots": 1}
+        result = store.append_to_stream(
+            "account-0", [NewEvent("MoneyDeposited", {"amount": 1})], expected_version=1
+        )
+        assert (result.stream_position, result.global_position) == (2, 8)
+        moved = store.run_transaction(
+            lambda tx: tx.append_to_stream(
+                "order-1", [NewEvent("OrderShipped", {})], expected_version=0
+            )
+        )
+        assert moved.global_position == 9
+        assert verify_chain(store.export_events()) == 9
+
+
+def test_migrate_of_a_schema_written_by_0_1_0_applies_what_is_missing(
+    server_url: str, schema: str, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    _schema_of_0_1_0(admin, schema)
+    result = migrate_store(with_options(server_url, schema=schema))
+    assert [(step.component, step.version) for step in result.applied] == [
+        ("eventvault", 3),
+        ("snapshots", 1),
+    ]
+    with PostgresEventStore(with_options(server_url, schema=schema)) as store:
+        assert [e.event_type for e in store.read_stream("account-2")] == [
+            "AccountOpened",
+            "MoneyDeposited",
+        ]

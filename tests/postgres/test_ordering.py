@@ -17,7 +17,9 @@ import pytest
 from eventvault import NewEvent, StreamAppend, StreamState
 from eventvault.serialization import verify_chain
 from eventvault.store.postgres import PostgresEventStore
+from eventvault.store.seam import Transaction
 from eventvault.store.subscription import Subscription
+from eventvault.testing.contract.seam import COUNTS, bump, count_of
 from tests.postgres._writers import HeldWriter, delayed_appends
 
 
@@ -346,3 +348,70 @@ def test_writers_in_two_processes_keep_a_streams_events_in_stream_order_in_the_l
     # the deadlock detector (each such wait costs deadlock_timeout, a second by default).
     assert _deadlocks(admin) == deadlocks_before
     assert elapsed < 30
+
+
+def test_a_transaction_that_wrote_rows_first_is_held_behind_an_older_open_reservation(
+    quick: PostgresEventStore, server_url: str
+) -> None:
+    # The transaction gets its id when it writes its row, before the held writer reserves;
+    # its events, reserved after the held writer's, must wait for it like any later event.
+    quick.use(COUNTS)
+    wrote = threading.Event()
+    go_on = threading.Event()
+    appended: list[int] = []
+
+    def work(tx: Transaction) -> None:
+        bump(tx, "early", 1)
+        wrote.set()
+        assert go_on.wait(10)
+        result = tx.append_to_stream(
+            "late-1", [NewEvent("E", {})], expected_version=StreamState.ANY
+        )
+        appended.append(result.global_position)
+
+    transaction = threading.Thread(target=lambda: quick.run_transaction(work))
+    transaction.start()
+    assert wrote.wait(10)
+    with HeldWriter(server_url, quick.schema, "held-1") as held, quick.subscribe_to_all() as sub:
+        go_on.set()
+        transaction.join(10)
+        assert appended and appended[0] > held.positions[0]
+        assert count_of(quick, "early") == 1  # committed...
+        assert _positions(quick) == []  # ...but not delivered while the reservation is open
+        assert quick.head_position() == 0
+        assert sub.next_batch(timeout=0.3) == []
+        held.commit()
+        delivered = [event.global_position for event in sub.next_batch(timeout=5)]
+        while len(delivered) < 2:
+            delivered += [event.global_position for event in sub.next_batch(timeout=5)]
+    assert delivered == [held.positions[0], appended[0]]
+    assert _positions(quick) == delivered
+
+
+def test_a_transaction_appending_twice_keeps_the_order_of_reservations_between(
+    quick: PostgresEventStore, server_url: str
+) -> None:
+    # Its second reservation comes after another writer's: its events there must wait for it.
+    first_done = threading.Event()
+    go_on = threading.Event()
+    positions: list[int] = []
+
+    def work(tx: Transaction) -> None:
+        one = tx.append_to_stream("twice-1", [NewEvent("A", {})], expected_version=StreamState.ANY)
+        positions.append(one.global_position)
+        first_done.set()
+        assert go_on.wait(10)
+        two = tx.append_to_stream("twice-2", [NewEvent("B", {})], expected_version=StreamState.ANY)
+        positions.append(two.global_position)
+
+    transaction = threading.Thread(target=lambda: quick.run_transaction(work))
+    transaction.start()
+    assert first_done.wait(10)
+    with HeldWriter(server_url, quick.schema, "held-1") as held:
+        go_on.set()
+        transaction.join(10)
+        assert positions[0] < held.positions[0] < positions[1]
+        assert _positions(quick) == [positions[0]]
+        held.commit()
+    assert _positions(quick) == [positions[0], held.positions[0], positions[1]]
+    assert verify_chain(quick.export_events()) == 3

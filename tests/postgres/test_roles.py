@@ -13,9 +13,10 @@ import psycopg
 import pytest
 
 from eventvault import NewEvent, StreamState
-from eventvault.aggregates.postgres_snapshots import PostgresSnapshotStore
+from eventvault.aggregates import StoreSnapshotStore
 from eventvault.aggregates.snapshots import Snapshot
-from eventvault.store.postgres import PostgresEventStore, migrate
+from eventvault.store.migrate import migrate
+from eventvault.store.postgres import PostgresEventStore
 from tests.postgres.conftest import with_options
 
 DOC = Path(__file__).parents[2] / "docs" / "postgres.md"
@@ -87,7 +88,7 @@ def test_the_documented_roles_migrate_and_then_read_and_write(
                 first.global_position + 1,
             ]
         assert not store.horizon_status().blocked
-        snapshots = PostgresSnapshotStore(store)
+        snapshots = StoreSnapshotStore(store)
         now = datetime.now(UTC)
         snapshots.save(Snapshot("account-1", 1, 1, msgspec.msgpack.encode({"b": 1}), now, now))
         latest = snapshots.latest("account-1", schema_version=1)

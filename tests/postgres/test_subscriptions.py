@@ -79,7 +79,7 @@ def test_killing_the_subscribers_connections_mid_stream_loses_and_repeats_nothin
                 kills += _kill_store_connections(admin, schema)
             time.sleep(0.01)
         consumer.join(timeout=30)
-        listener = reader._listener
+        listener = reader._notifications._listener
         assert listener is not None
         assert listener.reconnects >= 1
     finally:
@@ -126,7 +126,7 @@ def test_an_append_whose_only_pooled_connection_died_recovers_at_once(
 def test_closing_the_store_stops_its_listener(store_url: str) -> None:
     store = PostgresEventStore(store_url)
     store.subscribe_to_all().close()
-    listener = store._listener
+    listener = store._notifications._listener
     assert listener is not None
     assert listener.connected.wait(5)
     store.close()
@@ -211,9 +211,9 @@ def test_a_notification_left_to_a_later_batch_is_sent_when_that_batch_writes_not
     # The next append sees appends queued behind it (and a fresh notification), so it leaves
     # its announcement to them; the one that follows fails its version check and writes nothing.
     queued = iter([True])
-    monkeypatch.setattr(store._committer, "has_queued", lambda: next(queued, False))
-    monkeypatch.setattr(store, "_announced_at", time.monotonic() + 3600)
-    monkeypatch.setattr(store, "_announce", lambda: None)
+    monkeypatch.setattr(store._writer._committer, "has_queued", lambda: next(queued, False))
+    monkeypatch.setattr(store._notifications, "_announced_at", time.monotonic() + 3600)
+    monkeypatch.setattr(store._notifications, "announce", lambda: None)
     second = store.append_to_stream("owed-1", [NewEvent("F", {})], expected_version=0)
     assert second.global_position == first.global_position + 1
     monkeypatch.undo()

@@ -14,6 +14,7 @@ import eventvault
 from eventvault import EventStore, NewEvent, StreamState
 from eventvault.errors import StoreForkedError
 from eventvault.serialization import verify_chain
+from eventvault.store.seam import Transaction
 from eventvault.store.sqlite import SQLiteEventStore
 from tests.engines.toy import ToyEventStore, ToyLog
 
@@ -138,3 +139,26 @@ def test_a_store_whose_engine_cannot_fork_refuses_at_once_in_the_child() -> None
     assert "the toy engine does not carry a store across fork()" in message
     assert store.head_position() == 1
     store.close()
+
+
+@pytest.mark.parametrize("url", ["file", "memory://"])
+def test_a_fork_inside_a_transaction_makes_the_child_refuse_the_store(
+    url: str, tmp_path: Path
+) -> None:
+    store = eventvault.connect(str(tmp_path / "events.db") if url == "file" else url)
+
+    def child() -> str:
+        try:
+            store.append_to_stream("s-1", [NewEvent("B", {})], expected_version=StreamState.ANY)
+        except StoreForkedError as exc:
+            return str(exc)
+        return "appended"
+
+    def work(tx: Transaction) -> str:
+        tx.append_to_stream("s-1", [NewEvent("A", {})], expected_version=StreamState.NO_STREAM)
+        return in_forked_child(child)
+
+    with store:
+        message = store.run_transaction(work)
+        assert "forked inside one of its transactions" in message
+        assert store.get_stream_version("s-1") == 0

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from eventvault.errors import (
     SchemaVersionError,
     StoreClosedError,
 )
+from eventvault.serialization import verify_chain
 from eventvault.store.sqlite import APPLICATION_ID, SCHEMA_VERSION, SQLiteEventStore
 
 
@@ -169,3 +173,48 @@ def test_integrity_check_reports_ok_for_a_sound_file(tmp_path: Path) -> None:
         assert isinstance(store, SQLiteEventStore)
         store.append_to_stream("s-1", [NewEvent("A", {})], expected_version=StreamState.ANY)
         assert store.integrity_check() == ["ok"]
+
+
+FIXTURE_V1 = Path(__file__).parents[1] / "fixtures" / "stores" / "sqlite-schema-1.db"
+
+
+def test_a_store_written_by_0_1_0_is_upgraded_in_place_when_opened(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    shutil.copy(FIXTURE_V1, path)
+    assert _pragma(path, "user_version") == 1
+    with SQLiteEventStore(str(path)) as store:
+        assert store.core_migrations_applied == list(range(2, SCHEMA_VERSION + 1))
+        assert store.component_versions() == {"eventvault": SCHEMA_VERSION}
+        assert [(e.stream_name, e.event_type) for e in store.read_all()][-1] == (
+            "order-1",
+            "OrderPlaced",
+        )
+        assert verify_chain(store.export_events()) == 7
+        result = store.append_to_stream(
+            "account-0", [NewEvent("MoneyDeposited", {"amount": 1})], expected_version=1
+        )
+        assert (result.stream_position, result.global_position) == (2, 8)
+    assert _pragma(path, "user_version") == SCHEMA_VERSION
+    with SQLiteEventStore(str(path)) as again:
+        assert again.core_migrations_applied == []
+        assert verify_chain(again.export_events()) == 8
+
+
+def test_processes_opening_an_old_store_at_once_upgrade_it_once(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    shutil.copy(FIXTURE_V1, path)
+    code = (
+        "import sys; from eventvault.store.sqlite import SQLiteEventStore; "
+        "s = SQLiteEventStore(sys.argv[1]); print(s.core_migrations_applied); s.close()"
+    )
+    children = [
+        subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    outputs = [child.communicate(timeout=60)[0].strip() for child in children]
+    assert all(child.returncode == 0 for child in children)
+    assert sorted(outputs) == ["[2]", "[]", "[]", "[]"]
+    with sqlite3.connect(path) as conn:
+        recorded = conn.execute("SELECT version FROM component_migrations").fetchall()
+    conn.close()
+    assert recorded == [(1,), (2,)]

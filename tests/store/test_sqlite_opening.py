@@ -72,7 +72,7 @@ def test_a_file_put_in_place_of_the_created_one_is_not_removed(
         os.replace(other, path)  # another process put its own (empty) file there
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(SQLiteEventStore, "_create_schema", swap_and_fail)
+    monkeypatch.setattr(SQLiteEventStore, "_migrate_core", swap_and_fail)
     with pytest.raises(StorageError, match="disk I/O error"):
         eventvault.connect(str(path))
     assert path.exists()

@@ -15,7 +15,11 @@ from typing import Any, ClassVar, Final, Generic, TypeVar
 import msgspec
 
 from eventvault.aggregates.errors import AggregateDefinitionError, MissingHandlerError
-from eventvault.serialization import new_event_id
+from eventvault.serialization import (
+    FORBIDDEN_NAME_CHARACTERS,
+    MAX_STREAM_NAME_LENGTH,
+    new_event_id,
+)
 
 __all__ = ["Aggregate", "Handler", "applies"]
 
@@ -27,6 +31,36 @@ Handler = Callable[[Any, Any], None]
 """A handler as stored in `Aggregate.handlers`: called with the aggregate and the event."""
 
 _APPLIES_ATTRIBUTE: Final = "__eventvault_applies__"
+NEVER_RECORDED: Final = -(2**63)
+"""Earlier than any `recorded_at` in microseconds: the latest time among no events."""
+_MAX_CATEGORY_LENGTH: Final = MAX_STREAM_NAME_LENGTH - 2
+"""A stream name is `<category>-<id>` with an id of at least one character."""
+
+
+def _check_state_type(cls: type[Aggregate[Any]]) -> None:
+    """Refuse, when the class is created, a state type that would fail later: not a struct, a
+    first state `state_type()` cannot build, or a shape that a snapshot cannot hold."""
+    state_type = getattr(cls, "state_type", None)
+    if state_type is None:
+        return
+    if not isinstance(state_type, type) or not issubclass(state_type, msgspec.Struct):
+        raise AggregateDefinitionError(
+            cls, f"state_type must be a msgspec.Struct class, not {state_type!r}"
+        )
+    required = [field.name for field in msgspec.structs.fields(state_type) if field.required]
+    if required and cls.initial_state is Aggregate.initial_state:
+        raise AggregateDefinitionError(
+            cls,
+            f"state_type {state_type.__qualname__} has fields without a default "
+            f"({', '.join(required)}), so the first state state_type() cannot be made: give "
+            "them defaults, or override initial_state() to build it",
+        )
+    try:
+        msgspec.msgpack.Decoder(state_type)
+    except TypeError as exc:
+        raise AggregateDefinitionError(
+            cls, f"state_type {state_type.__qualname__} cannot be read back from a snapshot: {exc}"
+        ) from exc
 
 
 def applies(event_class: type[E]) -> Callable[[Callable[[A, E], None]], Callable[[A, E], None]]:
@@ -60,9 +94,11 @@ class Aggregate(Generic[StateT]):
 
     Declare in a subclass:
 
-    - `category`: the stream category; the aggregate's stream is `<category>-<id>`. No `-`.
-    - `state_type`: a mutable `msgspec.Struct` whose fields all have defaults; `state` starts
-      as `state_type()` and is what snapshots store.
+    - `category`: the stream category; the aggregate's stream is `<category>-<id>`. No `-`,
+      no control characters, at most 198 characters.
+    - `state_type`: a mutable `msgspec.Struct` whose fields all have defaults (unless
+      `initial_state` is overridden); `state` starts as `state_type()` and is what snapshots
+      store.
     - `snapshot_version`: bump it when `state_type` changes shape; older snapshots are then
       ignored and the state is rebuilt from the events.
     - one method per event class, decorated with `@applies(EventClass)`.
@@ -109,26 +145,32 @@ class Aggregate(Generic[StateT]):
     state: StateT
     pending_events: list[msgspec.Struct]
     pending_event_ids: list[uuid.UUID]
+    # The repository's note of (a stream position, the latest `recorded_at` in microseconds
+    # among the stored events up to it), so that a snapshot reads only the events since.
+    _recorded_through: tuple[int, int]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         category = cls.__dict__.get("category")
-        if category is not None and (type(category) is not str or not category or "-" in category):
+        if category is not None and (
+            type(category) is not str
+            or not category
+            or "-" in category
+            or len(category) > _MAX_CATEGORY_LENGTH
+            or FORBIDDEN_NAME_CHARACTERS.search(category)
+        ):
             raise AggregateDefinitionError(
-                cls, f"category must be a non-empty str without '-', not {category!r}"
+                cls,
+                f"category must be a non-empty str of at most {_MAX_CATEGORY_LENGTH} characters "
+                f"without '-', control characters or lone surrogates, not {category!r}",
             )
         snapshot_version = cls.__dict__.get("snapshot_version", 1)
         if type(snapshot_version) is not int or snapshot_version < 1:
             raise AggregateDefinitionError(
                 cls, f"snapshot_version must be an int >= 1, not {snapshot_version!r}"
             )
-        state_type = cls.__dict__.get("state_type")
-        if state_type is not None and (
-            not isinstance(state_type, type) or not issubclass(state_type, msgspec.Struct)
-        ):
-            raise AggregateDefinitionError(
-                cls, f"state_type must be a msgspec.Struct class, not {state_type!r}"
-            )
+        if "state_type" in cls.__dict__ or "initial_state" in cls.__dict__:
+            _check_state_type(cls)
         handlers: dict[type[msgspec.Struct], Handler] = dict(cls.handlers)
         own: dict[type[msgspec.Struct], str] = {}
         for name, member in cls.__dict__.items():
@@ -155,6 +197,7 @@ class Aggregate(Generic[StateT]):
         self.state = self.initial_state()
         self.pending_events = []
         self.pending_event_ids = []
+        self._recorded_through = (-1, NEVER_RECORDED)
 
     def initial_state(self) -> StateT:
         """The state before the first event: `state_type()`. Override when it needs arguments.

@@ -8,9 +8,9 @@ from eventvault.errors import (
     AggregateDefinitionError,
     AggregateNotFoundError,
     AggregateQueryError,
+    EventDecodeError,
     EventRegistrationError,
     MissingHandlerError,
-    SnapshotStoreUnavailableError,
     UnknownEventTypeError,
     UnregisteredEventError,
 )
@@ -19,9 +19,9 @@ __all__ = [
     "AggregateDefinitionError",
     "AggregateNotFoundError",
     "AggregateQueryError",
+    "EventDecodeError",
     "EventRegistrationError",
     "MissingHandlerError",
-    "SnapshotStoreUnavailableError",
     "UnknownEventTypeError",
     "UnregisteredEventError",
 ]

@@ -15,6 +15,7 @@ from typing import Final, Literal, TypeVar, overload
 import msgspec
 
 from eventvault.aggregates.errors import (
+    EventDecodeError,
     EventRegistrationError,
     UnknownEventTypeError,
     UnregisteredEventError,
@@ -255,7 +256,7 @@ class EventRegistry:
 
         Raises:
             UnknownEventTypeError: the type and version are not registered (`unknown="error"`).
-            msgspec.ValidationError: the payload does not fit the registered class.
+            EventDecodeError: the payload does not fit the registered class.
         """
         entry = self._by_key.get((recorded.event_type, recorded.schema_version))
         if entry is None:
@@ -267,15 +268,26 @@ class EventRegistry:
                 recorded.stream_name,
                 recorded.stream_position,
             )
-        if entry.str_keys:
-            return _convert(recorded.data, type=entry.cls, str_keys=True)
-        return _convert(recorded.data, type=entry.cls)
+        try:
+            if entry.str_keys:
+                return _convert(recorded.data, type=entry.cls, str_keys=True)
+            return _convert(recorded.data, type=entry.cls)
+        except msgspec.ValidationError as exc:
+            raise EventDecodeError(
+                recorded.stream_name,
+                recorded.stream_position,
+                entry.name,
+                entry.version,
+                entry.cls,
+                str(exc),
+            ) from exc
 
     def decode_all(self, events: Iterable[RecordedEvent]) -> Iterator[msgspec.Struct]:
         """Decode recorded events lazily, in order (see `decode`).
 
         Raises:
             UnknownEventTypeError: an event's type and version are not registered.
+            EventDecodeError: an event's payload does not fit its registered class.
         """
         for recorded in events:
             yield self.decode(recorded)

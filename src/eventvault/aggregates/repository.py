@@ -7,27 +7,31 @@ so two writers that loaded the same version cannot both save: the second gets
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import logging
+import threading
+import uuid
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Final, Generic, Self, TypeVar
 
 import msgspec
 
-from eventvault.aggregates.aggregate import Aggregate, Handler
+from eventvault.aggregates.aggregate import NEVER_RECORDED, Aggregate, Handler
 from eventvault.aggregates.errors import (
     AggregateDefinitionError,
     AggregateNotFoundError,
     AggregateQueryError,
+    EventDecodeError,
     MissingHandlerError,
     UnknownEventTypeError,
     UnregisteredEventError,
 )
 from eventvault.aggregates.registry import EventRegistry
 from eventvault.aggregates.snapshots import Snapshot, SnapshotStore, snapshot_store_for
-from eventvault.errors import EventVaultError, WrongExpectedVersionError
-from eventvault.serialization import to_micros
+from eventvault.errors import EventVaultError, StorageError, WrongExpectedVersionError
+from eventvault.serialization import from_micros, to_micros
 from eventvault.store.base import EventStore
 from eventvault.types import (
     AppendResult,
@@ -43,7 +47,39 @@ __all__ = ["Repository"]
 A = TypeVar("A", bound=Aggregate[Any])
 
 _log = logging.getLogger(__name__)
-_encode_state = msgspec.msgpack.encode
+
+# Every type msgpack stores as the value it was, except `datetime`: msgpack's timestamp keeps
+# the instant and drops the UTC offset, so a state would come back from a snapshot in UTC where
+# a replay gives the offset the events carried. Left out here, datetimes become RFC 3339 text
+# with their offset, which the typed decoder of the state reads back as the same datetime.
+_KEPT_AS_IS: Final = (
+    bytes,
+    bytearray,
+    memoryview,
+    dt.date,
+    dt.time,
+    dt.timedelta,
+    uuid.UUID,
+    decimal.Decimal,
+)
+_to_builtins = msgspec.to_builtins
+_encode_msgpack = msgspec.msgpack.encode
+
+
+def encode_state(state: msgspec.Struct) -> bytes:
+    """The bytes a snapshot stores for an aggregate's state: msgpack, datetimes as RFC 3339 text.
+
+    Args:
+        state: the state.
+
+    Returns:
+        The encoded state; `msgspec.msgpack.decode(raw, type=type(state))` reads it back equal
+        to `state`, every datetime with its UTC offset.
+
+    Raises:
+        TypeError: the state holds a value msgpack cannot encode.
+    """
+    return _encode_msgpack(_to_builtins(state, builtin_types=_KEPT_AS_IS))
 
 
 class Repository(Generic[A]):
@@ -54,18 +90,25 @@ class Repository(Generic[A]):
         store: the event store.
         registry: the registry of the event classes the aggregate handles.
         snapshot_store: where snapshots are read and written; None for none, unless
-            `snapshot_every` is given, in which case `snapshot_store_for(store)` is opened (and
-            closed by `close()`).
+            `snapshot_every` is given, in which case `snapshot_store_for(store)` keeps them in
+            the event store's own database.
         snapshot_every: take a snapshot each time a save carries an aggregate of this class
             across a multiple of this many events; None takes none automatically
             (`take_snapshot` still works).
+
+    Attributes:
+        snapshot_failures: how many snapshot reads and policy snapshots failed since the
+            repository was made. Neither fails the load or save that ran into it (a load
+            replays the whole stream instead; a save has committed); each is logged as a
+            warning on the logger `eventvault.aggregates.repository` with the stream and
+            version.
 
     Raises:
         AggregateDefinitionError: the class lacks `category` or `state_type`.
         UnregisteredEventError: an event class the aggregate handles is not registered.
         AggregateQueryError: `snapshot_every` is not an int >= 1.
-        SnapshotStoreUnavailableError: `snapshot_every` is given without a snapshot store and
-            none is known for the engine.
+        MigrationRequiredError: `snapshot_every` is given without a snapshot store and the
+            store's snapshot table needs `eventvault migrate`.
     """
 
     def __init__(
@@ -98,6 +141,8 @@ class Repository(Generic[A]):
         if self._owns_snapshot_store:
             snapshot_store = snapshot_store_for(store)
         self.snapshot_store = snapshot_store
+        self.snapshot_failures = 0
+        self._failures_lock = threading.Lock()
         # Each stored (name, version) the aggregate handles, mapped to its class and handler.
         handlers = aggregate_type.handlers
         self._table: dict[tuple[str, int], tuple[Callable[[bytes], Any], Handler]] = {
@@ -108,6 +153,20 @@ class Repository(Generic[A]):
             for entry in registry
             if entry.cls in handlers
         }
+
+    def _undecodable(
+        self, recorded: PayloadEvent, stream_name: str, exc: msgspec.DecodeError
+    ) -> EventDecodeError:
+        """The error for an event whose payload does not decode as its registered class."""
+        cls = self.registry.class_for(recorded.event_type, recorded.schema_version)
+        return EventDecodeError(
+            stream_name,
+            recorded.stream_position,
+            recorded.event_type,
+            recorded.schema_version,
+            object if cls is None else cls,
+            str(exc),
+        )
 
     def _missing(self, recorded: PayloadEvent, stream_name: str) -> EventVaultError:
         """The error for an event missing from the table: its type is unregistered, or the
@@ -129,7 +188,7 @@ class Repository(Generic[A]):
         aggregate_id: str,
         *,
         version: int | None = None,
-        as_of: datetime | None = None,
+        as_of: dt.datetime | None = None,
     ) -> A:
         """Load an aggregate by replaying its events, from its newest usable snapshot if any.
 
@@ -137,9 +196,11 @@ class Repository(Generic[A]):
             aggregate_id: the aggregate's id.
             version: load the state after the event at this stream position (a past state);
                 None for the latest.
-            as_of: load the state after the last event recorded at or before this time (an
-                aware datetime); None for the latest. Events are taken in stream order up to
-                the first one recorded later.
+            as_of: load the state as of this time (an aware datetime): after the events of
+                the stream, from its first, up to (not including) the first one recorded
+                after `as_of`. Clocks may go back, so `recorded_at` need not grow along a
+                stream: an event recorded before `as_of` that follows one recorded after it
+                is not included. None for the latest.
 
         Returns:
             The aggregate, with no pending events and `version` set to the position of the last
@@ -151,6 +212,7 @@ class Repository(Generic[A]):
             AggregateQueryError: both `version` and `as_of` given, a negative or non-int
                 version, or a naive datetime.
             UnknownEventTypeError: an event's type and version are not registered.
+            EventDecodeError: an event's payload does not fit its registered class.
             MissingHandlerError: the aggregate has no handler for an event's class.
         """
         if version is not None:
@@ -158,7 +220,7 @@ class Repository(Generic[A]):
                 raise AggregateQueryError("give version or as_of, not both")
             if type(version) is not int or version < 0:
                 raise AggregateQueryError(f"version must be an int >= 0, not {version!r}")
-        if as_of is not None and (not isinstance(as_of, datetime) or as_of.tzinfo is None):
+        if as_of is not None and (not isinstance(as_of, dt.datetime) or as_of.tzinfo is None):
             raise AggregateQueryError(
                 f"as_of must be an aware datetime (with a tzinfo, such as UTC), not {as_of!r}"
             )
@@ -166,12 +228,7 @@ class Repository(Generic[A]):
         stream_name = cls.stream_name_for(aggregate_id)
         aggregate = cls(aggregate_id)
         if self.snapshot_store is not None:
-            snapshot = self.snapshot_store.latest(
-                stream_name,
-                schema_version=cls.snapshot_version,
-                max_version=version,
-                as_of=as_of,
-            )
+            snapshot = self._latest_snapshot(self.snapshot_store, stream_name, version, as_of)
             if snapshot is not None:
                 self._restore(aggregate, snapshot)
         start = aggregate.version + 1
@@ -185,6 +242,28 @@ class Repository(Generic[A]):
                 latest = self.store.get_stream_version(stream_name)
             raise AggregateNotFoundError(stream_name, version=version, as_of=as_of, latest=latest)
         return aggregate
+
+    def _latest_snapshot(
+        self,
+        snapshots: SnapshotStore,
+        stream_name: str,
+        version: int | None,
+        as_of: dt.datetime | None,
+    ) -> Snapshot | None:
+        """The newest usable snapshot, or None; a snapshot store that fails is logged and
+        counted, and the load replays the whole stream instead: snapshots are derived data."""
+        try:
+            return snapshots.latest(
+                stream_name,
+                schema_version=self.aggregate_type.snapshot_version,
+                max_version=version,
+                as_of=as_of,
+            )
+        except Exception as exc:  # a snapshot store's own error must not fail a load
+            self._snapshot_failed(
+                exc, f"snapshots of {stream_name!r} could not be read, replaying the whole stream"
+            )
+            return None
 
     def _restore(self, aggregate: A, snapshot: Snapshot) -> None:
         """Set an aggregate's state and version from a snapshot; a snapshot that no longer
@@ -201,12 +280,27 @@ class Repository(Generic[A]):
             )
             return
         aggregate.version = snapshot.version
+        aggregate._recorded_through = (snapshot.version, to_micros(snapshot.recorded_at))
+
+    def _snapshot_failed(self, exc: Exception, what: str) -> None:
+        """Log and count a snapshot failure that the load or save it belongs to rides out."""
+        with self._failures_lock:
+            self.snapshot_failures += 1
+        # An eventvault error is an expected failure (a locked file, a missing table); anything
+        # else comes from a snapshot store's own code and gets its traceback.
+        _log.warning(
+            "%s: %s: %s",
+            what,
+            type(exc).__name__,
+            exc,
+            exc_info=not isinstance(exc, EventVaultError),
+        )
 
     def _replay(
         self,
         aggregate: A,
         events: Iterable[PayloadEvent],
-        as_of: datetime | None,
+        as_of: dt.datetime | None,
         stream_name: str,
     ) -> None:
         """Apply stored events to an aggregate: the hot loop of every load."""
@@ -221,7 +315,11 @@ class Repository(Generic[A]):
                 if entry is None:
                     raise self._missing(recorded, stream_name)
                 decode, handler = entry
-                handler(aggregate, decode(recorded.data))
+                try:
+                    event = decode(recorded.data)
+                except msgspec.DecodeError as exc:
+                    raise self._undecodable(recorded, stream_name, exc) from exc
+                handler(aggregate, event)
                 position = recorded.stream_position
         finally:
             aggregate.version = position
@@ -296,8 +394,12 @@ class Repository(Generic[A]):
         """Take a policy snapshot; its failure must not fail a save that has committed."""
         try:
             self.take_snapshot(aggregate)
-        except EventVaultError as exc:
-            _log.warning("snapshot of %r failed: %s", aggregate.stream_name, exc)
+        except Exception as exc:  # whatever failed, the events are stored: the save stands
+            self._snapshot_failed(
+                exc,
+                f"snapshot of {aggregate.stream_name!r} at version {aggregate.version} was not "
+                "stored (the save stands)",
+            )
 
     def update(self, aggregate_id: str, command: Callable[[A], object], *, retries: int = 3) -> A:
         """Load an aggregate, run a command on it and save it, retrying on a conflict.
@@ -341,6 +443,10 @@ class Repository(Generic[A]):
     def take_snapshot(self, aggregate: A) -> Snapshot:
         """Store a snapshot of an aggregate's state at its version.
 
+        The snapshot's `recorded_at` is the latest `recorded_at` among the events it includes
+        (not only the last one's, as clocks may go back), so that `get(as_of=t)` uses it only
+        when every one of them was recorded by `t`, exactly as a replay would.
+
         Args:
             aggregate: a loaded or saved aggregate without pending events.
 
@@ -351,9 +457,10 @@ class Repository(Generic[A]):
             AggregateQueryError: the repository has no snapshot store, or the aggregate has
                 pending events or was never saved.
             AggregateNotFoundError: the store has no event at the aggregate's version.
-            StorageError: the snapshot store failed.
+            StorageError: the snapshot store failed (whatever it raised is the cause).
         """
-        if self.snapshot_store is None:
+        snapshots = self.snapshot_store
+        if snapshots is None:
             raise AggregateQueryError("this repository has no snapshot store")
         if aggregate.pending_events:
             raise AggregateQueryError(
@@ -362,26 +469,51 @@ class Repository(Generic[A]):
             )
         if aggregate.version < 0:
             raise AggregateQueryError(f"{aggregate.stream_name!r} has no stored events")
-        found = list(
-            self.store.read_stream(aggregate.stream_name, from_position=aggregate.version, limit=1)
+        recorded_through = self._recorded_through(aggregate)
+        snapshot = Snapshot(
+            stream_name=aggregate.stream_name,
+            version=aggregate.version,
+            schema_version=type(aggregate).snapshot_version,
+            state=encode_state(aggregate.state),
+            recorded_at=from_micros(recorded_through),
+            taken_at=dt.datetime.now(dt.UTC),
         )
-        if not found:
+        try:
+            snapshots.save(snapshot)
+        except EventVaultError:
+            raise
+        except Exception as exc:
+            raise StorageError(
+                f"snapshot store {type(snapshots).__qualname__} failed to store the snapshot of "
+                f"{snapshot.stream_name!r} at version {snapshot.version}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        aggregate._recorded_through = (snapshot.version, recorded_through)
+        return snapshot
+
+    def _recorded_through(self, aggregate: A) -> int:
+        """The latest `recorded_at` (microseconds) among the stored events of an aggregate up
+        to its version, reading only the events past what the aggregate already knows.
+
+        Raises:
+            AggregateNotFoundError: the store has no event at the aggregate's version.
+        """
+        known, latest = aggregate._recorded_through
+        if known > aggregate.version:
+            known, latest = -1, NEVER_RECORDED
+        last = known
+        for event in self.store.read_stream_payloads(
+            aggregate.stream_name, from_position=known + 1, limit=aggregate.version - known
+        ):
+            latest = max(latest, event.recorded_at_us)
+            last = event.stream_position
+        if last != aggregate.version:
             raise AggregateNotFoundError(
                 aggregate.stream_name,
                 version=aggregate.version,
                 latest=self.store.get_stream_version(aggregate.stream_name),
             )
-        last = found[0]
-        snapshot = Snapshot(
-            stream_name=aggregate.stream_name,
-            version=aggregate.version,
-            schema_version=type(aggregate).snapshot_version,
-            state=_encode_state(aggregate.state),
-            recorded_at=last.recorded_at,
-            taken_at=datetime.now(UTC),
-        )
-        self.snapshot_store.save(snapshot)
-        return snapshot
+        return latest
 
     # -- lifecycle ---------------------------------------------------------------------------
 

@@ -4,38 +4,46 @@ A snapshot is derived data: deleting every snapshot loses nothing, loads merely 
 events. Each records the aggregate class's `snapshot_version`; a load asks only for snapshots of
 the current one, so changing the shape of the state (and bumping the version) ignores the old.
 
-`SnapshotStore` is the protocol; `MemorySnapshotStore` keeps snapshots in a dict and works beside
-any engine, `SQLiteSnapshotStore` keeps them in a `snapshots` table of the event store's own
-file, `PostgresSnapshotStore` (in `postgres_snapshots`) in the store's PostgreSQL schema, and
-`snapshot_store_for` picks one for an event store.
+`SnapshotStore` is the protocol. `StoreSnapshotStore` keeps snapshots in a `snapshots` table of
+the event store's own database, through the store's seam (a component with its migrations, its
+writes in the store's transactions), on every engine; `MemorySnapshotStore` keeps them in a
+dict beside any store; `snapshot_store_for` gives the store's own.
 """
 
 from __future__ import annotations
 
-import os
-import sqlite3
 import threading
-import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from importlib import resources
 from typing import Any, Final, Protocol, runtime_checkable
 
 import msgspec
 
-from eventvault.aggregates.errors import SnapshotStoreUnavailableError
-from eventvault.errors import NotAnEventVaultDatabaseError, StorageError, StoreClosedError
+from eventvault.errors import StorageError
 from eventvault.serialization import from_micros, to_micros
 from eventvault.store.base import EventStore
-from eventvault.store.memory import MemoryEventStore
-from eventvault.store.sqlite.store import APPLICATION_ID, SQLiteEventStore
+from eventvault.store.seam import (
+    Component,
+    Dialect,
+    Transaction,
+    load_migrations,
+    register_component,
+)
 
 __all__ = [
+    "SNAPSHOTS",
     "MemorySnapshotStore",
-    "SQLiteSnapshotStore",
     "Snapshot",
     "SnapshotStore",
+    "StoreSnapshotStore",
     "snapshot_store_for",
 ]
+
+SNAPSHOTS: Final = register_component(
+    Component("snapshots", load_migrations("eventvault.aggregates", "migrations"))
+)
+"""The snapshot tables: `eventvault migrate` creates them, `StoreSnapshotStore` uses them."""
 
 
 class Snapshot(msgspec.Struct, frozen=True):
@@ -105,8 +113,8 @@ class SnapshotStore(Protocol):
 
 
 class MemorySnapshotStore:
-    """Snapshots in a dict, for tests and for engines whose file another connection cannot
-    share (SQLite `:memory:`). They last as long as the object."""
+    """Snapshots in a dict, beside any event store: for tests. They last as long as the
+    object."""
 
     def __init__(self) -> None:
         self._snapshots: dict[str, dict[int, Snapshot]] = {}
@@ -150,18 +158,44 @@ class MemorySnapshotStore:
             self._snapshots = {}
 
 
-_INSERT: Final = (
-    "INSERT OR REPLACE INTO snapshots "
-    "(stream_name, version, schema_version, state, recorded_at, taken_at) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
-)
-_LATEST: Final = (
-    "SELECT stream_name, version, schema_version, state, recorded_at, taken_at FROM snapshots "
-    "WHERE stream_name = ? AND schema_version = ? AND version <= ? AND recorded_at <= ? "
-    "ORDER BY version DESC LIMIT 1"
-)
-_DELETE: Final = "DELETE FROM snapshots WHERE stream_name = ?"
+_COLUMNS: Final = "stream_name, version, schema_version, state, recorded_at, taken_at"
 _MAX_INT: Final = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Statements:
+    save: str
+    latest: str
+    delete: str
+    table_exists: str
+
+
+_STATEMENTS: Final[dict[Dialect, _Statements]] = {
+    "sqlite": _Statements(
+        save=f"INSERT OR REPLACE INTO snapshots ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+        latest=(
+            f"SELECT {_COLUMNS} FROM snapshots WHERE stream_name = ? AND schema_version = ? "
+            "AND version <= ? AND recorded_at <= ? ORDER BY version DESC LIMIT 1"
+        ),
+        delete="DELETE FROM snapshots WHERE stream_name = ?",
+        table_exists="SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'snapshots'",
+    ),
+    "postgresql": _Statements(
+        save=(
+            f"INSERT INTO {{schema}}.snapshots ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT ON CONSTRAINT snapshots_pk DO UPDATE SET "
+            "schema_version = EXCLUDED.schema_version, state = EXCLUDED.state, "
+            "recorded_at = EXCLUDED.recorded_at, taken_at = EXCLUDED.taken_at"
+        ),
+        latest=(
+            f"SELECT {_COLUMNS} FROM {{schema}}.snapshots WHERE stream_name = %s AND "
+            "schema_version = %s AND version <= %s AND recorded_at <= %s "
+            "ORDER BY version DESC LIMIT 1"
+        ),
+        delete="DELETE FROM {schema}.snapshots WHERE stream_name = %s",
+        table_exists="SELECT 1 WHERE to_regclass('{schema}.snapshots') IS NOT NULL",
+    ),
+}
 
 
 def snapshot_row(snapshot: Snapshot) -> tuple[str, int, int, bytes, int, int]:
@@ -201,87 +235,60 @@ def snapshot_from_row(row: tuple[Any, ...]) -> Snapshot:
     )
 
 
-class SQLiteSnapshotStore:
-    """Snapshots in a `snapshots` table of an eventvault SQLite file, on a connection of its own.
+class StoreSnapshotStore:
+    """Snapshots in the `snapshots` table of an event store's own database, on any engine.
 
-    The table is created when missing. Writes use `synchronous = NORMAL`: a snapshot lost to a
-    power cut costs a longer replay, never data.
+    The table is the `SNAPSHOTS` component: created or upgraded when this store is made
+    (where the event store may migrate; on PostgreSQL without `?auto_migrate=true`, by
+    `eventvault migrate`). Saves run in the event store's transactions (on SQLite, through its
+    one writer); loads read what is committed (on SQLite, on a reader connection). Closing it
+    releases nothing: the event store owns the connections.
 
     Args:
-        path: the file of a `SQLiteEventStore` (its `path`).
-        busy_timeout: seconds to wait for another connection's write lock.
+        event_store: the open event store whose database keeps the snapshots.
 
     Raises:
-        NotAnEventVaultDatabaseError: the file is not an eventvault store (or is `:memory:`).
-        StorageError: the file cannot be opened or the table created.
+        MigrationRequiredError: the table is missing or old and the store may not migrate.
+        StorageError: the table cannot be created.
     """
 
-    def __init__(self, path: str, *, busy_timeout: float = 30.0) -> None:
-        if path == ":memory:" or not path:
-            raise NotAnEventVaultDatabaseError(
-                path, "a private in-memory database cannot be shared; use MemorySnapshotStore"
-            )
-        self.path = path
-        self._lock = threading.Lock()
-        self._closed = False
-        try:
-            # mode=rw: never create a file; the event store must have made it.
-            self._conn = sqlite3.connect(
-                f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=rw",
-                uri=True,
-                isolation_level=None,
-                check_same_thread=False,
-                timeout=busy_timeout,
-            )
-        except sqlite3.Error as exc:
-            raise self._translate(exc) from exc
-        try:
-            application_id = self._conn.execute("PRAGMA application_id").fetchone()[0]
-            if application_id != APPLICATION_ID:
-                raise NotAnEventVaultDatabaseError(
-                    path, f"application_id is {application_id:#x}, not an eventvault store"
-                )
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            ddl = resources.files("eventvault.aggregates") / "schema" / "snapshots.sql"
-            self._conn.execute(ddl.read_text(encoding="utf-8"))
-        except BaseException as exc:
-            self._conn.close()
-            if isinstance(exc, sqlite3.Error):
-                raise self._translate(exc) from exc
-            raise
-
-    def _translate(self, exc: sqlite3.Error) -> StorageError:
-        """The one place where SQLite's errors become eventvault's."""
-        message = str(exc)
-        if "not a database" in message or "malformed" in message:
-            return NotAnEventVaultDatabaseError(self.path, message)
-        return StorageError(f"snapshots in {self.path!r}: {message}")
-
-    def _query(self, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
-        with self._lock:
-            if self._closed:
-                raise StoreClosedError(self.path)
-            try:
-                return self._conn.execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                raise self._translate(exc) from exc
-
-    def _write(self, sql: str, params: tuple[object, ...]) -> int:
-        with self._lock:
-            if self._closed:
-                raise StoreClosedError(self.path)
-            try:
-                return self._conn.execute(sql, params).rowcount
-            except sqlite3.Error as exc:
-                raise self._translate(exc) from exc
+    def __init__(self, event_store: EventStore) -> None:
+        event_store.use(SNAPSHOTS)
+        self._store = event_store
+        self._sql = _STATEMENTS[event_store.dialect]
 
     def save(self, snapshot: Snapshot) -> None:
         """Store a snapshot, replacing one of the same stream and version.
 
         Raises:
-            StorageError: the write failed (for instance, the file stayed locked).
+            StorageError: the write failed.
         """
-        self._write(_INSERT, snapshot_row(snapshot))
+        row = snapshot_row(snapshot)
+        self._write(lambda tx: tx.execute(self._sql.save, row))
+
+    def _write(self, write: Callable[[Transaction], int]) -> int:
+        """Run a write in the store's transaction; a table dropped behind the store is made
+        again and the write run once more.
+
+        Snapshots are derived data, so someone may drop the table to clear them; every write
+        failing from then on would only cost load speed, silently.
+        """
+        try:
+            return self._store.run_transaction(write)
+        except StorageError:
+            if self._table_exists():
+                raise
+
+        def recreate_and_write(tx: Transaction) -> int:
+            for migration in SNAPSHOTS.migrations[tx.dialect]:
+                for statement in migration.statements:
+                    tx.execute(statement)
+            return write(tx)
+
+        return self._store.run_transaction(recreate_and_write)
+
+    def _table_exists(self) -> bool:
+        return bool(self._store.query(self._sql.table_exists))
 
     def latest(
         self,
@@ -292,48 +299,32 @@ class SQLiteSnapshotStore:
         as_of: datetime | None = None,
     ) -> Snapshot | None:
         """The newest snapshot of a stream that fits the bounds (see `SnapshotStore.latest`)."""
-        rows = self._query(_LATEST, latest_params(stream_name, schema_version, max_version, as_of))
+        rows = self._store.query(
+            self._sql.latest, latest_params(stream_name, schema_version, max_version, as_of)
+        )
         return snapshot_from_row(rows[0]) if rows else None
 
     def delete(self, stream_name: str) -> int:
         """Delete every snapshot of a stream; returns how many were deleted."""
-        return self._write(_DELETE, (stream_name,))
+
+        return self._write(lambda tx: tx.execute(self._sql.delete, (stream_name,)))
 
     def close(self) -> None:
-        """Close the connection; closing twice is harmless."""
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._conn.close()
+        """Nothing to release: the event store owns the connections."""
 
 
 def snapshot_store_for(event_store: EventStore) -> SnapshotStore:
-    """A snapshot store that keeps snapshots beside an event store's events.
+    """The snapshot store that keeps snapshots beside an event store's events.
 
     Args:
-        event_store: an open event store.
+        event_store: an open event store, of any engine.
 
     Returns:
-        `SQLiteSnapshotStore` on the same file for a SQLite file; `PostgresSnapshotStore` in
-        the same schema for PostgreSQL; `MemorySnapshotStore` for the in-memory engine and for
-        SQLite `:memory:` (whose database no other connection can open). The caller closes it.
+        A `StoreSnapshotStore` on it. The caller closes it (which releases nothing).
 
     Raises:
-        SnapshotStoreUnavailableError: no snapshot store is known for the engine.
-        NotAnEventVaultDatabaseError, StorageError: the SQLite file cannot take the table.
+        MigrationRequiredError: the snapshot table is missing or old and the store may not
+            migrate (run `eventvault migrate URL`).
+        StorageError: the table cannot be created.
     """
-    if isinstance(event_store, SQLiteEventStore):
-        if event_store.path == ":memory:":
-            return MemorySnapshotStore()
-        return SQLiteSnapshotStore(event_store.path)
-    if isinstance(event_store, MemoryEventStore):
-        return MemorySnapshotStore()
-    engine = type(event_store)
-    if engine.__module__.startswith("eventvault.store.postgres"):
-        # Imported here: psycopg is needed only when the PostgreSQL engine is in use.
-        from eventvault.aggregates.postgres_snapshots import PostgresSnapshotStore
-        from eventvault.store.postgres import PostgresEventStore
-
-        if isinstance(event_store, PostgresEventStore):
-            return PostgresSnapshotStore(event_store)
-    raise SnapshotStoreUnavailableError(f"{engine.__module__}.{engine.__qualname__}")
+    return StoreSnapshotStore(event_store)

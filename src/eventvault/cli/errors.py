@@ -19,18 +19,22 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from eventvault import errors
 from eventvault.errors import (
     AggregateNotFoundError,
     AggregateQueryError,
     DatabaseLockedError,
     DuplicateEventIdError,
     EventVaultError,
+    ExportFormatError,
     HashChainError,
     ImportFileError,
+    IncompleteExportError,
     InvalidEventError,
     InvalidExpectedVersionError,
     InvalidStreamNameError,
     InvalidURLError,
+    MigrationRequiredError,
     NotAnEventVaultDatabaseError,
     NotEmptyError,
     PayloadTooLargeError,
@@ -38,7 +42,7 @@ from eventvault.errors import (
     SchemaVersionError,
     StorageError,
     StorageFullError,
-    StoreNotFoundError,
+    UnverifiableExportError,
     WrongExpectedVersionError,
 )
 
@@ -77,6 +81,23 @@ class CommandLineError(EventVaultError, ValueError):
         super().__init__(f"{argument}: {reason}")
 
 
+class StoreNotFoundError(errors.StoreNotFoundError):
+    """A command that only reads was pointed at a SQLite file that does not exist.
+
+    Reading commands never create a store, so a mistyped `--url` is reported rather than
+    answered with an empty, newly created file.
+
+    Attributes:
+        url: the URL given.
+        path: the file that does not exist.
+        argument: the argument that named it (`--url`, `SOURCE_URL`).
+    """
+
+    def __init__(self, url: str, path: str, *, argument: str = "--url") -> None:
+        super().__init__(url, path)
+        self.argument = argument
+
+
 class StreamNotFoundError(EventVaultError):
     """A stream that was asked for by name has no events.
 
@@ -112,7 +133,7 @@ EXIT_CODES: Final[tuple[tuple[type[BaseException], ExitCode], ...]] = (
     (AggregateQueryError, ExitCode.BAD_INPUT),
     (WrongExpectedVersionError, ExitCode.CONFLICT),
     (DuplicateEventIdError, ExitCode.CONFLICT),
-    (StoreNotFoundError, ExitCode.NOT_FOUND),
+    (errors.StoreNotFoundError, ExitCode.NOT_FOUND),
     (StreamNotFoundError, ExitCode.NOT_FOUND),
     (AggregateNotFoundError, ExitCode.NOT_FOUND),
     (FileNotFoundError, ExitCode.NOT_FOUND),
@@ -121,6 +142,7 @@ EXIT_CODES: Final[tuple[tuple[type[BaseException], ExitCode], ...]] = (
     (NotEmptyError, ExitCode.NOT_EMPTY),
     (NotAnEventVaultDatabaseError, ExitCode.INCOMPATIBLE),
     (SchemaVersionError, ExitCode.INCOMPATIBLE),
+    (MigrationRequiredError, ExitCode.INCOMPATIBLE),
     (StorageError, ExitCode.STORAGE),
     (OSError, ExitCode.STORAGE),
     (EventVaultError, ExitCode.FAILURE),
@@ -146,6 +168,20 @@ def _foreign_store_hint(exc: BaseException) -> str | None:
     return "check --url: the file belongs to another application"
 
 
+def _store_not_found_hint(exc: BaseException) -> str:
+    if getattr(exc, "argument", "--url") == "--url":
+        return "check --url (or EVENTVAULT_URL); `eventvault append` creates a store"
+    return (
+        f"check {getattr(exc, 'argument', 'the URL')}: it names the store to read, which must exist"
+    )
+
+
+def _export_format_hint(exc: BaseException) -> str:
+    if getattr(exc, "found", None) is None:
+        return "an import file is written by `eventvault export`"
+    return "upgrade eventvault to read this file"
+
+
 _HINTS: Final[
     tuple[tuple[type[BaseException], str | Callable[[BaseException], str | None]], ...]
 ] = (
@@ -156,12 +192,23 @@ _HINTS: Final[
         "see the stream's version with `eventvault read STREAM --backwards --limit 1`, "
         "or pass --expected-version any",
     ),
-    (StoreNotFoundError, "check --url (or EVENTVAULT_URL); `eventvault append` creates a store"),
+    (errors.StoreNotFoundError, _store_not_found_hint),
     (StreamNotFoundError, "`eventvault streams` lists the streams that have events"),
     (
         HashChainError,
         "the events were changed after they were recorded; export them again from the source",
     ),
+    (
+        UnverifiableExportError,
+        "a file written by eventvault 0.1 has no closing record: pass --expect-head POS (the "
+        "source's head position, as `eventvault stats` showed it) or --expect-count N, and it "
+        "is imported only if it matches exactly",
+    ),
+    (
+        IncompleteExportError,
+        "nothing was written to the target; export (or copy) the source again and let it finish",
+    ),
+    (ExportFormatError, _export_format_hint),
     (
         ImportFileError,
         "an import file holds a whole log, one event per line, as `eventvault export` writes it "
@@ -179,6 +226,7 @@ _HINTS: Final[
         "nothing of the failed write was stored; make room and run the command again",
     ),
     (SchemaVersionError, "upgrade eventvault to open this store"),
+    (MigrationRequiredError, "run `eventvault migrate URL` as the role that owns the schema"),
     (
         DatabaseLockedError,
         "another process holds the write lock; retry, or raise ?busy_timeout=SECONDS in the URL",

@@ -31,10 +31,23 @@ __all__ = [
 DATA_WIDTH: Final = 60
 """The most characters of an event's data a table or a followed line shows."""
 
+PIPE_WIDTH: Final = 1_000_000
+"""The width of stdout when it is not a terminal: wider than any line, so none is cut. Rich
+would otherwise assume 80 columns (or $COLUMNS) and cut the cells of a table to fit."""
+
 
 def stdout_console() -> Console:
-    """A console on stdout for tables and lines (no guessing of colours from the content)."""
-    return Console(highlight=False)
+    """A console on stdout for tables and lines (no guessing of colours from the content).
+
+    On a terminal a table fits its width, and cells that do not fit end in an ellipsis. Into a
+    pipe or a file every line is as long as its content, so stream names, types and positions
+    are printed whole for `grep`, `cut` and scripts (the data column keeps its own limit,
+    `DATA_WIDTH`; `--json` prints everything).
+    """
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=PIPE_WIDTH)
+    return console
 
 
 def stderr_console() -> Console:

@@ -5,7 +5,6 @@ from eventvault.store.base import EventStore, StoreStats
 from eventvault.store.connect import DEFAULT_URL, connect, connect_async
 from eventvault.store.registry import (
     ConnectOptions,
-    Engine,
     register_engine,
     registered_schemes,
     unregister_engine,
@@ -18,7 +17,6 @@ __all__ = [
     "AsyncEventStore",
     "AsyncSubscription",
     "ConnectOptions",
-    "Engine",
     "EventStore",
     "StoreStats",
     "StoreURL",

@@ -1,9 +1,10 @@
 """The engine-independent rules of an append: validation, version checks, idempotent retries.
 
-Each engine runs the same steps inside its own transaction: `prepare` the append before it
-queues, `version_matches` against the stream's version, then `chain` the events to the stream's
-last hash; on a version mismatch or a stored event id it asks `resolve_existing_ids` whether this
-is a retry of an append already stored.
+Every engine calls the same two functions: `prepare` validates and encodes an append before it
+queues, and `plan_batch`, inside the engine's transaction, decides a batch of queued appends
+against the heads of their streams and the event ids already stored (expected versions,
+idempotent retries, positions, the hash chain). The engines differ only in how they read those
+heads and ids and how they write the rows the plan gives.
 """
 
 from __future__ import annotations
@@ -11,25 +12,33 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from eventvault.errors import (
     DuplicateEventIdError,
+    EventVaultError,
     InvalidEventError,
     InvalidExpectedVersionError,
     WrongExpectedVersionError,
 )
-from eventvault.serialization import EncodedEvent, encode_events, event_hash, validate_stream_name
+from eventvault.serialization import (
+    GENESIS_HASH,
+    EncodedEvent,
+    encode_events,
+    event_hash,
+    validate_stream_name,
+)
 from eventvault.types import AppendResult, ExpectedVersion, NewEvent, StreamAppend, StreamState
 
 __all__ = [
+    "BatchPlan",
+    "Outcome",
     "PendingAppend",
-    "PendingRow",
     "StoredRow",
-    "chain",
+    "StreamHead",
+    "plan_batch",
     "prepare",
     "prepare_many",
-    "resolve_existing_ids",
-    "version_matches",
 ]
 
 
@@ -47,12 +56,65 @@ class PendingAppend:
         return [event.event_id for event in self.events if event.id_given]
 
 
-StoredRow = tuple[str, int, int, bytes, str, int, bytes, bytes, int, bytes]
-"""(stream_name, stream_position, global_position, event_id, event_type, schema_version,
-data, metadata, recorded_at_us, hash): one event as the engines store it."""
+class StoredRow(NamedTuple):
+    """One event as every engine stores it: the columns of the `events` table."""
 
-PendingRow = tuple[str, int, int | None, bytes, str, int, bytes, bytes, int, bytes]
-"""A `StoredRow` whose global position may still be left to the database (None)."""
+    stream_name: str
+    stream_position: int
+    global_position: int
+    event_id: bytes
+    """The 16 bytes of the UUID."""
+    event_type: str
+    schema_version: int
+    data: bytes
+    metadata: bytes
+    recorded_at: int
+    """Microseconds since the Unix epoch."""
+    hash: bytes
+    """The 32-byte SHA-256 chained to the previous event of the stream."""
+
+
+class StreamHead(NamedTuple):
+    """Where a stream ends: its version, the global position and the hash of its last event."""
+
+    version: int
+    global_position: int
+    hash: bytes
+
+
+Outcome = list[AppendResult] | BaseException
+"""What one request (the appends of one `append_to_stream(s)` call) comes to: one result per
+append, or the error it raises."""
+
+
+@dataclass(slots=True)
+class BatchPlan:
+    """A batch of requests decided before anything is written.
+
+    Attributes:
+        outcomes: one per request, in order.
+        rows: the rows to store, with consecutive global positions.
+        heads: the new head of every stream the rows extend.
+    """
+
+    outcomes: list[Outcome]
+    rows: list[StoredRow]
+    heads: dict[str, StreamHead]
+
+    @property
+    def failed(self) -> bool:
+        """Whether some request raises."""
+        return any(isinstance(outcome, BaseException) for outcome in self.outcomes)
+
+    def shifted(self, shift: int) -> list[Outcome]:
+        """The outcomes with every global position moved by `shift`: for a plan made with
+        placeholder positions from 1, once the database has placed the rows."""
+        return [
+            outcome
+            if isinstance(outcome, BaseException)
+            else [AppendResult(r.stream_position, r.global_position + shift) for r in outcome]
+            for outcome in self.outcomes
+        ]
 
 
 def _check_expected_version(value: object) -> ExpectedVersion:
@@ -134,31 +196,30 @@ def chain(
     append: PendingAppend,
     version: int | None,
     previous_hash: bytes,
-    first_global_position: int | None,
+    first_global_position: int,
     recorded_at_us: int,
-) -> list[PendingRow]:
+) -> list[StoredRow]:
     """Give the events of an append their positions, timestamp and chained hashes.
 
     Args:
         append: the append.
         version: the stream's version before it (None: no events yet).
         previous_hash: the hash of the stream's last event (`GENESIS_HASH` for none).
-        first_global_position: the global position of the append's first event, or None
-            where the database assigns global positions as it inserts.
+        first_global_position: the global position of the append's first event.
         recorded_at_us: the timestamp of the append, in microseconds since the epoch.
 
     Returns:
         The rows to store, in order.
     """
-    rows: list[PendingRow] = []
+    rows: list[StoredRow] = []
     position = -1 if version is None else version
-    global_position = None if first_global_position is None else first_global_position - 1
+    global_position = first_global_position - 1
     stream_name = append.stream_name
     previous = previous_hash
+    make = tuple.__new__  # StoredRow(...) checks its arguments; this is a third of the cost
     for event in append.events:
         position += 1
-        if global_position is not None:
-            global_position += 1
+        global_position += 1
         event_id = event.event_id.bytes
         previous = event_hash(
             previous,
@@ -172,20 +233,107 @@ def chain(
             event.metadata,
         )
         rows.append(
-            (
-                stream_name,
-                position,
-                global_position,
-                event_id,
-                event.event_type,
-                event.schema_version,
-                event.data,
-                event.metadata,
-                recorded_at_us,
-                previous,
+            make(
+                StoredRow,
+                (
+                    stream_name,
+                    position,
+                    global_position,
+                    event_id,
+                    event.event_type,
+                    event.schema_version,
+                    event.data,
+                    event.metadata,
+                    recorded_at_us,
+                    previous,
+                ),
             )
         )
     return rows
+
+
+def plan_batch(
+    requests: Sequence[Sequence[PendingAppend]],
+    heads: Mapping[str, tuple[int, bytes]],
+    found: Mapping[uuid.UUID, tuple[str, int, int]],
+    first_position: int,
+    recorded_at_us: int,
+) -> BatchPlan:
+    """Decide every append of a batch before anything is written: the append rules, once.
+
+    Each request (the appends of one call) is decided whole, in order: its expected versions
+    are checked against the streams' heads, as left by the requests before it; an append whose
+    event ids are stored is a retry (its original result) or a `DuplicateEventIdError`;
+    otherwise its events get positions and chained hashes. A request that fails writes nothing
+    and leaves the heads as they were for the requests after it.
+
+    Args:
+        requests: the requests, in the order they commit.
+        heads: (version, last hash) of every stream of the batch that has events. A stream
+            missing from it has none.
+        found: where each stored event id of the batch is: (stream, stream position, global
+            position). Ids the batch itself stores are added as it goes, so a request that
+            repeats an earlier one of the same batch is a retry of it.
+        first_position: the global position of the batch's first row; engines that let the
+            database place rows pass 1 and shift the results (`BatchPlan.shifted`).
+        recorded_at_us: the batch's timestamp, in microseconds since the epoch.
+
+    Returns:
+        The `BatchPlan`.
+    """
+    outcomes: list[Outcome] = []
+    rows: list[StoredRow] = []
+    current: dict[str, tuple[int | None, bytes]] = {}
+    written: dict[str, StreamHead] = {}
+    known = dict(found)
+    position = first_position
+    for request in requests:
+        staged: list[StoredRow] = []
+        staged_heads: dict[str, tuple[int | None, bytes]] = {}
+        results: list[AppendResult] = []
+        next_position = position
+        try:
+            for append in request:
+                name = append.stream_name
+                head = staged_heads.get(name) or current.get(name) or heads.get(name)
+                version, previous = head if head is not None else (None, GENESIS_HASH)
+                mine = {i: known[i] for i in append.given_ids if i in known}
+                if not version_matches(append.expected_version, version):
+                    retry = resolve_existing_ids(append, mine)
+                    if retry is None:
+                        raise wrong_version(append, version)
+                    results.append(retry)
+                    continue
+                if mine:
+                    retry = resolve_existing_ids(append, mine)
+                    if retry is not None:
+                        results.append(retry)
+                        continue
+                new_rows = chain(append, version, previous, next_position, recorded_at_us)
+                next_position += len(new_rows)
+                staged.extend(new_rows)
+                last = new_rows[-1]
+                staged_heads[name] = (last.stream_position, last.hash)
+                results.append(AppendResult(last.stream_position, last.global_position))
+        except EventVaultError as exc:
+            outcomes.append(exc)
+            continue
+        position = next_position
+        current.update(staged_heads)
+        rows.extend(staged)
+        by_id: dict[bytes, tuple[str, int, int]] = {}
+        for row in staged:
+            written[row.stream_name] = StreamHead(
+                row.stream_position, row.global_position, row.hash
+            )
+            by_id[row.event_id] = (row.stream_name, row.stream_position, row.global_position)
+        for append in request:
+            for event in append.events:
+                where = by_id.get(event.event_id.bytes) if event.id_given else None
+                if where is not None:
+                    known[event.event_id] = where
+        outcomes.append(results)
+    return BatchPlan(outcomes, rows, written)
 
 
 def resolve_existing_ids(

@@ -197,9 +197,9 @@ class AsyncEventStore:
         """See `EventStore.list_streams`."""
         return _PagedAsyncIterator(self.store.list_streams())
 
-    def export_events(self, *, after: int = 0) -> AsyncIterator[RawEvent]:
+    def export_events(self, *, after: int = 0, until: int | None = None) -> AsyncIterator[RawEvent]:
         """See `EventStore.export_events`."""
-        return _PagedAsyncIterator(self.store.export_events(after=after))
+        return _PagedAsyncIterator(self.store.export_events(after=after, until=until))
 
     async def import_events(self, events: Iterable[RawEvent]) -> int:
         """See `EventStore.import_events`; `events` is consumed in a worker thread."""

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Final, Self, TypeVar
+from typing import Final, Self, TypeVar, cast
 
 import msgspec
 
@@ -29,12 +29,14 @@ from eventvault.serialization import (
     DEFAULT_MAX_EVENT_BYTES,
     FORBIDDEN_NAME_CHARACTERS,
     ChainVerifier,
+    canonical_json_problem,
     to_micros,
     validate_stream_name,
 )
 from eventvault.store._append import PendingAppend, StoredRow, prepare, prepare_many
 from eventvault.store._fork import ForkGuard
 from eventvault.store.notify import Notifier
+from eventvault.store.seam import Component, Dialect, SQLRow, Transaction, guard_reentry
 from eventvault.store.subscription import Subscription
 from eventvault.types import (
     AppendResult,
@@ -50,6 +52,10 @@ from eventvault.types import (
 __all__ = ["EventStore", "StoreStats", "Subscription"]
 
 _Positioned = TypeVar("_Positioned", RecordedEvent, PayloadEvent)
+_Global = TypeVar("_Global", RecordedEvent, RawEvent)
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
+_Cursor = TypeVar("_Cursor")
 
 DEFAULT_PAGE_SIZE: Final = 1000
 
@@ -111,6 +117,24 @@ def _check_filters(
     return types, stream_prefix
 
 
+def _next_stream_position(backwards: bool) -> Callable[[_Positioned], int | None]:
+    """Where the page after one ending at an event starts, reading a stream."""
+    if backwards:
+        return lambda event: event.stream_position - 1 if event.stream_position > 0 else None
+    return lambda event: event.stream_position + 1
+
+
+def _next_global_position(backwards: bool) -> Callable[[_Global], int | None]:
+    """The `after` of the page after one ending at an event, reading the global log."""
+    if backwards:
+        return lambda event: event.global_position if event.global_position > 1 else None
+    return lambda event: event.global_position
+
+
+def _stream_name(info: StreamInfo) -> str:
+    return info.stream_name
+
+
 class EventStore(abc.ABC):
     """An append-only log of events in named streams: the system of record.
 
@@ -156,6 +180,11 @@ class EventStore(abc.ABC):
         self._closed = False
         self._subscriptions: set[Subscription] = set()
         self._subscriptions_lock = threading.Lock()
+        self._components_in_use: set[str] = set()
+        self.core_migrations_applied: list[int] = []
+        """The versions of the store's own tables that opening it applied (a new or upgraded
+        SQLite file, a PostgreSQL schema opened with `auto_migrate`)."""
+        self._components_lock = threading.Lock()
         self._opened_in = os.getpid()
         self._refused: str | None = None
         # Until the engine installs a guard of its own, a forked child refuses the store.
@@ -273,6 +302,32 @@ class EventStore(abc.ABC):
     def _close(self) -> None:
         """Release the engine's connections and files."""
 
+    @property
+    @abc.abstractmethod
+    def dialect(self) -> Dialect:
+        """The SQL dialect of the store's database, for statements on component tables:
+        `sqlite` (SQLite, and the in-memory engine's component database) or `postgresql`."""
+
+    @abc.abstractmethod
+    def _query_components(self, statement: str, params: Sequence[object]) -> list[SQLRow]:
+        """Run a read-only statement on component tables, outside any transaction."""
+
+    @abc.abstractmethod
+    def _use(self, component: Component) -> None:
+        """Bring a component's tables to its newest version, under a lock that serializes
+        migrations across processes; or raise `MigrationRequiredError` where this store may
+        not migrate."""
+
+    @abc.abstractmethod
+    def _component_versions(self) -> dict[str, int]:
+        """The version of every component whose tables the store holds (the store's own as
+        `eventvault`)."""
+
+    @abc.abstractmethod
+    def _run_transaction(self, work: Callable[[Transaction], object]) -> object:
+        """Run `work(tx)` in one transaction on the store's database and commit it (or roll it
+        back when the work raises, and re-raise); return what the work returned."""
+
     # -- writing -----------------------------------------------------------------------------
 
     def _check_open(self) -> None:
@@ -317,6 +372,7 @@ class EventStore(abc.ABC):
         """
         self._check_open()
         self._check_writable()
+        guard_reentry(id(self), self.url)
         pending = prepare(stream_name, events, expected_version, self.max_event_bytes)
         return self._append([pending])[0]
 
@@ -337,8 +393,97 @@ class EventStore(abc.ABC):
         """
         self._check_open()
         self._check_writable()
+        guard_reentry(id(self), self.url)
         pending = prepare_many(appends, self.max_event_bytes)
         return self._append(pending)
+
+    # -- storage beside the events (the seam) ------------------------------------------------
+
+    def use(self, component: Component) -> None:
+        """Make a component's tables ready in this store: create or upgrade them to the
+        component's newest version, once per store object.
+
+        Migrations are versioned per component, recorded in the database and serialized
+        across processes; running them again applies nothing. SQLite and in-memory stores
+        migrate when they are used; a PostgreSQL store only when opened with
+        `?auto_migrate=true` (otherwise `eventvault migrate URL` does it).
+
+        Args:
+            component: the component, as its feature declares it.
+
+        Raises:
+            MigrationRequiredError: the tables are older than the component and this store
+                may not migrate them.
+            SchemaVersionError: the tables are newer than this eventvault knows.
+            StorageError: a migration failed; nothing of it was applied.
+        """
+        self._check_open()
+        if component.name in self._components_in_use:
+            return
+        with self._components_lock:
+            if component.name not in self._components_in_use:
+                self._use(component)
+                self._components_in_use.add(component.name)
+
+    def query(self, statement: str, params: Sequence[object] = ()) -> list[SQLRow]:
+        """Read rows of component tables, outside any transaction: what is committed.
+
+        On SQLite it runs on a reader connection, so it never waits for the writer.
+
+        Args:
+            statement: a query in the store's `dialect`, `{schema}` standing for the schema of
+                the store's tables.
+            params: its parameters.
+
+        Returns:
+            The rows, values as the driver gives them.
+
+        Raises:
+            StorageError: the query failed.
+        """
+        self._check_open()
+        return self._query_components(statement, params)
+
+    def component_versions(self) -> dict[str, int]:
+        """The version of every component whose tables this store holds.
+
+        Returns:
+            Component name to version; the store's own tables appear as `eventvault`.
+        """
+        self._check_open()
+        return self._component_versions()
+
+    def run_transaction(self, work: Callable[[Transaction], _Result]) -> _Result:
+        """Run `work(tx)` in one transaction on the store's own database.
+
+        Everything the work does through `tx` (rows of components, appends with
+        `tx.append_to_stream` / `tx.append_to_streams`) commits together when it returns, or
+        not at all when it raises (the error is re-raised), also when the process dies
+        half-way. Appends keep every guarantee of an ordinary append: expected versions,
+        idempotent retries, order, the hash chain, notifications.
+
+        On SQLite the work runs on the store's single writer, inside its group commit: keep
+        it short, it holds up every append meanwhile. On PostgreSQL a transaction that
+        collides with another writer (a deadlock, a serialization failure) is rolled back and
+        the work is run again, so the work must have no effect outside `tx`.
+
+        Args:
+            work: a function of the transaction; its result is returned.
+
+        Returns:
+            What the work returned.
+
+        Raises:
+            TransactionUsageError: the work appended through the store instead of `tx`, or
+                carried on after one of its statements failed.
+            ReadOnlyStoreError: the store was opened read-only (read with `query`).
+            StorageError: a statement or the commit failed; nothing was stored.
+            The errors of `append_to_stream`, and whatever the work raises.
+        """
+        self._check_open()
+        self._check_writable()
+        guard_reentry(id(self), self.url)
+        return cast(_Result, self._run_transaction(work))
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -377,33 +522,35 @@ class EventStore(abc.ABC):
         def fetch(position: int | None, size: int) -> list[RecordedEvent]:
             return self._read_stream_page(stream_name, position, backwards, size)
 
-        return self._pages(fetch, start, backwards, limit)
+        return self._paginate(fetch, start, _next_stream_position(backwards), limit)
 
-    def _pages(
+    def _paginate(
         self,
-        fetch: Callable[[int | None, int], list[_Positioned]],
-        start: int | None,
-        backwards: bool,
-        limit: int | None,
-    ) -> Iterator[_Positioned]:
-        """Page through a stream: `fetch(start, size)` gives one page from a stream position."""
+        fetch: Callable[[_Cursor, int], list[_Item]],
+        cursor: _Cursor,
+        advance: Callable[[_Item], _Cursor | None],
+        limit: int | None = None,
+    ) -> Iterator[_Item]:
+        """The one paging loop of every read: pages of `fetch(cursor, size)` until a short
+        page, `limit` items, or `advance(last item)` gives None (nothing lies beyond it).
+
+        The store is checked for close before every page, so an iterator left open fails
+        cleanly instead of reading from closed connections.
+        """
         remaining = limit
         while remaining is None or remaining > 0:
             size = DEFAULT_PAGE_SIZE if remaining is None else min(remaining, DEFAULT_PAGE_SIZE)
             self._check_open()
-            page = fetch(start, size)
+            page = fetch(cursor, size)
             yield from page
             if len(page) < size:
                 return
             if remaining is not None:
                 remaining -= len(page)
-            last = page[-1].stream_position
-            if backwards:
-                if last == 0:
-                    return
-                start = last - 1
-            else:
-                start = last + 1
+            following = advance(page[-1])
+            if following is None:
+                return
+            cursor = following
 
     def read_stream_payloads(
         self,
@@ -436,7 +583,7 @@ class EventStore(abc.ABC):
         def fetch(position: int | None, size: int) -> list[PayloadEvent]:
             return self._read_stream_payload_page(stream_name, position or 0, size)
 
-        return self._pages(fetch, from_position, False, limit)
+        return self._paginate(fetch, from_position, _next_stream_position(False), limit)
 
     def read_all(
         self,
@@ -474,19 +621,10 @@ class EventStore(abc.ABC):
         types: tuple[str, ...] | None,
         prefix: str | None,
     ) -> Iterator[RecordedEvent]:
-        remaining = limit
-        while remaining is None or remaining > 0:
-            size = DEFAULT_PAGE_SIZE if remaining is None else min(remaining, DEFAULT_PAGE_SIZE)
-            self._check_open()
-            page = self._read_all_page(after, backwards, size, types, prefix)
-            yield from page
-            if len(page) < size:
-                return
-            if remaining is not None:
-                remaining -= len(page)
-            after = page[-1].global_position
-            if backwards and after <= 1:
-                return
+        def fetch(position: int, size: int) -> list[RecordedEvent]:
+            return self._read_all_page(position, backwards, size, types, prefix)
+
+        return self._paginate(fetch, after, _next_global_position(backwards), limit)
 
     def list_streams(self) -> Iterator[StreamInfo]:
         """Every stream with at least one event, in name order, lazily.
@@ -494,14 +632,8 @@ class EventStore(abc.ABC):
         Returns:
             An iterator of `StreamInfo`.
         """
-        after: str | None = None
-        while True:
-            self._check_open()
-            page = self._list_streams_page(after, DEFAULT_PAGE_SIZE)
-            yield from page
-            if len(page) < DEFAULT_PAGE_SIZE:
-                return
-            after = page[-1].stream_name
+        self._check_open()
+        return self._paginate(self._list_streams_page, None, _stream_name)
 
     # -- subscriptions -----------------------------------------------------------------------
 
@@ -574,25 +706,44 @@ class EventStore(abc.ABC):
 
     # -- export and import -------------------------------------------------------------------
 
-    def export_events(self, *, after: int = 0) -> Iterator[RawEvent]:
-        """The whole log after a position, with the exact stored bytes of every event.
+    def export_events(self, *, after: int = 0, until: int | None = None) -> Iterator[RawEvent]:
+        """The log after a position, with the exact stored bytes of every event.
+
+        Args:
+            after: export the events after this global position (0: from the start).
+            until: export no event after this global position (inclusive); None: read on to
+                the end of the log, including events appended while the iterator runs. An
+                export bounded by the head seen when it began (`head_position()`) holds exactly
+                the log of that moment: events appended later are for the next export.
 
         Returns:
             A lazy iterator of `RawEvent` in global order, for `import_events` into another
-            store (of any engine) or for an export file.
+            store (of any engine) or for an export file (`eventvault.export`).
+
+        Raises:
+            InvalidEventError: `after` or `until` is not an int >= 0 (at the call).
         """
         self._check_open()
         _check_position("after", after)
-        return self._iter_raw(after)
+        _check_position("until", until)
+        return self._iter_raw(after, until)
 
-    def _iter_raw(self, after: int) -> Iterator[RawEvent]:
-        while True:
-            self._check_open()
-            page = self._read_raw_page(after, DEFAULT_PAGE_SIZE)
-            yield from page
-            if len(page) < DEFAULT_PAGE_SIZE:
-                return
-            after = page[-1].global_position
+    def _iter_raw(self, after: int, until: int | None) -> Iterator[RawEvent]:
+        advance = _next_global_position(False)
+        if until is None:
+            return self._paginate(self._read_raw_page, after, advance)
+        bound = until
+
+        def fetch(position: int, size: int) -> list[RawEvent]:
+            # Positions rise by at least one per event, so at most `bound - position` rows lie
+            # within the bound: a page asked for fewer rows, or cut at the bound, is short and
+            # ends the loop, rightly, since nothing within the bound follows it.
+            if position >= bound:
+                return []
+            page = self._read_raw_page(position, min(size, bound - position))
+            return [event for event in page if event.global_position <= bound]
+
+        return self._paginate(fetch, after, advance)
 
     def import_events(
         self,
@@ -604,7 +755,10 @@ class EventStore(abc.ABC):
 
         Every event's hash is recomputed and checked against its bytes and the previous hash of
         its stream, and its positions checked, before anything is committed; all events are
-        stored in one transaction, so a bad event leaves the store as empty as it was.
+        stored in one transaction, so a bad event leaves the store as empty as it was. Payload
+        bytes must be in the canonical form an append writes (`canonical_json_problem`), as
+        every export holds them: then every event read back re-encodes to the bytes its hash
+        covers, which `verify_chain(store.read_stream(...))` relies on.
 
         Args:
             events: events in global order, as `export_events` gives them.
@@ -616,7 +770,8 @@ class EventStore(abc.ABC):
         Raises:
             NotEmptyError: the store already holds events.
             HashChainError: an event's bytes do not match its hash (the file was changed).
-            ImportFileError: positions out of order or with gaps.
+            ImportFileError: positions out of order or with gaps, or data or metadata bytes
+                that are not canonical JSON objects.
             ReadOnlyStoreError: the store was opened read-only.
         """
         self._check_open()
@@ -627,19 +782,25 @@ class EventStore(abc.ABC):
             batch: list[StoredRow] = []
             for event in events:
                 try:
-                    verifier.check(event)
+                    data, metadata = verifier.check(event)
                 except ValueError as exc:
                     raise ImportFileError(str(exc)) from exc
+                for name, raw in (("data", data), ("metadata", metadata)):
+                    problem = canonical_json_problem(raw)
+                    if problem is not None:
+                        raise ImportFileError(
+                            f"{event.stream_name!r}@{event.stream_position}: {name} {problem}"
+                        )
                 batch.append(
-                    (
+                    StoredRow(
                         event.stream_name,
                         event.stream_position,
                         event.global_position,
                         event.event_id.bytes,
                         event.event_type,
                         event.schema_version,
-                        bytes(event.data),
-                        bytes(event.metadata),
+                        data,
+                        metadata,
                         to_micros(event.recorded_at),
                         bytes.fromhex(event.hash),
                     )

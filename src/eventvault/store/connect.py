@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from eventvault.errors import InvalidURLError
 from eventvault.serialization import DEFAULT_MAX_EVENT_BYTES
 from eventvault.store.aio import AsyncEventStore
 from eventvault.store.base import EventStore
-from eventvault.store.registry import ConnectOptions, engine_for
+from eventvault.store.registry import ConnectOptions, open_url
 from eventvault.store.url import parse_url
 
 __all__ = ["DEFAULT_URL", "connect", "connect_async"]
@@ -49,20 +48,7 @@ def connect(
             cannot be.
         StorageError: the store cannot be opened.
     """
-    parsed = parse_url(url)
-    engine = engine_for(parsed)
-    store = engine.open(parsed, ConnectOptions(max_event_bytes, bool(read_only)))
-    if not isinstance(store, EventStore):
-        raise InvalidURLError(
-            parsed.display,
-            f"the engine registered for {parsed.scheme!r} returned {store!r}, not an EventStore",
-        )
-    if read_only and not store.read_only:
-        store.close()
-        raise InvalidURLError(
-            parsed.display, f"the {store.engine} engine cannot open a store read-only"
-        )
-    return store
+    return open_url(parse_url(url), ConnectOptions(max_event_bytes, bool(read_only)))
 
 
 def connect_async(

@@ -2,43 +2,60 @@
 
 Events are kept as the same encoded rows the durable engines store, so a payload mutated by the
 caller after an append cannot change what was recorded, and reads decode exactly as elsewhere.
-Nothing survives `close()`; each `connect("memory://")` is a new, empty store.
+Component tables (the seam) live in a private in-memory SQLite database, so features run their
+`sqlite` statements here unchanged; a transaction commits that database and the events it
+appended under the store's one lock. Nothing survives `close()`; each `connect("memory://")`
+is a new, empty store.
 
 Opened read-only, it is a new, empty store that refuses appends and imports: it can be read, and
-nothing can ever be in it. In a forked child, a store is the child's own copy of the events as
-they were at the fork (an append in flight finishes first, so the copy holds it whole or not at
-all); neither process sees the other's later appends.
+nothing can ever be in it. In a forked child, a store is the child's own copy of the events and
+component tables as they were at the fork (an append or transaction in flight finishes first,
+so the copy holds it whole or not at all); neither process sees the other's later writes.
 """
 
 from __future__ import annotations
 
 import bisect
+import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, cast
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
-from eventvault.errors import ImportFileError, InvalidURLError, NotEmptyError
+from eventvault.errors import (
+    EventVaultError,
+    ImportFileError,
+    InvalidURLError,
+    NotEmptyError,
+    StorageError,
+)
 from eventvault.serialization import (
     DEFAULT_MAX_EVENT_BYTES,
-    GENESIS_HASH,
     decode_rows,
     from_micros,
     now_micros,
     raw_rows,
     validate_stream_name,
 )
-from eventvault.store._append import (
-    PendingAppend,
-    StoredRow,
-    chain,
-    resolve_existing_ids,
-    version_matches,
-    wrong_version,
-)
+from eventvault.store._append import PendingAppend, StoredRow, plan_batch
 from eventvault.store._fork import ForkGuard
 from eventvault.store.base import EventStore, StoreStats
 from eventvault.store.notify import Notifier
+from eventvault.store.seam import (
+    CORE_COMPONENT,
+    Component,
+    Dialect,
+    SQLRow,
+    Transaction,
+    check_finished,
+    run_work,
+    with_schema,
+)
+from eventvault.store.sqlite._seam import (
+    SQLiteStatements,
+    apply_component,
+    component_versions,
+)
 from eventvault.types import AppendResult, PayloadEvent, RawEvent, RecordedEvent, StreamInfo
 
 if TYPE_CHECKING:
@@ -54,7 +71,7 @@ class MemoryEventStore(EventStore):
     Args:
         url: the URL it was opened with, for messages.
         max_event_bytes: the limit on one event's encoded data plus metadata.
-        read_only: refuse appends and imports (the store stays empty).
+        read_only: refuse appends, imports and transactions (the store stays empty).
     """
 
     def __init__(
@@ -70,7 +87,9 @@ class MemoryEventStore(EventStore):
         self._streams: dict[str, list[StoredRow]] = {}
         self._ids: dict[uuid.UUID, tuple[str, int, int]] = {}
         self._notifier = Notifier()
+        self._tables: sqlite3.Connection | None = None
         self._paused = False
+        self._forked_in_transaction = False
         self._fork_guard = ForkGuard(
             before=self._pause, after_in_parent=self._resume, after_in_child=self._rebuild
         )
@@ -86,6 +105,8 @@ class MemoryEventStore(EventStore):
     # -- fork --------------------------------------------------------------------------------
 
     def _pause(self) -> None:
+        # The lock already this thread's: the fork comes from inside a transaction's work.
+        self._forked_in_transaction = bool(cast(Any, self._lock)._is_owned())
         # Holding the lock across the fork: the child's copy has every append whole or not at all.
         self._lock.acquire()
         self._paused = True
@@ -99,50 +120,67 @@ class MemoryEventStore(EventStore):
             # Made by another thread while this one forked: its state may be half made.
             self._refuse_after_fork("it was being opened while the process forked")
             return
-        # The lock copied into the child is held (by the forking thread); take a new one.
+        if self._forked_in_transaction:
+            self._refuse_after_fork(
+                "the process forked inside one of its transactions (run_transaction); fork "
+                "outside them"
+            )
+            return
+        # The lock copied into the child is held (by the forking thread); take a new one. The
+        # component tables' private database was idle at the fork: it is the child's copy.
         self._paused = False
         self._lock = threading.RLock()
         self._notifier = Notifier()
         self._forked()
 
     def _head(self) -> int:
-        return self._log[-1][2] if self._log else 0
+        return self._log[-1].global_position if self._log else 0
 
     def _append(self, appends: list[PendingAppend]) -> list[AppendResult]:
         with self._lock:
             self._check_open()
-            planned: list[StoredRow] = []
-            results: list[AppendResult] = []
-            position = self._head() + 1
-            recorded_at = now_micros()
-            for append in appends:
-                stream = self._streams.get(append.stream_name)
-                version = stream[-1][1] if stream else None
-                found = {i: self._ids[i] for i in append.given_ids if i in self._ids}
-                # A retry of a stored append returns its result; any other stored id raises.
-                retry = resolve_existing_ids(append, found)
-                if retry is not None:
-                    results.append(retry)
-                    continue
-                if not version_matches(append.expected_version, version):
-                    raise wrong_version(append, version)
-                previous = stream[-1][9] if stream else GENESIS_HASH
-                rows = cast(
-                    list[StoredRow], chain(append, version, previous, position, recorded_at)
-                )
-                position += len(rows)
-                planned.extend(rows)
-                results.append(AppendResult(rows[-1][1], rows[-1][2]))
-            self._store_rows(planned)
-        if planned:
+            results, rows = self._plan(appends, [])
+            self._store_rows(rows)
+        if rows:
             self._notifier.notify()
         return results
+
+    def _plan(
+        self, appends: list[PendingAppend], staged: list[StoredRow]
+    ) -> tuple[list[AppendResult], list[StoredRow]]:
+        """Decide one request against the log and the rows a transaction staged after it."""
+        heads: dict[str, tuple[int, bytes]] = {}
+        found: dict[uuid.UUID, tuple[str, int, int]] = {}
+        names = {append.stream_name for append in appends}
+        for append in appends:
+            stream = self._streams.get(append.stream_name)
+            if stream:
+                heads[append.stream_name] = (stream[-1].stream_position, stream[-1].hash)
+            found.update((i, self._ids[i]) for i in append.given_ids if i in self._ids)
+        for row in staged:
+            if row.stream_name in names:
+                heads[row.stream_name] = (row.stream_position, row.hash)
+            found[uuid.UUID(bytes=row.event_id)] = (
+                row.stream_name,
+                row.stream_position,
+                row.global_position,
+            )
+        first = (staged[-1].global_position if staged else self._head()) + 1
+        plan = plan_batch([appends], heads, found, first, now_micros())
+        outcome = plan.outcomes[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome, plan.rows
 
     def _store_rows(self, rows: list[StoredRow]) -> None:
         for row in rows:
             self._log.append(row)
-            self._streams.setdefault(row[0], []).append(row)
-            self._ids[uuid.UUID(bytes=row[3])] = (row[0], row[1], row[2])
+            self._streams.setdefault(row.stream_name, []).append(row)
+            self._ids[uuid.UUID(bytes=row.event_id)] = (
+                row.stream_name,
+                row.stream_position,
+                row.global_position,
+            )
 
     def _read_stream_page(
         self, stream_name: str, start: int | None, backwards: bool, limit: int
@@ -162,11 +200,14 @@ class MemoryEventStore(EventStore):
     ) -> list[PayloadEvent]:
         with self._lock:
             rows = self._streams.get(stream_name, [])[start : start + limit]
-        return [PayloadEvent(row[1], row[4], row[5], row[6], row[8]) for row in rows]
+        return [
+            PayloadEvent(r.stream_position, r.event_type, r.schema_version, r.data, r.recorded_at)
+            for r in rows
+        ]
 
     def _rows_after(self, after: int) -> int:
         """The index in the log of the first event after global position `after`."""
-        return bisect.bisect_right(self._log, after, key=lambda row: row[2])
+        return bisect.bisect_right(self._log, after, key=lambda row: row.global_position)
 
     def _read_all_page(
         self,
@@ -177,8 +218,8 @@ class MemoryEventStore(EventStore):
         stream_prefix: str | None,
     ) -> list[RecordedEvent]:
         def wanted(row: StoredRow) -> bool:
-            return (event_types is None or row[4] in event_types) and (
-                stream_prefix is None or row[0].startswith(stream_prefix)
+            return (event_types is None or row.event_type in event_types) and (
+                stream_prefix is None or row.stream_name.startswith(stream_prefix)
             )
 
         picked: list[StoredRow] = []
@@ -208,8 +249,9 @@ class MemoryEventStore(EventStore):
             names = sorted(self._streams)
             begin = 0 if after is None else bisect.bisect_right(names, after)
             return [
-                StreamInfo(name, self._streams[name][-1][1], self._streams[name][-1][2])
+                StreamInfo(name, stream[-1].stream_position, stream[-1].global_position)
                 for name in names[begin : begin + limit]
+                for stream in (self._streams[name],)
             ]
 
     def _import(self, batches: Iterator[list[StoredRow]]) -> None:
@@ -221,12 +263,12 @@ class MemoryEventStore(EventStore):
             seen: set[bytes] = set()
             for batch in batches:
                 for row in batch:
-                    if row[3] in seen:
+                    if row.event_id in seen:
                         raise ImportFileError(
-                            f"event id {uuid.UUID(bytes=row[3])} appears twice in the events "
-                            "imported"
+                            f"event id {uuid.UUID(bytes=row.event_id)} appears twice in the "
+                            "events imported"
                         )
-                    seen.add(row[3])
+                    seen.add(row.event_id)
                 staged.extend(batch)
             for row in staged:
                 self._store_rows([row])
@@ -236,7 +278,7 @@ class MemoryEventStore(EventStore):
         validate_stream_name(stream_name)
         with self._lock:
             stream = self._streams.get(stream_name)
-            return stream[-1][1] if stream else None
+            return stream[-1].stream_position if stream else None
 
     def head_position(self) -> int:
         self._check_open()
@@ -251,15 +293,110 @@ class MemoryEventStore(EventStore):
                 event_count=len(log),
                 stream_count=len(self._streams),
                 head_position=self._head(),
-                first_recorded_at=from_micros(log[0][8]) if log else None,
-                last_recorded_at=from_micros(log[-1][8]) if log else None,
+                first_recorded_at=from_micros(log[0].recorded_at) if log else None,
+                last_recorded_at=from_micros(log[-1].recorded_at) if log else None,
             )
+
+    # -- storage beside the events (the seam) ------------------------------------------------
+
+    def _component_db(self) -> sqlite3.Connection:
+        """The in-memory SQLite database of the component tables (under the lock)."""
+        if self._tables is None:
+            self._tables = sqlite3.connect(
+                ":memory:", isolation_level=None, check_same_thread=False
+            )
+        return self._tables
+
+    @property
+    def dialect(self) -> Dialect:
+        return "sqlite"
+
+    def _query_components(self, statement: str, params: Sequence[object]) -> list[SQLRow]:
+        with self._lock:
+            self._check_open()
+            try:
+                return (
+                    self._component_db().execute(with_schema(statement, "main"), params).fetchall()
+                )
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from exc
+
+    def _translate(self, exc: sqlite3.Error) -> EventVaultError:
+        return StorageError(f"component tables of {self.url!r}: {exc}")
+
+    def _use(self, component: Component) -> None:
+        with self._lock:
+            self._check_open()
+            db = self._component_db()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    apply_component(db, component, self.url)
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from exc
+
+    def _component_versions(self) -> dict[str, int]:
+        with self._lock:
+            versions = component_versions(self._component_db())
+        return {CORE_COMPONENT: 1, **versions}
+
+    def _run_transaction(self, work: Callable[[Transaction], object]) -> object:
+        with self._lock:
+            self._check_open()
+            db = self._component_db()
+            tx = _MemoryTransaction(self, db)
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    result = run_work(id(self), work, tx)
+                    check_finished(tx)
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from exc
+            # The component rows are committed; the events join the log under the same
+            # lock, so no reader sees one without the other.
+            self._store_rows(tx.staged)
+        if tx.staged:
+            self._notifier.notify()
+        return result
 
     def _close(self) -> None:
         with self._lock:
             self._log = []
             self._streams = {}
             self._ids = {}
+            if self._tables is not None:
+                self._tables.close()
+                self._tables = None
+
+
+class _MemoryTransaction(SQLiteStatements):
+    """A transaction of the in-memory engine: component rows in its SQLite database, events
+    staged until the commit."""
+
+    def __init__(self, store: MemoryEventStore, db: sqlite3.Connection) -> None:
+        super().__init__(db, store.max_event_bytes, store._translate)
+        self._store = store
+        self.staged: list[StoredRow] = []
+
+    def _stream_version(self, stream_name: str) -> int | None:
+        for row in reversed(self.staged):
+            if row.stream_name == stream_name:
+                return row.stream_position
+        stream = self._store._streams.get(stream_name)
+        return stream[-1].stream_position if stream else None
+
+    def _append(self, appends: list[PendingAppend]) -> list[AppendResult]:
+        results, rows = self._store._plan(appends, self.staged)
+        self.staged.extend(rows)
+        return results
 
 
 def open_memory(url: StoreURL, options: ConnectOptions) -> MemoryEventStore:

@@ -3,7 +3,7 @@
 The engines that come with eventvault (SQLite, memory, PostgreSQL) are registered here, each
 imported only when a URL of its scheme is opened. Another package adds an engine by calling
 `register_engine`, or without any call, by an entry point in the group `eventvault.engines`
-whose name is the scheme and whose object is the engine's opener (or an `Engine`)::
+whose name is the scheme and whose object is the engine's opener::
 
     [project.entry-points."eventvault.engines"]
     toy = "toy_engine:open_store"
@@ -18,7 +18,6 @@ import importlib
 import importlib.metadata
 import re
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Final, Protocol
@@ -31,10 +30,9 @@ from eventvault.store.url import StoreURL
 __all__ = [
     "ENTRY_POINT_GROUP",
     "ConnectOptions",
-    "Engine",
-    "Migrator",
     "Opener",
     "engine_for",
+    "open_url",
     "register_engine",
     "registered_schemes",
     "unregister_engine",
@@ -53,11 +51,15 @@ class ConnectOptions:
     Attributes:
         max_event_bytes: the limit on one event's encoded data plus metadata.
         read_only: open the store for reading only: create, migrate and change nothing, and
-            refuse appends and imports with `ReadOnlyStoreError`.
+            refuse appends, imports and transactions with `ReadOnlyStoreError`.
+        migrate: the store may create or upgrade its own tables when it opens them, also on
+            an engine that otherwise only does when its URL asks (PostgreSQL's
+            `auto_migrate`); what `eventvault migrate` asks.
     """
 
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     read_only: bool = False
+    migrate: bool = False
 
 
 class Opener(Protocol):
@@ -78,25 +80,6 @@ class Opener(Protocol):
             EventVaultError: the store cannot be opened.
         """
         ...
-
-
-Migrator = Callable[[StoreURL, str | None], list[int]]
-"""Brings the storage a URL names up to date, in a schema when one is given (PostgreSQL);
-returns the storage schema versions applied."""
-
-
-@dataclass(frozen=True, slots=True)
-class Engine:
-    """An engine, as the registry knows it.
-
-    Attributes:
-        open: opens a store from a URL of the engine's scheme.
-        migrate: applies the engine's storage migrations (`eventvault migrate`); None when the
-            engine migrates its storage itself when it opens it, or keeps none.
-    """
-
-    open: Opener
-    migrate: Migrator | None = None
 
 
 def _import_engine(url: StoreURL, module: str, label: str, extra: str) -> ModuleType:
@@ -125,29 +108,23 @@ def _open_memory(url: StoreURL, options: ConnectOptions) -> EventStore:
 def _open_postgres(url: StoreURL, options: ConnectOptions) -> EventStore:
     module = _import_engine(url, "eventvault.store.postgres", "PostgreSQL", "postgres")
     store: EventStore = module.PostgresEventStore(
-        url.text, max_event_bytes=options.max_event_bytes, read_only=options.read_only
+        url.text,
+        max_event_bytes=options.max_event_bytes,
+        read_only=options.read_only,
+        auto_migrate=True if options.migrate else None,
     )
     return store
 
 
-def _migrate_postgres(url: StoreURL, schema: str | None) -> list[int]:
-    module = _import_engine(url, "eventvault.store.postgres", "PostgreSQL", "postgres")
-    applied: list[int] = (
-        module.migrate(url.text) if schema is None else module.migrate(url.text, schema=schema)
-    )
-    return applied
-
-
-_POSTGRES: Final = Engine(_open_postgres, _migrate_postgres)
-_BUILTIN: Final[dict[str, Engine]] = {
-    "sqlite": Engine(_open_sqlite),
-    "memory": Engine(_open_memory),
-    "postgresql": _POSTGRES,
-    "postgres": _POSTGRES,
+_BUILTIN: Final[dict[str, Opener]] = {
+    "sqlite": _open_sqlite,
+    "memory": _open_memory,
+    "postgresql": _open_postgres,
+    "postgres": _open_postgres,
 }
 
 _lock = threading.Lock()
-_engines: dict[str, Engine] = dict(_BUILTIN)
+_engines: dict[str, Opener] = dict(_BUILTIN)
 
 
 def _check_scheme(scheme: object) -> str:
@@ -160,16 +137,12 @@ def _check_scheme(scheme: object) -> str:
     return scheme
 
 
-def register_engine(
-    scheme: str, opener: Opener, *, migrate: Migrator | None = None, replace: bool = False
-) -> None:
+def register_engine(scheme: str, opener: Opener, *, replace: bool = False) -> None:
     """Make `connect` open URLs of a scheme with an engine.
 
     Args:
         scheme: the URL scheme, in lower case (`toy` for `toy://...`).
         opener: called with the parsed URL and `ConnectOptions`; returns the open store.
-        migrate: applies the engine's storage migrations for `eventvault migrate`; None when
-            the engine migrates when it opens a store, or keeps no storage.
         replace: replace the engine registered for the scheme (also a built-in one).
 
     Raises:
@@ -187,7 +160,7 @@ def register_engine(
                 f"{scheme}://",
                 f"an engine is already registered for {scheme!r}; pass replace=True to replace it",
             )
-        _engines[scheme] = Engine(opener, migrate)
+        _engines[scheme] = opener
 
 
 def unregister_engine(scheme: str) -> None:
@@ -210,14 +183,14 @@ def registered_schemes() -> list[str]:
         return sorted(_engines)
 
 
-def engine_for(url: StoreURL) -> Engine:
-    """The engine of a URL's scheme: registered, or declared by an entry point.
+def engine_for(url: StoreURL) -> Opener:
+    """The engine of a URL's scheme, as its opener: registered, or declared by an entry point.
 
     Args:
         url: a parsed URL.
 
     Returns:
-        The engine.
+        The opener.
 
     Raises:
         InvalidURLError: no engine is registered or declared for the scheme, or its entry point
@@ -232,7 +205,7 @@ def engine_for(url: StoreURL) -> Engine:
         return _engines.setdefault(url.scheme, engine)
 
 
-def _from_entry_point(url: StoreURL) -> Engine:
+def _from_entry_point(url: StoreURL) -> Opener:
     found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP, name=url.scheme)
     if not found:
         others = sorted(set(registered_schemes()) - set(_BUILTIN))
@@ -251,13 +224,40 @@ def _from_entry_point(url: StoreURL) -> Engine:
             f"the engine for {url.scheme!r} (entry point {entry.value!r} in the group "
             f"{ENTRY_POINT_GROUP!r}) cannot be loaded: {type(exc).__name__}: {exc}",
         ) from exc
-    if isinstance(loaded, Engine):
-        return loaded
-    if callable(loaded):
-        opener: Opener = loaded
-        return Engine(opener)
-    raise InvalidURLError(
-        url.display,
-        f"the entry point {entry.value!r} for {url.scheme!r} is {loaded!r}, neither an Engine "
-        "nor an opener function",
-    )
+    if not callable(loaded):
+        raise InvalidURLError(
+            url.display,
+            f"the entry point {entry.value!r} for {url.scheme!r} is {loaded!r}, not an opener "
+            "function",
+        )
+    opener: Opener = loaded
+    return opener
+
+
+def open_url(url: StoreURL, options: ConnectOptions) -> EventStore:
+    """Open a parsed URL with its engine, and check what the engine gave back.
+
+    Args:
+        url: the parsed URL.
+        options: `connect`'s other arguments.
+
+    Returns:
+        The open store.
+
+    Raises:
+        InvalidURLError: no engine for the scheme; the engine returned no store, or a store
+            that is not read-only when `options.read_only` asked for one.
+        The errors of the engine's opener.
+    """
+    store = engine_for(url)(url, options)
+    if not isinstance(store, EventStore):
+        raise InvalidURLError(
+            url.display,
+            f"the engine registered for {url.scheme!r} returned {store!r}, not an EventStore",
+        )
+    if options.read_only and not store.read_only:
+        store.close()
+        raise InvalidURLError(
+            url.display, f"the {store.engine} engine cannot open a store read-only"
+        )
+    return store

@@ -12,6 +12,7 @@ import time
 import msgspec
 
 from eventvault import NewEvent, StreamState, WrongExpectedVersionError, connect
+from eventvault.store.seam import Transaction
 
 __all__ = ["main"]
 
@@ -73,6 +74,57 @@ def append_timed(url: str, stream_name: str, count: int, pause: float) -> None:
             sys.stdout.flush()
 
 
+def use_counts(url: str) -> None:
+    """Bring the contract suite's counter component up to date (processes racing to)."""
+    from eventvault.testing.contract.seam import COUNTS
+
+    with connect(url) as store:
+        store.use(COUNTS)
+
+
+def transact_and_hang(url: str, name: str) -> None:
+    """Write a counter and append in one transaction, say so, then hang before committing."""
+    from eventvault.testing.contract.seam import COUNTS, bump
+
+    with connect(url) as store:
+        store.use(COUNTS)
+
+        def work(tx: Transaction) -> None:
+            bump(tx, name, 1)
+            tx.append_to_stream(f"{name}-1", [NewEvent("E", {})], expected_version=StreamState.ANY)
+            sys.stdout.write("inside\n")
+            sys.stdout.flush()
+            time.sleep(3600)
+
+        store.run_transaction(work)
+
+
+def transact_forever(url: str, name: str) -> None:
+    """Run transactions of a counter +3 and three events until killed; print each commit."""
+    from eventvault.testing.contract.seam import COUNTS, bump
+
+    with connect(url) as store:
+        store.use(COUNTS)
+        number = 0
+        while True:
+
+            def work(tx: Transaction, number: int = number) -> None:
+                bump(tx, name, 3)
+                tx.append_to_stream(
+                    f"{name}-{number % 4}",
+                    [
+                        NewEvent("Counted", {"n": number, "i": i, "pad": "x" * 100})
+                        for i in range(3)
+                    ],
+                    expected_version=StreamState.ANY,
+                )
+
+            store.run_transaction(work)
+            sys.stdout.write(msgspec.json.encode({"n": number}).decode() + "\n")
+            sys.stdout.flush()
+            number += 1
+
+
 def main(argv: list[str]) -> None:
     """Dispatch a worker command."""
     command, url, stream_name, *rest = argv
@@ -82,6 +134,12 @@ def main(argv: list[str]) -> None:
         append_forever(url, stream_name, rest[0])
     elif command == "append-timed":
         append_timed(url, stream_name, int(rest[0]), float(rest[1]))
+    elif command == "use-counts":
+        use_counts(url)
+    elif command == "transact-and-hang":
+        transact_and_hang(url, stream_name)
+    elif command == "transact-forever":
+        transact_forever(url, stream_name)
     else:
         raise SystemExit(f"unknown worker command {command!r}")
 

@@ -13,7 +13,7 @@
 `given` replays past events (they are not pending), `when` runs one command, and `then` checks
 the events the command recorded, in order, by equality. With a `registry`, every event is also
 checked to be registered and to survive the trip through JSON unchanged, as a save and a load
-would put it.
+would put it; one that a load could not decode raises the `EventDecodeError` the load would.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import msgspec
 
 from eventvault.aggregates.aggregate import Aggregate
 from eventvault.aggregates.registry import EventRegistry
+from eventvault.errors import EventDecodeError
 
 __all__ = ["AggregateScenario"]
 
@@ -72,12 +73,15 @@ class AggregateScenario(Generic[A]):
 
         Raises:
             AssertionError: `when` already ran, or an event fails the registry checks.
+            EventDecodeError: (with a registry) an event, once stored, would not decode as its
+                class, so a load would fail on it.
             MissingHandlerError: the aggregate has no handler for an event.
         """
         if self._ran:
             raise AssertionError("given() must come before when()")
-        for event in events:
-            self._check_registered(event, "given")
+        first = self.aggregate.version + 1
+        for offset, event in enumerate(events):
+            self._check_registered(event, "given", first + offset)
         self.aggregate.replay(events)
         return self
 
@@ -116,6 +120,8 @@ class AggregateScenario(Generic[A]):
         Raises:
             AssertionError: the command raised, or recorded other events, or an event fails
                 the registry checks.
+            EventDecodeError: (with a registry) a recorded event, once stored, would not decode
+                as its class, so a load would fail on it.
         """
         self._require_run()
         if self._error is not None:
@@ -126,8 +132,9 @@ class AggregateScenario(Generic[A]):
         recorded = list(self.aggregate.pending_events)
         if recorded != list(events):
             raise AssertionError(_difference(list(events), recorded))
-        for event in recorded:
-            self._check_registered(event, "recorded")
+        first = self.aggregate.version + 1
+        for offset, event in enumerate(recorded):
+            self._check_registered(event, "recorded", first + offset)
         return self.aggregate
 
     def then_nothing(self) -> A:
@@ -184,7 +191,9 @@ class AggregateScenario(Generic[A]):
         if not self._ran:
             raise AssertionError("call when(command) before then...()")
 
-    def _check_registered(self, event: msgspec.Struct, role: str) -> None:
+    def _check_registered(self, event: msgspec.Struct, role: str, position: int) -> None:
+        """Check that an event, stored at `position` of the aggregate's stream, reads back
+        equal: encoded as a save encodes it, decoded as a load decodes it."""
         registry = self.registry
         if registry is None:
             return
@@ -194,10 +203,20 @@ class AggregateScenario(Generic[A]):
             )
         entry = registry.type_of(type(event))
         try:
-            data = msgspec.json.decode(msgspec.json.encode(event))
-            back = msgspec.convert(data, type=entry.cls, str_keys=True)
+            data = msgspec.json.encode(event)
         except (msgspec.MsgspecError, TypeError, ValueError) as exc:
-            raise AssertionError(f"{role} event {event!r} does not survive storage: {exc}") from exc
+            raise AssertionError(f"{role} event {event!r} cannot be stored: {exc}") from exc
+        try:
+            back = msgspec.json.decode(data, type=entry.cls)
+        except msgspec.DecodeError as exc:
+            raise EventDecodeError(
+                self.aggregate.stream_name,
+                position,
+                entry.name,
+                entry.version,
+                entry.cls,
+                str(exc),
+            ) from exc
         if back != event:
             raise AssertionError(
                 f"{role} event {event!r} does not survive storage: it reads back as {back!r}"

@@ -70,15 +70,15 @@ def append_arguments(rows: list[StoredRow]) -> list[object]:
     """The arguments of `append_events` for planned rows (their global positions are left
     out: the server reserves them): the timestamp, then one array per column."""
     return [
-        rows[0][8],
-        _variable(_TextArray, [r[0].encode() for r in rows]),
-        _fixed(_Int8Array, "q", 8, [r[1] for r in rows]),
-        _variable(_UuidArray, [r[3] for r in rows]),
-        _variable(_TextArray, [r[4].encode() for r in rows]),
-        _fixed(_Int4Array, "i", 4, [r[5] for r in rows]),
-        _variable(_ByteaArray, [r[6] for r in rows]),
-        _variable(_ByteaArray, [r[7] for r in rows]),
-        _variable(_ByteaArray, [r[9] for r in rows]),
+        rows[0].recorded_at,
+        _variable(_TextArray, [r.stream_name.encode() for r in rows]),
+        _fixed(_Int8Array, "q", 8, [r.stream_position for r in rows]),
+        _variable(_UuidArray, [r.event_id for r in rows]),
+        _variable(_TextArray, [r.event_type.encode() for r in rows]),
+        _fixed(_Int4Array, "i", 4, [r.schema_version for r in rows]),
+        _variable(_ByteaArray, [r.data for r in rows]),
+        _variable(_ByteaArray, [r.metadata for r in rows]),
+        _variable(_ByteaArray, [r.hash for r in rows]),
     ]
 
 

@@ -1,128 +1,49 @@
-"""The client side of a PostgreSQL append batch: deciding it, and its parameter arrays."""
+"""The client side of a PostgreSQL append batch: its parameter arrays, and ending it quietly."""
 
 from __future__ import annotations
 
-import uuid
-from typing import Any, cast
+from collections.abc import Mapping
+from typing import Any
 
 import psycopg
 
-from eventvault.errors import EventVaultError
-from eventvault.serialization import GENESIS_HASH
-from eventvault.store._append import (
-    PendingAppend,
-    StoredRow,
-    chain,
-    resolve_existing_ids,
-    version_matches,
-    wrong_version,
-)
-from eventvault.types import AppendResult
+from eventvault.store._append import StoredRow, StreamHead
 
 __all__ = [
-    "Outcome",
     "Row",
     "event_columns",
-    "plan",
     "release_quietly",
     "rollback_quietly",
     "stream_columns",
 ]
 
 Row = tuple[Any, ...]
-Outcome = list[AppendResult] | BaseException
-
-
-def plan(
-    requests: list[list[PendingAppend]],
-    heads: dict[str, tuple[int | None, bytes]],
-    found: dict[uuid.UUID, tuple[str, int, int]],
-    first: int,
-    recorded_at: int,
-) -> tuple[list[Outcome], list[StoredRow], dict[str, tuple[int, int, bytes]]]:
-    """Decide every append of a batch before anything is written.
-
-    Returns:
-        One outcome per request (its results, or the error it raises), the rows to insert
-        (with consecutive positions from `first`), and the new head of every stream written.
-    """
-    outcomes: list[Outcome] = []
-    rows: list[StoredRow] = []
-    touched: dict[str, tuple[int, int, bytes]] = {}
-    position = first
-    for request in requests:
-        staged: list[StoredRow] = []
-        staged_heads: dict[str, tuple[int | None, bytes]] = {}
-        results: list[AppendResult] = []
-        next_position = position
-        try:
-            for append in request:
-                name = append.stream_name
-                version, previous = (
-                    staged_heads.get(name) or heads.get(name) or (None, GENESIS_HASH)
-                )
-                mine = {i: found[i] for i in append.given_ids if i in found}
-                if not version_matches(append.expected_version, version):
-                    retry = resolve_existing_ids(append, mine)
-                    if retry is None:
-                        raise wrong_version(append, version)
-                    results.append(retry)
-                    continue
-                if mine:
-                    retry = resolve_existing_ids(append, mine)
-                    if retry is not None:
-                        results.append(retry)
-                        continue
-                # Given a first position, chain fills in every global position.
-                written = cast(
-                    list[StoredRow], chain(append, version, previous, next_position, recorded_at)
-                )
-                next_position += len(written)
-                staged.extend(written)
-                last = written[-1]
-                staged_heads[name] = (last[1], last[9])
-                results.append(AppendResult(last[1], last[2]))
-        except EventVaultError as exc:
-            outcomes.append(exc)
-            continue
-        position = next_position
-        heads.update(staged_heads)
-        rows.extend(staged)
-        for row in staged:
-            touched[row[0]] = (row[1], row[2], row[9])
-        by_id = {row[3]: (row[0], row[1], row[2]) for row in staged}
-        for append in request:
-            for event in append.events:
-                where = by_id.get(event.event_id.bytes) if event.id_given else None
-                if where is not None:
-                    found[event.event_id] = where
-        outcomes.append(results)
-    return outcomes, rows, touched
 
 
 def event_columns(rows: list[StoredRow]) -> list[object]:
     """The parameters of the insert statement: the timestamp, then one array per column."""
     return [
-        rows[0][8],
-        [r[0] for r in rows],
-        [r[1] for r in rows],
-        [r[2] for r in rows],
-        [r[3] for r in rows],
-        [r[4] for r in rows],
-        [r[5] for r in rows],
-        [r[6] for r in rows],
-        [r[7] for r in rows],
-        [r[9] for r in rows],
+        rows[0].recorded_at,
+        [r.stream_name for r in rows],
+        [r.stream_position for r in rows],
+        [r.global_position for r in rows],
+        [r.event_id for r in rows],
+        [r.event_type for r in rows],
+        [r.schema_version for r in rows],
+        [r.data for r in rows],
+        [r.metadata for r in rows],
+        [r.hash for r in rows],
     ]
 
 
-def stream_columns(touched: dict[str, tuple[int, int, bytes]]) -> list[object]:
-    names = sorted(touched)
+def stream_columns(heads: Mapping[str, StreamHead]) -> list[object]:
+    """The parameters of the streams upsert: one array per column, in stream name order."""
+    names = sorted(heads)
     return [
         names,
-        [touched[n][0] for n in names],
-        [touched[n][1] for n in names],
-        [touched[n][2] for n in names],
+        [heads[n].version for n in names],
+        [heads[n].global_position for n in names],
+        [heads[n].hash for n in names],
     ]
 
 

@@ -44,6 +44,17 @@ class Statements:
             "last_hash = EXCLUDED.last_hash"
         )
         # Binary parameters (%b): arrays of bytes go over the wire without escaping.
+        self.reserve_in_transaction = (
+            f"SELECT first_position, horizon::text FROM {s}.reserve_positions_in_transaction(%s)"
+        )
+        self.insert_events_in_transaction = (
+            f"INSERT INTO {s}.events (tx_id, stream_name, stream_position, global_position, "
+            "event_id, event_type, schema_version, data, metadata, recorded_at, hash) "
+            "SELECT %s::text::xid8, u.n, u.sp, u.gp, encode(u.id, 'hex')::uuid, u.t, u.v, u.d, "
+            "u.m, %s::int8, u.h "
+            "FROM unnest(%s::text[], %s::int8[], %s::int8[], %s::bytea[], %s::text[], "
+            "%s::int4[], %s::bytea[], %s::bytea[], %s::bytea[]) AS u(n, sp, gp, id, t, v, d, m, h)"
+        )
         self.append_events = (
             f"SELECT {s}.append_events(%b::int8, %b::text[], %b::int8[], %b::uuid[], "
             "%b::text[], %b::int4[], %b::bytea[], %b::bytea[], %b::bytea[], %b::text)"

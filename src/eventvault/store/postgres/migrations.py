@@ -17,8 +17,17 @@ import psycopg
 from eventvault.errors import NotAnEventVaultDatabaseError, SchemaVersionError
 from eventvault.store.postgres._config import parse_url, quote_schema
 from eventvault.store.postgres._errors import translate
+from eventvault.store.seam import Component, with_schema
 
-__all__ = ["SCHEMA_VERSION", "apply_migrations", "check_encoding", "migrate", "stored_version"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "apply_component",
+    "apply_migrations",
+    "check_encoding",
+    "component_versions",
+    "migrate",
+    "stored_version",
+]
 
 
 def _load_migrations() -> tuple[tuple[int, tuple[str, ...]], ...]:
@@ -135,6 +144,59 @@ def apply_migrations(
             conn.execute(f"INSERT INTO {quoted}.schema_version (version) VALUES (%s)", (version,))
             applied.append(version)
     return applied
+
+
+def component_versions(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> dict[str, int]:
+    """The version of every component's tables recorded in a schema.
+
+    Raises:
+        psycopg.Error: the query failed (the caller translates it).
+    """
+    rows = conn.execute(
+        f"SELECT component, max(version) FROM {quote_schema(schema)}.component_migrations "
+        "GROUP BY component"
+    ).fetchall()
+    return {str(name): int(str(version)) for name, version in rows}
+
+
+def apply_component(
+    conn: psycopg.Connection[tuple[object, ...]], schema: str, component: Component, location: str
+) -> list[int]:
+    """Bring a component's tables up to date in one transaction, serialized with every other
+    migration of the schema by the same advisory lock.
+
+    Args:
+        conn: a connection in autocommit mode.
+        schema: the schema name (already checked).
+        component: the component.
+        location: the store's URL, for messages.
+
+    Returns:
+        The versions applied, in order; empty when the tables were up to date.
+
+    Raises:
+        SchemaVersionError: the schema holds a newer version than the component knows.
+        psycopg.Error: a statement failed (the caller translates it).
+    """
+    quoted = quote_schema(schema)
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(schema),))
+        current = component_versions(conn, schema).get(component.name, 0)
+        if current > component.version:
+            raise SchemaVersionError(
+                f"{location} (schema {schema}, component {component.name})",
+                current,
+                component.version,
+            )
+        pending = component.pending("postgresql", current)
+        for migration in pending:
+            for statement in migration.statements:
+                conn.execute(with_schema(statement, quoted))
+            conn.execute(
+                f"INSERT INTO {quoted}.component_migrations (component, version) VALUES (%s, %s)",
+                (component.name, migration.version),
+            )
+    return [migration.version for migration in pending]
 
 
 def migrate(url: str, *, schema: str | None = None) -> list[int]:

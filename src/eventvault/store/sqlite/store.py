@@ -22,16 +22,16 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from importlib import resources
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 from eventvault.errors import (
     DatabaseLockedError,
     EventVaultError,
     ImportFileError,
     InvalidURLError,
+    MigrationRequiredError,
     NotAnEventVaultDatabaseError,
     NotEmptyError,
     ReadOnlyStoreError,
@@ -42,7 +42,6 @@ from eventvault.errors import (
 )
 from eventvault.serialization import (
     DEFAULT_MAX_EVENT_BYTES,
-    GENESIS_HASH,
     decode_rows,
     from_micros,
     now_micros,
@@ -50,18 +49,26 @@ from eventvault.serialization import (
     validate_stream_name,
 )
 from eventvault.store._append import (
+    BatchPlan,
     PendingAppend,
-    PendingRow,
     StoredRow,
-    chain,
-    resolve_existing_ids,
-    version_matches,
-    wrong_version,
+    StreamHead,
+    plan_batch,
 )
 from eventvault.store._fork import ForkGuard, keep_forever
 from eventvault.store._groupcommit import GroupCommitter
 from eventvault.store.base import EventStore, StoreStats
 from eventvault.store.notify import Notifier, shared_notifier
+from eventvault.store.seam import (
+    CORE_COMPONENT,
+    Component,
+    Dialect,
+    SQLRow,
+    Transaction,
+    check_finished,
+    run_work,
+    with_schema,
+)
 from eventvault.store.sqlite._files import (
     CreatedFile,
     check_store_file,
@@ -73,6 +80,14 @@ from eventvault.store.sqlite._files import (
     read_only_cause,
     read_only_uri,
     wal_holds_frames,
+)
+from eventvault.store.sqlite._seam import (
+    COMPONENT_MIGRATIONS_DDL,
+    CORE_MIGRATIONS,
+    SQLiteStatements,
+    apply_component,
+    component_version,
+    component_versions,
 )
 from eventvault.types import (
     AppendResult,
@@ -87,15 +102,9 @@ __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SQLiteEventStore", "Synchronous"
 
 APPLICATION_ID: Final = 0x45564C54
 """`PRAGMA application_id` of an eventvault file ("EVLT")."""
-SCHEMA_VERSION: Final = 1
-"""`PRAGMA user_version` of the storage schema this code writes."""
-SCHEMA_FILES: Final = (
-    "events.sql",
-    "events_stream_uq.sql",
-    "events_event_id_uq.sql",
-    "streams.sql",
-    "events_new_stream.sql",
-)
+SCHEMA_VERSION: Final = CORE_MIGRATIONS[-1].version
+"""`PRAGMA user_version` of the storage schema this code writes: the newest version of the
+store's own migrations (`migrations/NNNN/`). An older eventvault refuses a newer file."""
 MAX_READERS: Final = 8
 
 Synchronous = Literal["FULL", "NORMAL", "EXTRA"]
@@ -104,7 +113,12 @@ _COLUMNS: Final = (
     "stream_name, stream_position, global_position, event_id, event_type, schema_version, "
     "data, metadata, recorded_at, hash"
 )
-_INSERT: Final = f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_UNPLACED_COLUMNS: Final = (
+    "stream_name, stream_position, event_id, event_type, schema_version, data, metadata, "
+    "recorded_at, hash"
+)
+_ROW_MARKS: Final = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_UNPLACED_ROW_MARKS: Final = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _ROWS_PER_INSERT: Final = 64
 """Rows per multi-row INSERT: one statement step (and one release of the GIL) per 64 events,
 where `executemany` steps (and releases the GIL) once per event."""
@@ -183,90 +197,39 @@ _CANNOT_SHARE: Final = frozenset(
 )
 
 
-@dataclass(slots=True)
-class _Plan:
-    """An append that passed its checks: the stream's version and hash it extends."""
-
-    append: PendingAppend
-    version: int | None
-    previous: bytes
-
-
-class _Slot:
-    """The result of an append whose global position is known once its rows are inserted."""
-
-    __slots__ = ("global_position", "stream_position")
-
-    def __init__(self, stream_position: int) -> None:
-        self.stream_position = stream_position
-        self.global_position = 0
-
-    def result(self) -> AppendResult:
-        return AppendResult(self.stream_position, self.global_position)
-
-
-class _Batch:
-    """The rows of one group commit, inserted together with multi-row INSERTs.
-
-    Global positions are left to SQLite: the rowid of an `INTEGER PRIMARY KEY` table is the
-    highest so far plus one, and the inserting connection holds the write lock, so positions
-    follow commit order, and the rows of one statement get consecutive positions.
-    """
-
-    def __init__(self, conn: sqlite3.Connection, recorded_at: int) -> None:
-        self.conn = conn
-        self.recorded_at = recorded_at
-        self.heads: dict[str, tuple[int, bytes, int]] = {}
-        self.rows: list[PendingRow] = []
-        self._slots: list[tuple[_Slot, int, str]] = []
-
-    def add(self, plan: _Plan | AppendResult) -> AppendResult | _Slot:
-        """Queue a checked append's rows; a retried append keeps its original result."""
-        if isinstance(plan, AppendResult):
-            return plan
-        append = plan.append
-        rows = chain(append, plan.version, plan.previous, None, self.recorded_at)
-        self.rows.extend(rows)
-        last = rows[-1]
-        slot = _Slot(last[1])
-        self._slots.append((slot, len(self.rows) - 1, append.stream_name))
-        self.heads[append.stream_name] = (last[1], last[9], 0)
-        return slot
-
-    def flush(self) -> None:
-        """Insert the queued rows and give their appends their global positions."""
-        if self.rows:
-            self.placed(_insert_rows(self.conn, self.rows))
-
-    def placed(self, last: int) -> None:
-        """Give the queued appends their global positions, the last row's being `last`."""
-        first = last - len(self.rows) + 1
-        for slot, index, name in self._slots:
-            slot.global_position = first + index
-            version, last_hash, _ = self.heads[name]
-            if version == slot.stream_position:
-                self.heads[name] = (version, last_hash, slot.global_position)
-        self.rows = []
-        self._slots = []
-
-
 @functools.cache
-def _multi_insert(count: int) -> str:
-    """The INSERT of `count` events in one statement."""
-    values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * count)
-    return f"INSERT INTO events ({_COLUMNS}) VALUES {values}"
+def _multi_insert(count: int, placed: bool) -> str:
+    """The INSERT of `count` events in one statement; `placed`: with their global positions,
+    else leaving them to SQLite."""
+    if placed:
+        return f"INSERT INTO events ({_COLUMNS}) VALUES " + ", ".join([_ROW_MARKS] * count)
+    return f"INSERT INTO events ({_UNPLACED_COLUMNS}) VALUES " + ", ".join(
+        [_UNPLACED_ROW_MARKS] * count
+    )
 
 
-def _insert_rows(conn: sqlite3.Connection, rows: Sequence[Sequence[object]]) -> int:
-    """Insert events with multi-row INSERTs; returns the rowid (global position) of the last."""
+def _insert_rows(conn: sqlite3.Connection, rows: Sequence[StoredRow], *, placed: bool) -> int:
+    """Insert events with multi-row INSERTs; returns the rowid (global position) of the last.
+
+    Args:
+        conn: the write connection.
+        rows: the events.
+        placed: store the rows' global positions; False leaves them to SQLite, which gives
+            the rows of one statement consecutive positions after the highest stored (the
+            global positions in `rows` are then placeholders).
+    """
     last = 0
     for start in range(0, len(rows), _ROWS_PER_INSERT):
         chunk = rows[start : start + _ROWS_PER_INSERT]
-        if len(chunk) == 1:
-            last = conn.execute(_INSERT, chunk[0]).lastrowid or 0
+        params: list[object] = []
+        if placed:
+            for row in chunk:
+                params.extend(row)
         else:
-            params = [value for row in chunk for value in row]
-            last = conn.execute(_multi_insert(len(chunk)), params).lastrowid or 0
+            for row in chunk:
+                params.extend(row[:2])
+                params.extend(row[3:])
+        last = conn.execute(_multi_insert(len(chunk), placed), params).lastrowid or 0
     return last
 
 
@@ -281,9 +244,9 @@ class SQLiteEventStore(EventStore):
             acknowledged append survive power loss, `NORMAL` only a process crash.
         busy_timeout: seconds to wait for another process's write lock before failing.
         url: the URL the store was opened with, for messages.
-        read_only: open the file for reading only: never create it, set it up or change it
-            (it may be in a read-only folder or on a read-only mount); refuse appends and
-            imports with `ReadOnlyStoreError`.
+        read_only: open the file for reading only: never create it, set it up, migrate or
+            change it (it may be in a read-only folder or on a read-only mount); refuse
+            appends, imports and transactions with `ReadOnlyStoreError`.
 
     Raises:
         StoreNotFoundError: `read_only` and the file does not exist.
@@ -291,6 +254,7 @@ class SQLiteEventStore(EventStore):
             application, is a folder, or (`read_only`) is empty or holds no store.
         SchemaVersionError: the file was written by a newer eventvault.
         ReadOnlyStoreError: the file must be set up (or its folder written) and cannot be.
+        StorageFullError: setting up a new file filled the disk (the file is removed again).
         StorageError: the file cannot be opened: its folder does not exist, access is denied.
     """
 
@@ -319,7 +283,9 @@ class SQLiteEventStore(EventStore):
         self._busy_timeout = busy_timeout
         # The URI every connection of a read-only store opens; None: the path, read-write.
         self._uri: str | None = None
-        self._conn_lock = threading.Lock()
+        # Reentrant: a transaction's work runs on the writer's thread holding it, and on
+        # ":memory:" a read inside that work reads through the writer too.
+        self._conn_lock = threading.RLock()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         # Reads in flight, and whether new ones wait (while the process forks).
@@ -327,6 +293,7 @@ class SQLiteEventStore(EventStore):
         self._reads_in_flight = 0
         self._paused = False
         self._files_at_fork: tuple[tuple[int, int] | None, ...] = ()
+        self._forked_in_transaction = False
         created: CreatedFile | None = None
         if not self._in_memory:
             if read_only:
@@ -346,9 +313,7 @@ class SQLiteEventStore(EventStore):
         # Stream heads (version, last hash) this writer committed: the fast path plans
         # against them. Touched only under the connection lock.
         self._heads: dict[str, tuple[int, bytes]] = {}
-        self._committer: GroupCommitter[list[PendingAppend], list[AppendResult]] = GroupCommitter(
-            self._commit_batch
-        )
+        self._committer: GroupCommitter[_Request, object] = GroupCommitter(self._commit_batch)
         self._fork_guard = ForkGuard(
             before=self._pause, after_in_parent=self._resume, after_in_child=self._rebuild
         )
@@ -366,7 +331,7 @@ class SQLiteEventStore(EventStore):
         )
         try:
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-            if self._uri is not None:
+            if self.read_only and not self._in_memory:
                 conn.execute("PRAGMA query_only = 1")
         except BaseException:
             conn.close()
@@ -384,7 +349,7 @@ class SQLiteEventStore(EventStore):
         conn = self._connect()
         try:
             self._initialize(conn)
-            if self.read_only:  # a private database in memory, set up and then closed to writes
+            if self.read_only:  # (a private database in memory is set up first, then closed)
                 conn.execute("PRAGMA query_only = 1")
         except BaseException:
             conn.close()
@@ -392,14 +357,19 @@ class SQLiteEventStore(EventStore):
         return conn
 
     def _open_read_only(self) -> sqlite3.Connection:
-        """A read-only connection: `mode=ro`, which sees other processes' commits, or
-        `immutable=1` where SQLite cannot create the -shm file and no -wal holds anything.
+        """A connection that never writes the database: `query_only` always, and SQLite's
+        `mode=ro` or `immutable=1` where the file system forbids writing.
 
-        SQLite can read a WAL database read-only when its -shm file exists, or its folder is
-        writable so that it can create it, or when the database is opened as immutable
-        (https://www.sqlite.org/wal.html#readonly); immutable ignores the -wal file, so it is
-        only used when the log holds no transaction.
+        Where the folder and the file may be written and no -wal file holds a transaction, the
+        connection opens the file as any reader does: SQLite creates the -wal and -shm files
+        beside it and, closing last, removes them again, so reading leaves nothing behind.
+        Elsewhere SQLite can read a WAL database read-only when its -shm file exists, or its
+        folder is writable so that it can create it, or when the database is opened as
+        immutable (https://www.sqlite.org/wal.html#readonly); immutable ignores the -wal file,
+        so it is only used when the log holds no transaction.
         """
+        if read_only_cause(self.path) is None and not wal_holds_frames(self.path):
+            return self._open()
         self._uri = read_only_uri(self.path, immutable=False)
         try:
             conn = self._new_connection()
@@ -433,17 +403,17 @@ class SQLiteEventStore(EventStore):
     def _initialize(self, conn: sqlite3.Connection) -> None:
         try:
             application_id = conn.execute("PRAGMA application_id").fetchone()[0]
-            # A read-only store sets nothing up, except a private database in memory, which
-            # nobody else could have set up.
-            if application_id == 0 and (not self.read_only or self._in_memory):
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    self._create_schema(conn)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    _rollback_quietly(conn)
-                    raise
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            # A read-only store sets nothing up and migrates nothing, except a private database
+            # in memory, which nobody else could have set up.
+            may_migrate = not self.read_only or self._in_memory
+            if may_migrate and (
+                application_id == 0
+                or (application_id == APPLICATION_ID and version < SCHEMA_VERSION)
+            ):
+                self._migrate_core(conn)
                 application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
             if application_id == APPLICATION_ID and not self._in_memory and not self.read_only:
                 # Only a file known to be ours is switched to WAL (it stays so; cheap to repeat).
                 conn.execute("PRAGMA journal_mode = WAL")
@@ -458,11 +428,47 @@ class SQLiteEventStore(EventStore):
                     f"a SQLite database of another application (application_id "
                     f"{application_id:#x})",
                 )
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise SchemaVersionError(self.path, version, SCHEMA_VERSION)
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
+
+    def _migrate_core(self, conn: sqlite3.Connection) -> None:
+        """Create the store's tables in a new file, or upgrade an older file in place.
+
+        Runs under `BEGIN IMMEDIATE`, SQLite's write lock, so processes that open one file at
+        once serialize: the second finds the work done and applies nothing.
+        """
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated between our look and our lock: look again.
+            application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            current = conn.execute("PRAGMA user_version").fetchone()[0]
+            if application_id == 0:
+                self._refuse_foreign(conn)
+                current = 0
+            elif application_id != APPLICATION_ID or current >= SCHEMA_VERSION:
+                conn.execute("ROLLBACK")
+                return
+            pending = [m for m in CORE_MIGRATIONS if m.version > current]
+            # The record table comes with version 2; a file upgraded from version 1 records
+            # the versions it already had too.
+            for migration in pending:
+                for statement in migration.statements:
+                    conn.execute(statement)
+            conn.execute(COMPONENT_MIGRATIONS_DDL)
+            conn.executemany(
+                "INSERT OR IGNORE INTO component_migrations (component, version, applied_at) "
+                "VALUES (?, ?, ?)",
+                [(CORE_COMPONENT, m.version, now_micros()) for m in CORE_MIGRATIONS],
+            )
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+            self.core_migrations_applied = [m.version for m in pending]
+        except BaseException:
+            _rollback_quietly(conn)
+            raise
 
     def _refuse_foreign(self, conn: sqlite3.Connection) -> None:
         """Raise when a database without eventvault's mark holds tables of its own."""
@@ -473,17 +479,6 @@ class SQLiteEventStore(EventStore):
             raise NotAnEventVaultDatabaseError(
                 self.path, f"a SQLite database of another application (tables: {', '.join(tables)})"
             )
-
-    def _create_schema(self, conn: sqlite3.Connection) -> None:
-        # Another process may have created it between our check and our lock: look again.
-        if conn.execute("PRAGMA application_id").fetchone()[0] != 0:
-            return
-        self._refuse_foreign(conn)
-        schema = resources.files("eventvault.store.sqlite") / "schema"
-        for name in SCHEMA_FILES:
-            conn.execute((schema / name).read_text(encoding="utf-8"))
-        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
@@ -567,6 +562,9 @@ class SQLiteEventStore(EventStore):
         of the locks that connection held (a write lock on the log) would stay in the child's
         copy for ever, and the child could never write.
         """
+        # The writer's lock already this thread's: the fork comes from inside a transaction's
+        # work on this store, and the child would inherit the writer in the middle of it.
+        self._forked_in_transaction = bool(cast(Any, self._conn_lock)._is_owned())
         self._conn_lock.acquire()
         with self._readers_lock:
             self._paused = True
@@ -595,9 +593,15 @@ class SQLiteEventStore(EventStore):
             # Opened by another thread while this one forked: its state may be half made.
             self._refuse_after_fork("it was being opened while the process forked")
             return
+        if self._forked_in_transaction:
+            self._refuse_after_fork(
+                "the process forked inside one of its transactions (run_transaction); fork "
+                "outside them"
+            )
+            return
         inherited = [*self._readers] if self._in_memory else [self._writer, *self._readers]
         keep_forever(*inherited)
-        self._conn_lock = threading.Lock()
+        self._conn_lock = threading.RLock()
         self._readers = []
         self._readers_lock = threading.Lock()
         self._readers_idle = threading.Condition(self._readers_lock)
@@ -625,37 +629,35 @@ class SQLiteEventStore(EventStore):
     # -- writing -----------------------------------------------------------------------------
 
     def _append(self, appends: list[PendingAppend]) -> list[AppendResult]:
-        return self._committer.submit(appends)
+        return cast(list[AppendResult], self._committer.submit(appends))
 
-    def _commit_batch(
-        self, requests: list[list[PendingAppend]]
-    ) -> list[list[AppendResult] | BaseException]:
-        """Commit a batch of appends atomically; a failing append fails alone.
+    def _commit_batch(self, requests: list[_Request]) -> list[object]:
+        """Commit a batch of appends and transactions atomically; a failing one fails alone.
 
-        The fast path writes the whole batch as one INSERT statement, which SQLite runs as a
-        transaction of its own, against the stream heads this writer remembers; the careful
-        path reads the heads and event ids inside `BEGIN IMMEDIATE` and decides each append.
+        A batch of appends only takes the fast path: one INSERT statement, which SQLite runs
+        as a transaction of its own, against the stream heads this writer remembers. The
+        careful path decides each request inside `BEGIN IMMEDIATE`, with heads read from the
+        file, and runs each transaction's work there in a savepoint of its own.
         """
         with self._conn_lock:
             self._check_open()
-            fast = self._fast_write(requests)
-            outcomes, batch = fast if fast is not None else self._careful_write(requests)
-            if len(self._heads) + len(batch.heads) > _MAX_CACHED_HEADS:
+            done = None
+            if not any(isinstance(request, _Work) for request in requests):
+                done = self._fast_write(cast(list[list[PendingAppend]], requests))
+            if done is None:
+                done = self._careful_write(requests)
+            outcomes, heads = done
+            if len(self._heads) + len(heads) > _MAX_CACHED_HEADS:
                 self._heads.clear()
-            for name, (version, last_hash, _) in batch.heads.items():
-                self._heads[name] = (version, last_hash)
-        if batch.heads:
+            for name, head in heads.items():
+                self._heads[name] = (head.version, head.hash)
+        if heads:
             self._notifier.notify()
-        return [
-            outcome
-            if isinstance(outcome, BaseException)
-            else [item.result() if isinstance(item, _Slot) else item for item in outcome]
-            for outcome in outcomes
-        ]
+        return outcomes
 
     def _fast_write(
         self, requests: list[list[PendingAppend]]
-    ) -> tuple[list[list[AppendResult | _Slot] | BaseException], _Batch] | None:
+    ) -> tuple[list[object], dict[str, StreamHead]] | None:
         """Write a batch as one INSERT against remembered stream heads.
 
         Returns None, for the careful path, when a head is unknown, when an append would fail
@@ -664,66 +666,73 @@ class SQLiteEventStore(EventStore):
         stream-position index (another writer moved a remembered head on; versions only grow,
         so a stale head always collides) or with the event-id index (a retry).
         """
-        batch = _Batch(self._writer, now_micros())
-        outcomes: list[list[AppendResult | _Slot] | BaseException] = []
+        heads: dict[str, tuple[int, bytes]] = {}
         for request in requests:
-            plans: list[_Plan | AppendResult] = []
             for append in request:
                 name = append.stream_name
-                head = batch.heads.get(name)
-                if head is not None:
-                    version: int | None = head[0]
-                    previous = head[1]
-                else:
-                    cached = self._heads.get(name)
-                    if cached is None and append.expected_version is not StreamState.NO_STREAM:
-                        return None
-                    version, previous = (None, GENESIS_HASH) if cached is None else cached
-                if not version_matches(append.expected_version, version):
+                if name in heads:
+                    continue
+                cached = self._heads.get(name)
+                if cached is not None:
+                    heads[name] = cached
+                elif append.expected_version is not StreamState.NO_STREAM:
                     return None
-                plans.append(_Plan(append, version, previous))
-            outcomes.append([batch.add(plan) for plan in plans])
-            if len(batch.rows) > _ROWS_PER_INSERT:
-                return None
+        # Global positions 1, 2, ... stand for offsets from the one SQLite gives the first row.
+        plan = plan_batch(requests, heads, {}, 1, now_micros())
+        if not plan.rows or plan.failed or len(plan.rows) > _ROWS_PER_INSERT:
+            return None
         try:
             # At most _ROWS_PER_INSERT rows: one statement, which outside BEGIN is one
             # transaction, all its rows or none.
-            last = _insert_rows(self._writer, batch.rows)
+            last = _insert_rows(self._writer, plan.rows, placed=False)
         except sqlite3.IntegrityError:
-            for name in batch.heads:
+            for name in plan.heads:
                 self._heads.pop(name, None)
             return None
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
-        batch.placed(last)
-        return outcomes, batch
+        return list(plan.shifted(last - len(plan.rows))), plan.heads
 
     def _careful_write(
-        self, requests: list[list[PendingAppend]]
-    ) -> tuple[list[list[AppendResult | _Slot] | BaseException], _Batch]:
-        """Decide and write a batch inside `BEGIN IMMEDIATE`, with heads read from the file.
+        self, requests: list[_Request]
+    ) -> tuple[list[object], dict[str, StreamHead]]:
+        """Decide and write a batch inside `BEGIN IMMEDIATE`, with heads and event ids read
+        from the file under the write lock (a remembered head may be stale).
 
-        Each request is checked (versions, stored ids) before any of its events is queued for
-        writing, so a request that fails has written nothing and the others commit without
-        savepoints.
+        Appends are decided together; a transaction's work runs at its place in the batch, in
+        a savepoint, after the appends queued before it are written (so it sees them).
         """
-        outcomes: list[list[AppendResult | _Slot] | BaseException] = []
         conn = self._writer
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
-        batch = _Batch(conn, now_micros())
+        outcomes: list[object] = [None] * len(requests)
+        heads: dict[str, StreamHead] = {}
+        waiting: list[int] = []
+
+        def write_waiting() -> None:
+            if not waiting:
+                return
+            plan = self._plan_locked(
+                conn, [cast(list[PendingAppend], requests[i]) for i in waiting]
+            )
+            if plan.rows:
+                _insert_rows(conn, plan.rows, placed=True)
+            for index, outcome in zip(waiting, plan.outcomes, strict=True):
+                outcomes[index] = outcome
+            heads.update(plan.heads)
+            waiting.clear()
+
         try:
-            for request in requests:
-                try:
-                    plans = [self._plan(batch, append) for append in request]
-                except EventVaultError as exc:
-                    outcomes.append(exc)
-                    continue
-                outcomes.append([batch.add(plan) for plan in plans])
-            batch.flush()
-            conn.execute("COMMIT" if batch.heads else "ROLLBACK")
+            for index, request in enumerate(requests):
+                if isinstance(request, _Work):
+                    write_waiting()
+                    outcomes[index] = self._run_work(conn, request, heads)
+                else:
+                    waiting.append(index)
+            write_waiting()
+            conn.execute("COMMIT")
         except BaseException as exc:
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
@@ -732,42 +741,50 @@ class SQLiteEventStore(EventStore):
             if isinstance(exc, sqlite3.Error):
                 raise _translate(exc, self.path) from exc
             raise
-        return outcomes, batch
+        return outcomes, heads
 
-    def _plan(self, batch: _Batch, append: PendingAppend) -> _Plan | AppendResult:
-        """Check one append against the stream's head; reads only.
+    def _run_work(
+        self, conn: sqlite3.Connection, request: _Work, heads: dict[str, StreamHead]
+    ) -> object:
+        """Run a transaction's work in a savepoint of the batch's transaction.
 
         Returns:
-            The append with the stream's version and last hash, ready to write, or the
-            original result of an append this one retries.
+            What the work returned, or the exception it raised (its savepoint rolled back,
+            the rest of the batch unharmed).
 
         Raises:
-            WrongExpectedVersionError, DuplicateEventIdError: the append must fail.
+            StorageError: SQLite rolled back the whole transaction (a full disk, an I/O
+                error): the batch fails.
         """
-        name = append.stream_name
-        head = batch.heads.get(name)
-        if head is not None:
-            version: int | None = head[0]
-            previous = head[1]
-        else:
-            # Read under the write lock, never from memory: a remembered head may be stale.
-            row = batch.conn.execute(_STREAM_HEAD, (name,)).fetchone()
-            version, previous = (None, GENESIS_HASH) if row is None else (row[0], row[1])
-        given = append.given_ids
-        found: dict[uuid.UUID, tuple[str, int, int]] = {}
-        if given:
-            batch.flush()  # so that ids queued earlier in this batch are found too
-            found = self._find_ids(batch.conn, given)
-        if not version_matches(append.expected_version, version):
-            retry = resolve_existing_ids(append, found)
-            if retry is None:
-                raise wrong_version(append, version)
-            return retry
-        if found:
-            retry = resolve_existing_ids(append, found)
-            if retry is not None:
-                return retry
-        return _Plan(append, version, previous)
+        conn.execute("SAVEPOINT work")
+        tx = _SQLiteTransaction(self, conn)
+        try:
+            result = run_work(id(self), request.work, tx)
+            check_finished(tx)
+        except BaseException as exc:
+            if not conn.in_transaction:
+                raise
+            conn.execute("ROLLBACK TO work")
+            conn.execute("RELEASE work")
+            return exc
+        conn.execute("RELEASE work")
+        heads.update(tx.heads)
+        return result
+
+    def _plan_locked(
+        self, conn: sqlite3.Connection, requests: Sequence[Sequence[PendingAppend]]
+    ) -> BatchPlan:
+        """Plan appends against the file, inside a transaction that holds the write lock."""
+        names = {append.stream_name for request in requests for append in request}
+        heads: dict[str, tuple[int, bytes]] = {}
+        for name in names:
+            row = conn.execute(_STREAM_HEAD, (name,)).fetchone()
+            if row is not None:
+                heads[name] = (row[0], row[1])
+        given = [i for request in requests for append in request for i in append.given_ids]
+        found = self._find_ids(conn, given) if given else {}
+        head = conn.execute("SELECT max(global_position) FROM events").fetchone()[0]
+        return plan_batch(requests, heads, found, (head or 0) + 1, now_micros())
 
     def _find_ids(
         self, conn: sqlite3.Connection, ids: list[uuid.UUID]
@@ -792,7 +809,7 @@ class SQLiteEventStore(EventStore):
                         raise NotEmptyError(self.url, head)
                     for batch in batches:
                         try:
-                            _insert_rows(conn, batch)
+                            _insert_rows(conn, batch, placed=True)
                         except sqlite3.IntegrityError as exc:
                             raise ImportFileError(
                                 f"an event id appears twice in the events imported ({exc})"
@@ -900,6 +917,59 @@ class SQLiteEventStore(EventStore):
             last_recorded_at=None if last is None else from_micros(int(last)),
         )
 
+    # -- storage beside the events (the seam) ------------------------------------------------
+
+    def _use(self, component: Component) -> None:
+        if self.read_only and not self._in_memory:
+            self._use_read_only(component)
+            return
+        # On the writer, under its lock and SQLite's: never a second write connection, and
+        # processes that migrate one file at once serialize.
+        with self._conn_lock:
+            self._check_open()
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    apply_component(conn, component, self.path)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    _rollback_quietly(conn)
+                    raise
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from exc
+
+    def _use_read_only(self, component: Component) -> None:
+        """A read-only store migrates nothing: its component's tables must be up to date."""
+        try:
+            with self._reading() as conn:
+                found = component_version(conn, component.name)
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+        if found > component.version:
+            raise SchemaVersionError(
+                f"{self.path} (component {component.name})", found, component.version
+            )
+        if found < component.version:
+            raise MigrationRequiredError(self.url, component.name, found, component.version)
+
+    @property
+    def dialect(self) -> Dialect:
+        return "sqlite"
+
+    def _query_components(self, statement: str, params: Sequence[object]) -> list[SQLRow]:
+        return self._query(with_schema(statement, "main"), tuple(params))
+
+    def _component_versions(self) -> dict[str, int]:
+        try:
+            with self._reading() as conn:
+                return component_versions(conn)
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+
+    def _run_transaction(self, work: Callable[[Transaction], object]) -> object:
+        return self._committer.submit(_Work(work))
+
     def integrity_check(self) -> list[str]:
         """Run SQLite's `PRAGMA integrity_check`.
 
@@ -915,3 +985,45 @@ class SQLiteEventStore(EventStore):
             readers, self._readers = self._readers, []
         for conn in readers:
             conn.close()
+
+
+@dataclass(slots=True)
+class _Work:
+    """A transaction's work, queued for the writer like an append."""
+
+    work: Callable[[Transaction], object]
+
+
+_Request = list[PendingAppend] | _Work
+
+
+class _SQLiteTransaction(SQLiteStatements):
+    """A transaction of the SQLite engine: the writer's connection, inside a savepoint of the
+    group commit's transaction; appends are decided against the file under the write lock."""
+
+    def __init__(self, store: SQLiteEventStore, conn: sqlite3.Connection) -> None:
+        super().__init__(
+            conn, store.max_event_bytes, functools.partial(_translate, location=store.path)
+        )
+        self._store = store
+        self.heads: dict[str, StreamHead] = {}
+
+    def _stream_version(self, stream_name: str) -> int | None:
+        try:
+            row = self._conn.execute(_STREAM_HEAD, (stream_name,)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+        return None if row is None else int(row[0])
+
+    def _append(self, appends: list[PendingAppend]) -> list[AppendResult]:
+        try:
+            plan = self._store._plan_locked(self._conn, [appends])
+            outcome = plan.outcomes[0]
+            if isinstance(outcome, BaseException):
+                raise outcome
+            if plan.rows:
+                _insert_rows(self._conn, plan.rows, placed=True)
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+        self.heads.update(plan.heads)
+        return outcome

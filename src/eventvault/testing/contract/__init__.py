@@ -30,6 +30,7 @@ from eventvault.testing.contract.concurrency import (
     ImportContract,
 )
 from eventvault.testing.contract.reads import HashChainContract, IdempotencyContract, ReadContract
+from eventvault.testing.contract.seam import SeamContract
 from eventvault.testing.contract.stateful import StatefulContract
 from eventvault.testing.contract.subscriptions import AsyncContract, SubscriptionContract
 
@@ -45,6 +46,7 @@ ALL_CONTRACTS = (
     SubscriptionContract,
     AsyncContract,
     StatefulContract,
+    SeamContract,
 )
 
 __all__ = [
@@ -60,6 +62,7 @@ __all__ = [
     "IdempotencyContract",
     "ImportContract",
     "ReadContract",
+    "SeamContract",
     "StatefulContract",
     "StoreFactory",
     "SubscriptionContract",

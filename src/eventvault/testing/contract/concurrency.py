@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 
 import msgspec
 import pytest
@@ -276,6 +277,30 @@ class ImportContract(ContractBase):
         with pytest.raises(ImportFileError, match="position"):
             store.import_events(exported)
         assert store.head_position() == 0
+
+    @pytest.mark.parametrize("count", [1, 999, 1000, 1001, 2500])
+    def test_import_rolls_back_when_the_events_raise_after_the_last_one(
+        self, store: EventStore, count: int
+    ) -> None:
+        # What an export reader does with a file cut short: every event is good, and the
+        # iterator raises at its very end, after the last batch was handed to the engine.
+        with connect("memory://") as source:
+            source.append_to_stream("s-1", events(count), expected_version=StreamState.ANY)
+            exported = list(source.export_events())
+
+        class CutShortError(ImportFileError):
+            pass
+
+        def then_raise() -> Iterator[RawEvent]:
+            yield from exported
+            raise CutShortError("the closing record is missing")
+
+        with pytest.raises(CutShortError):
+            store.import_events(then_raise())
+        assert store.head_position() == 0
+        assert list(store.read_all(limit=1)) == []
+        assert store.import_events(exported) == count
+        assert store.head_position() == count
 
     def test_import_repeating_an_event_id_is_refused(self, store: EventStore) -> None:
         with connect("memory://") as source:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 
 import msgspec
 import pytest
@@ -11,6 +12,8 @@ import pytest
 from eventvault import EventStore, NewEvent, StreamAppend, StreamState, WrongExpectedVersionError
 from eventvault.errors import (
     DuplicateEventIdError,
+    HashChainError,
+    ImportFileError,
     InvalidEventError,
     InvalidStreamNameError,
     StoreClosedError,
@@ -18,6 +21,7 @@ from eventvault.errors import (
 from eventvault.serialization import GENESIS_HASH, event_hash, to_micros, verify_chain
 from eventvault.store.base import DEFAULT_PAGE_SIZE
 from eventvault.testing.contract.base import ContractBase, EngineSpec, events
+from eventvault.types import RawEvent
 
 __all__ = ["HashChainContract", "IdempotencyContract", "ReadContract"]
 
@@ -211,6 +215,32 @@ class ReadContract(ContractBase):
     def test_export_rejects_a_bad_position_at_the_call(self, store: EventStore) -> None:
         with pytest.raises(InvalidEventError):
             store.export_events(after=-1)
+        with pytest.raises(InvalidEventError, match="until"):
+            store.export_events(until=-1)
+
+    def test_export_until_a_position_stops_there_across_pages(self, store: EventStore) -> None:
+        total = DEFAULT_PAGE_SIZE * 2 + 10
+        store.append_to_streams(
+            [StreamAppend(f"s-{n:04d}", events(1), StreamState.NO_STREAM) for n in range(total)]
+        )
+        for after, until in [(0, 0), (0, 1), (0, DEFAULT_PAGE_SIZE), (5, DEFAULT_PAGE_SIZE + 7)]:
+            positions = [e.global_position for e in store.export_events(after=after, until=until)]
+            assert positions == list(range(after + 1, until + 1))
+        assert len(list(store.export_events(until=total + 50))) == total
+        assert list(store.export_events(after=9, until=3)) == []
+
+    def test_export_until_the_head_leaves_out_events_appended_while_it_runs(
+        self, store: EventStore
+    ) -> None:
+        store.append_to_stream(
+            "s-1", events(DEFAULT_PAGE_SIZE + 5), expected_version=StreamState.ANY
+        )
+        head = store.head_position()
+        exported = store.export_events(until=head)
+        first = next(exported)
+        store.append_to_stream("s-1", events(3), expected_version=StreamState.ANY)
+        rest = [e.global_position for e in exported]
+        assert [first.global_position, *rest] == list(range(1, head + 1))
 
     def test_read_all_rejects_bad_arguments(self, store: EventStore) -> None:
         with pytest.raises(InvalidEventError):
@@ -344,3 +374,82 @@ class HashChainContract(ContractBase):
             assert store.import_events(source.export_events()) == 5
             assert list(store.export_events()) == list(source.export_events())
         assert store.append_to_stream("s-2", events(1), expected_version=1).global_position == 6
+
+    def test_verify_chain_checks_a_stream_read_from_its_start_and_the_whole_log(
+        self, store: EventStore
+    ) -> None:
+        class Booked(msgspec.Struct, frozen=True):
+            at: datetime
+            seats: tuple[int, ...]
+            ticket: bytes
+            price: float
+
+        paris = timezone(timedelta(hours=2))
+        booked = Booked(datetime(2024, 6, 1, 9, 30, tzinfo=paris), (3, 4), b"\x00\xff", 0.1)
+        store.append_to_stream(
+            "trip-1",
+            [
+                NewEvent("Booked", booked, metadata={"actor": "zoë", "tenant": "t\n1"}),
+                NewEvent("Noted", {"text": 'naïve "quoted" \u2028 \x01', "n": -0.0}),
+            ],
+            expected_version=StreamState.NO_STREAM,
+        )
+        store.append_to_stream("trip-2", events(2), expected_version=StreamState.ANY)
+        store.append_to_stream(
+            "trip-1",
+            [NewEvent("Priced", {"big": 2**63 - 1, "tiny": 5e-324, "nested": [{"k": None}]})],
+            expected_version=1,
+        )
+        assert verify_chain(store.read_stream("trip-1")) == 3
+        assert verify_chain(store.read_stream("trip-2")) == 2
+        assert verify_chain(store.read_all()) == 5
+        assert verify_chain(store.export_events()) == 5
+
+    def test_verify_chain_of_read_events_detects_a_changed_payload(self, store: EventStore) -> None:
+        store.append_to_stream("s-1", events(2), expected_version=StreamState.ANY)
+        first, second = store.read_stream("s-1")
+        changed = msgspec.structs.replace(second, data={**second.data, "n": 99})
+        with pytest.raises(HashChainError) as caught:
+            verify_chain([first, changed])
+        assert (caught.value.stream_name, caught.value.stream_position) == ("s-1", 1)
+
+    @pytest.mark.parametrize(
+        ("data", "metadata", "problem"),
+        [
+            (b'{"a": 1}', b"{}", r"data is not in the canonical form .* from byte 5"),
+            (b'{"\\u0061":1}', b"{}", "data is not in the canonical form"),
+            (b'{"a":1,"a":2}', b"{}", "data is not in the canonical form"),
+            (b'{"a":1E5}', b"{}", "data is not in the canonical form"),
+            (b'{"a":1}', b"{ }", "metadata is not in the canonical form"),
+            (b'{"a":1', b"{}", "data is not a JSON object eventvault can read"),
+        ],
+    )
+    def test_import_refuses_payload_bytes_an_append_would_not_write(
+        self, store: EventStore, data: bytes, metadata: bytes, problem: str
+    ) -> None:
+        fine = _crafted(0, GENESIS_HASH, b'{"a":1}', b"{}")
+        odd = _crafted(1, bytes.fromhex(fine.hash), data, metadata)
+        with pytest.raises(ImportFileError, match=rf"'s-1'@1: {problem}"):
+            store.import_events([fine, odd])
+        assert store.head_position() == 0
+
+
+def _crafted(position: int, previous: bytes, data: bytes, metadata: bytes) -> RawEvent:
+    """An exported event of stream `s-1` with the given payload bytes and a hash that fits."""
+    event_id = uuid.uuid4()
+    recorded_at = datetime(2024, 1, 1, tzinfo=UTC)
+    digest = event_hash(
+        previous, "s-1", position, event_id.bytes, "A", 1, to_micros(recorded_at), data, metadata
+    )
+    return RawEvent(
+        global_position=position + 1,
+        stream_name="s-1",
+        stream_position=position,
+        event_id=event_id,
+        event_type="A",
+        schema_version=1,
+        data=msgspec.Raw(data),
+        metadata=msgspec.Raw(metadata),
+        recorded_at=recorded_at,
+        hash=digest.hex(),
+    )
