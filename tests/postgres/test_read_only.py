@@ -7,10 +7,15 @@ import pytest
 
 import eventvault
 from eventvault import NewEvent, StreamState
-from eventvault.errors import NotAnEventVaultDatabaseError, ReadOnlyStoreError
+from eventvault.errors import (
+    MigrationRequiredError,
+    NotAnEventVaultDatabaseError,
+    ReadOnlyStoreError,
+)
 from eventvault.store.postgres import PostgresEventStore
 from tests.cli.cli_harness import Cli
 from tests.postgres.conftest import with_options
+from tests.store.test_read_only import PROBE
 
 
 def test_a_read_only_store_reads_and_refuses_appends_without_writing(
@@ -57,3 +62,15 @@ def test_reading_commands_work_on_postgres(store: PostgresEventStore, store_url:
     for command in (("stats",), ("log",), ("streams",), ("read", "account-1")):
         result = cli(*command, "--url", store_url)
         assert result.exit_code == 0, result.output
+
+
+def test_a_read_only_store_migrates_no_component_whatever_its_url_says(
+    store: PostgresEventStore, store_url: str
+) -> None:
+    assert "auto_migrate=true" in store_url
+    with eventvault.connect(store_url, read_only=True) as reader:
+        with pytest.raises(MigrationRequiredError):
+            reader.use(PROBE)
+        with pytest.raises(ReadOnlyStoreError):
+            reader.run_transaction(lambda tx: tx.execute("SELECT 1"))
+    assert "probe" not in store.component_versions()

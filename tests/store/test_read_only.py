@@ -15,11 +15,13 @@ import pytest
 import eventvault
 from eventvault import NewEvent, StreamAppend, StreamState
 from eventvault.errors import (
+    MigrationRequiredError,
     NotAnEventVaultDatabaseError,
     ReadOnlyStoreError,
     StorageError,
     StoreNotFoundError,
 )
+from eventvault.store.seam import Component, Migration
 from tests.cli.cli_harness import SAMPLE, Cli, seed
 
 from .filesystems import as_unprivileged, remount_read_only, shared_folder, tmpfs
@@ -326,3 +328,33 @@ def test_connect_async_opens_read_only_stores(tmp_path: Path) -> None:
     read_only, head, refused = asyncio.run(main())
     assert (read_only, head) == (True, 4)
     assert "is read-only" in refused
+
+
+PROBE = Component(
+    "probe",
+    {
+        "sqlite": (Migration(1, ("CREATE TABLE {schema}.probe (n INTEGER)",)),),
+        "postgresql": (Migration(1, ("CREATE TABLE {schema}.probe (n integer)",)),),
+    },
+)
+
+
+def test_a_read_only_store_migrates_no_component_and_runs_no_transaction(tmp_path: Path) -> None:
+    path = str(tmp_path / "events.db")
+    seed(path, SAMPLE)
+    with eventvault.connect(path, read_only=True) as reader:
+        with pytest.raises(MigrationRequiredError) as caught:
+            reader.use(PROBE)
+        assert (caught.value.component, caught.value.found, caught.value.needed) == ("probe", 0, 1)
+        with pytest.raises(ReadOnlyStoreError, match="opened with read_only=True"):
+            reader.run_transaction(lambda tx: tx.execute("CREATE TABLE t (x)"))
+    with sqlite3.connect(path) as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    conn.close()
+    assert "probe" not in tables and "t" not in tables
+    with eventvault.connect(path) as writer:
+        writer.use(PROBE)
+        writer.run_transaction(lambda tx: tx.execute("INSERT INTO {schema}.probe VALUES (7)"))
+    with eventvault.connect(path, read_only=True) as reader:
+        reader.use(PROBE)  # up to date: nothing to do, nothing refused
+        assert reader.query("SELECT n FROM {schema}.probe") == [(7,)]

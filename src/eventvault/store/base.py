@@ -836,6 +836,32 @@ class EventStore(abc.ABC):
         )
         self._closed = True
 
+    def _refuses_fork(self, *, paused: bool, in_transaction: bool) -> bool:
+        """In a forked child, before an engine rebuilds the store: refuse it when its state at
+        the fork cannot be trusted.
+
+        Args:
+            paused: the engine's `before` hook ran for the store; if not, another thread was
+                still opening it when the process forked, and it may be half made.
+            in_transaction: the fork came from inside one of the store's own transactions,
+                which the child would inherit half done.
+
+        Returns:
+            True when the store is closed or now refused: the engine rebuilds nothing.
+        """
+        if self._closed:
+            return True
+        if not paused:
+            self._refuse_after_fork("it was being opened while the process forked")
+        elif in_transaction:
+            self._refuse_after_fork(
+                "the process forked inside one of its transactions (run_transaction); fork "
+                "outside them"
+            )
+        else:
+            return False
+        return True
+
     def _forked(self) -> None:
         """In a forked child whose engine rebuilt the store: the base's own lock may have been
         held by a thread that does not exist here."""

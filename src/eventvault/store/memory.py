@@ -116,15 +116,7 @@ class MemoryEventStore(EventStore):
         self._lock.release()
 
     def _rebuild(self) -> None:
-        if not self._paused:
-            # Made by another thread while this one forked: its state may be half made.
-            self._refuse_after_fork("it was being opened while the process forked")
-            return
-        if self._forked_in_transaction:
-            self._refuse_after_fork(
-                "the process forked inside one of its transactions (run_transaction); fork "
-                "outside them"
-            )
+        if self._refuses_fork(paused=self._paused, in_transaction=self._forked_in_transaction):
             return
         # The lock copied into the child is held (by the forking thread); take a new one. The
         # component tables' private database was idle at the fork: it is the child's copy.

@@ -587,17 +587,7 @@ class SQLiteEventStore(EventStore):
         private ":memory:" database is the child's own copy, and its connection (idle at the
         fork) goes on serving it.
         """
-        if self._closed:
-            return
-        if not self._paused:
-            # Opened by another thread while this one forked: its state may be half made.
-            self._refuse_after_fork("it was being opened while the process forked")
-            return
-        if self._forked_in_transaction:
-            self._refuse_after_fork(
-                "the process forked inside one of its transactions (run_transaction); fork "
-                "outside them"
-            )
+        if self._refuses_fork(paused=self._paused, in_transaction=self._forked_in_transaction):
             return
         inherited = [*self._readers] if self._in_memory else [self._writer, *self._readers]
         keep_forever(*inherited)
