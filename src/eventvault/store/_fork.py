@@ -106,6 +106,7 @@ def _after_in_child() -> None:
         guard.after_in_child()
 
 
-os.register_at_fork(
-    before=_before, after_in_parent=_after_in_parent, after_in_child=_after_in_child
-)
+if hasattr(os, "register_at_fork"):  # POSIX: there is no fork() elsewhere
+    os.register_at_fork(
+        before=_before, after_in_parent=_after_in_parent, after_in_child=_after_in_child
+    )

@@ -10,7 +10,6 @@ connection closes; https://www.sqlite.org/wal.html and walformat.html explain th
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import sqlite3
 import stat
@@ -319,6 +318,8 @@ def hold_reader_locks(path: str) -> None:
     Raises:
         OSError: a file cannot be opened or locked.
     """
+    import fcntl  # POSIX only, as fork() is
+
     info = os.stat(path)
     key = (info.st_dev, info.st_ino)
     if _held.get(key) == os.getpid():
