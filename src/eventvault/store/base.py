@@ -158,7 +158,7 @@ class EventStore(abc.ABC):
     Attributes:
         url: the URL the store was opened with, any password masked.
         max_event_bytes: the limit on one event's encoded data plus metadata.
-        read_only: appends and imports are refused with `ReadOnlyStoreError`.
+        read_only: appends, imports and transactions are refused with `ReadOnlyStoreError`.
     """
 
     url: str
@@ -863,9 +863,10 @@ class EventStore(abc.ABC):
         return True
 
     def _forked(self) -> None:
-        """In a forked child whose engine rebuilt the store: the base's own lock may have been
+        """In a forked child whose engine rebuilt the store: the base's own locks may have been
         held by a thread that does not exist here."""
         self._subscriptions_lock = threading.Lock()
+        self._components_lock = threading.Lock()
         self._opened_in = os.getpid()
 
     @property
