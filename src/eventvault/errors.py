@@ -55,9 +55,13 @@ __all__ = [
     "NotFoundError",
     "PayloadTooDeepError",
     "PayloadTooLargeError",
+    "ReadOnlyStoreError",
     "SchemaVersionError",
     "StorageError",
+    "StorageFullError",
     "StoreClosedError",
+    "StoreForkedError",
+    "StoreNotFoundError",
     "StoreUnavailableError",
     "StreamNotFoundError",
     "TransactionUsageError",
@@ -524,6 +528,53 @@ class SchemaVersionError(StorageError):
         )
 
 
+class ReadOnlyStoreError(StorageError):
+    """A write was asked of a store that cannot be written: it was opened with
+    `read_only=True`, or its file, folder, mount or database session refuses writes. Nothing
+    was written.
+
+    Attributes:
+        location: the store's path or URL.
+        reason: why it cannot be written.
+    """
+
+    def __init__(self, location: str, reason: str) -> None:
+        self.location = location
+        self.reason = reason
+        super().__init__(f"the store {location!r} is read-only: {reason}")
+
+
+class StorageFullError(StorageError):
+    """A write failed because the disk or the database is full; nothing of it was stored.
+
+    Attributes:
+        location: the store's path or URL.
+        reason: what is full, and what to do about it.
+    """
+
+    def __init__(self, location: str, reason: str) -> None:
+        self.location = location
+        self.reason = reason
+        super().__init__(f"cannot write to the store {location!r}: {reason}")
+
+
+class StoreNotFoundError(NotFoundError):
+    """A store opened read-only (as every reading command opens one) does not exist.
+
+    A read-only open never creates a store, so a mistyped URL is reported rather than
+    answered with an empty, newly created file.
+
+    Attributes:
+        url: the URL given.
+        path: the file that does not exist.
+    """
+
+    def __init__(self, url: str, path: str) -> None:
+        self.url = url
+        self.path = path
+        super().__init__(f"no eventvault store at {url!r}: the file {path!r} does not exist")
+
+
 class StoreClosedError(StorageError):
     """An operation was attempted on a store that was closed.
 
@@ -534,6 +585,27 @@ class StoreClosedError(StorageError):
     def __init__(self, location: str) -> None:
         self.location = location
         super().__init__(f"the store {location!r} is closed")
+
+
+class StoreForkedError(BadInputError):
+    """A store opened before `os.fork()` cannot be used in the child process.
+
+    Attributes:
+        location: the store's path or URL.
+        reason: why, and what to do instead.
+        parent_pid: the process that opened the store.
+        child_pid: the forked process that used it.
+    """
+
+    def __init__(self, location: str, reason: str, parent_pid: int, child_pid: int) -> None:
+        self.location = location
+        self.reason = reason
+        self.parent_pid = parent_pid
+        self.child_pid = child_pid
+        super().__init__(
+            f"the store {location!r} was opened in process {parent_pid} and cannot be used in "
+            f"the forked process {child_pid}: {reason}"
+        )
 
 
 # -- the domain layer ------------------------------------------------------------------------

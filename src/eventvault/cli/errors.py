@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from eventvault import errors
 from eventvault.errors import (
     BadInputError,
     ConflictError,
@@ -37,8 +38,10 @@ from eventvault.errors import (
     NotFoundError,
     PayloadTooDeepError,
     PayloadTooLargeError,
+    ReadOnlyStoreError,
     SchemaVersionError,
     StorageError,
+    StorageFullError,
     StoreClosedError,
     StoreUnavailableError,
     StreamNotFoundError,
@@ -81,7 +84,7 @@ class CommandLineError(BadInputError, ValueError):
         super().__init__(f"{argument}: {reason}")
 
 
-class StoreNotFoundError(NotFoundError):
+class StoreNotFoundError(errors.StoreNotFoundError):
     """A command that only reads was pointed at a SQLite file that does not exist.
 
     Reading commands never create a store, so a mistyped `--url` is reported rather than
@@ -94,10 +97,8 @@ class StoreNotFoundError(NotFoundError):
     """
 
     def __init__(self, url: str, path: str, *, argument: str = "--url") -> None:
-        self.url = url
-        self.path = path
+        super().__init__(url, path)
         self.argument = argument
-        super().__init__(f"no eventvault store at {url!r}: the file {path!r} does not exist")
 
 
 class ExitCode(enum.IntEnum):
@@ -144,7 +145,10 @@ def _url_hint(exc: BaseException) -> str | None:
 
 
 def _foreign_store_hint(exc: BaseException) -> str | None:
-    # PostgreSQL's reason already says how to create the store in the schema.
+    # The reason for a folder or an empty file already says what to do, and PostgreSQL's how
+    # to create the store in the schema.
+    if str(getattr(exc, "reason", "")).startswith(("it is a folder", "it is an empty file")):
+        return None
     if str(getattr(exc, "location", "")).startswith(("postgresql:", "postgres:")):
         return None
     return "check --url: the file belongs to another application"
@@ -175,7 +179,7 @@ _HINTS: Final[
         "see the stream's version with `eventvault read STREAM --backwards --limit 1`, "
         "or pass --expected-version any",
     ),
-    (StoreNotFoundError, _store_not_found_hint),
+    (errors.StoreNotFoundError, _store_not_found_hint),
     (StreamNotFoundError, "`eventvault streams` lists the streams that have events"),
     (
         HashChainError,
@@ -203,6 +207,15 @@ _HINTS: Final[
     ),
     (NotEmptyError, "choose a new file or URL for the target"),
     (NotAnEventVaultDatabaseError, _foreign_store_hint),
+    (
+        ReadOnlyStoreError,
+        "the reading commands (read, log, streams, stats, export) work on a read-only store; "
+        "to write, make the file and its folder writable",
+    ),
+    (
+        StorageFullError,
+        "nothing of the failed write was stored; make room and run the command again",
+    ),
     (SchemaVersionError, "upgrade eventvault to open this store"),
     (MigrationRequiredError, "run `eventvault migrate URL` as the role that owns the schema"),
     (

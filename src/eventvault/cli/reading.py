@@ -23,7 +23,7 @@ from eventvault.cli.render import (
     stdout_console,
     streams_table,
 )
-from eventvault.cli.stores import DEFAULT_URL, engine_name, open_store, storage_size
+from eventvault.cli.stores import DEFAULT_URL, open_store
 from eventvault.store.base import EventStore
 from eventvault.store.masking import mask_url
 from eventvault.store.subscription import MAX_RETRY_INTERVAL, Subscription
@@ -113,7 +113,7 @@ def read(
         StoreNotFoundError: the SQLite file does not exist.
         StreamNotFoundError: the stream has no events.
     """
-    with open_store(url, must_exist=True) as store:
+    with open_store(url, read_only=True) as store:
         if store.get_stream_version(stream) is None:
             raise StreamNotFoundError(stream)
         capped = limit is None and not json_output
@@ -192,7 +192,7 @@ def log(
     if prefix == "":
         raise CommandLineError("--prefix", "must not be empty")
     types = event_types or None
-    with open_store(url, must_exist=True) as store:
+    with open_store(url, read_only=True) as store:
         if follow:
             if backwards:
                 raise CommandLineError("--follow", "cannot follow the log --backwards")
@@ -298,7 +298,7 @@ def streams(json_output: JsonOutput = False, url: StoreURL = DEFAULT_URL) -> Non
     Raises:
         StoreNotFoundError: the SQLite file does not exist.
     """
-    with open_store(url, must_exist=True) as store:
+    with open_store(url, read_only=True) as store:
         infos = store.list_streams()
         if json_output:
             _write_lines(stream_info_line(info) for info in infos)
@@ -327,10 +327,10 @@ def stats(json_output: JsonOutput = False, url: StoreURL = DEFAULT_URL) -> None:
     Raises:
         StoreNotFoundError: the SQLite file does not exist.
     """
-    with open_store(url, must_exist=True) as store:
+    with open_store(url, read_only=True) as store:
         figures = store.stats()
-        engine = engine_name(store)
-        size = storage_size(store)
+        engine = store.engine
+        size = store.storage_size()
     if json_output:
         document = {
             "url": mask_url(url),

@@ -82,7 +82,7 @@ def export(
         IncompleteExportError: the store's events did not reach its head (no closing record is
             written; a file is not kept).
     """
-    with open_store(url, must_exist=True) as store:
+    with open_store(url, read_only=True) as store:
         head = store.head_position()
         with (
             open_output(file, overwrite=force) as out,
@@ -206,7 +206,7 @@ def copy(
         IncompleteExportError: the source's events did not reach its head.
         CommandLineError: the target is in memory, or a new file's folder does not exist.
     """
-    with open_store(source, must_exist=True, argument="SOURCE_URL") as origin:
+    with open_store(source, read_only=True, argument="SOURCE_URL") as origin:
         total = origin.head_position()
         with (
             open_target(target, argument="TARGET_URL", command="copy") as destination,

@@ -295,6 +295,11 @@ class AsyncEventStore:
         """Whether the store was closed."""
         return self.store.closed
 
+    @property
+    def read_only(self) -> bool:
+        """Whether appends and imports are refused (`connect_async(url, read_only=True)`)."""
+        return self.store.read_only
+
     async def append_to_stream(
         self,
         stream_name: str,

@@ -8,6 +8,7 @@ export and import are written once here, so every engine behaves the same way.
 from __future__ import annotations
 
 import abc
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,13 @@ from typing import Final, Self, TypeVar, cast
 
 import msgspec
 
-from eventvault.errors import ImportFileError, InvalidArgumentError, StoreClosedError
+from eventvault.errors import (
+    ImportFileError,
+    InvalidArgumentError,
+    ReadOnlyStoreError,
+    StoreClosedError,
+    StoreForkedError,
+)
 from eventvault.serialization import (
     DEFAULT_MAX_EVENT_BYTES,
     FORBIDDEN_NAME_CHARACTERS,
@@ -28,6 +35,7 @@ from eventvault.serialization import (
     validate_stream_name,
 )
 from eventvault.store._append import PendingAppend, StoredRow, prepare, prepare_many
+from eventvault.store._fork import ForkGuard
 from eventvault.store.notify import Notifier
 from eventvault.store.seam import Component, Dialect, SQLRow, Transaction, guard_reentry
 from eventvault.store.subscription import Subscription
@@ -155,18 +163,31 @@ class EventStore(abc.ABC):
        catch-up into the live log without gap or duplicate.
 
     A store is a context manager; leaving the block closes it.
+
+    Attributes:
+        url: the URL the store was opened with, any password masked.
+        max_event_bytes: the limit on one event's encoded data plus metadata.
+        read_only: appends, imports and transactions are refused with `ReadOnlyStoreError`.
     """
 
     url: str
     max_event_bytes: int
+    read_only: bool
 
-    def __init__(self, url: str, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        read_only: bool = False,
+    ) -> None:
         if type(max_event_bytes) is not int or max_event_bytes < 1:
             raise InvalidArgumentError(
                 "max_event_bytes", max_event_bytes, f"must be an int >= 1, not {max_event_bytes!r}"
             )
         self.url = url
         self.max_event_bytes = max_event_bytes
+        self.read_only = read_only
         self._closed = False
         self._subscriptions: set[Subscription] = set()
         self._subscriptions_lock = threading.Lock()
@@ -175,6 +196,33 @@ class EventStore(abc.ABC):
         """The versions of the store's own tables that opening it applied (a new or upgraded
         SQLite file, a PostgreSQL schema opened with `auto_migrate`)."""
         self._components_lock = threading.Lock()
+        self._opened_in = os.getpid()
+        self._refused: str | None = None
+        # Until the engine installs a guard of its own, a forked child refuses the store.
+        self._fork_guard = ForkGuard(after_in_child=self._refuse_after_fork)
+
+    # -- what the engine is ------------------------------------------------------------------
+
+    @property
+    def engine(self) -> str:
+        """The engine's short name (`sqlite`, `memory`, `postgres`): by default the class name
+        without `EventStore`, in lower case."""
+        return type(self).__name__.removesuffix("EventStore").lower()
+
+    @property
+    def embedded(self) -> bool:
+        """Whether the store lives in this process (and its files), not behind a server."""
+        return False
+
+    @property
+    def storage_file(self) -> str | None:
+        """The file that holds the store, or None when it has none (memory, a server)."""
+        return None
+
+    def storage_size(self) -> int | None:
+        """The bytes the store takes on disk (with any log beside its file); None when it keeps
+        no file this process can measure."""
+        return None
 
     # -- engine primitives -------------------------------------------------------------------
 
@@ -295,7 +343,15 @@ class EventStore(abc.ABC):
 
     def _check_open(self) -> None:
         if self._closed:
+            if self._refused is not None:
+                raise StoreForkedError(self.url, self._refused, self._opened_in, os.getpid())
             raise StoreClosedError(self.url)
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyStoreError(
+                self.url, "it was opened with read_only=True; open it again to write"
+            )
 
     def append_to_stream(
         self,
@@ -322,9 +378,11 @@ class EventStore(abc.ABC):
             DuplicateEventIdError: an event id is stored elsewhere.
             InvalidStreamNameError, InvalidEventError, PayloadTooLargeError,
             InvalidExpectedVersionError: bad input.
+            ReadOnlyStoreError: the store was opened read-only; nothing was written.
             StorageError: the engine failed; the append was not stored.
         """
         self._check_open()
+        self._check_writable()
         guard_reentry(id(self), self.url)
         pending = prepare(stream_name, events, expected_version, self.max_event_bytes)
         return self._append([pending])[0]
@@ -345,6 +403,7 @@ class EventStore(abc.ABC):
             The other errors of `append_to_stream`.
         """
         self._check_open()
+        self._check_writable()
         guard_reentry(id(self), self.url)
         pending = prepare_many(appends, self.max_event_bytes)
         return self._append(pending)
@@ -428,10 +487,12 @@ class EventStore(abc.ABC):
         Raises:
             TransactionUsageError: the work appended through the store instead of `tx`, or
                 carried on after one of its statements failed.
+            ReadOnlyStoreError: the store was opened read-only (read with `query`).
             StorageError: a statement or the commit failed; nothing was stored.
             The errors of `append_to_stream`, and whatever the work raises.
         """
         self._check_open()
+        self._check_writable()
         guard_reentry(id(self), self.url)
         return cast(_Result, self._run_transaction(work))
 
@@ -765,8 +826,10 @@ class EventStore(abc.ABC):
             ImportFileError: positions out of order or with gaps, a field no append could have
                 stored, or data or metadata bytes that are not canonical JSON objects or nest
                 deeper than `MAX_NESTING_DEPTH` levels.
+            ReadOnlyStoreError: the store was opened read-only.
         """
         self._check_open()
+        self._check_writable()
         verifier = ChainVerifier()
 
         def batches() -> Iterator[list[StoredRow]]:
@@ -812,6 +875,53 @@ class EventStore(abc.ABC):
         return verifier.count
 
     # -- lifecycle ---------------------------------------------------------------------------
+
+    def _refuse_after_fork(self, reason: str | None = None) -> None:
+        """In a forked child: make every operation raise `StoreForkedError`; `close()` then
+        does nothing, so the child never touches what it shares with its parent.
+
+        The default for an engine that installs no `ForkGuard` of its own.
+        """
+        if self._closed:
+            return
+        self._refused = reason or (
+            f"the {self.engine} engine does not carry a store across fork(); open a new store "
+            "in the child"
+        )
+        self._closed = True
+
+    def _refuses_fork(self, *, paused: bool, in_transaction: bool) -> bool:
+        """In a forked child, before an engine rebuilds the store: refuse it when its state at
+        the fork cannot be trusted.
+
+        Args:
+            paused: the engine's `before` hook ran for the store; if not, another thread was
+                still opening it when the process forked, and it may be half made.
+            in_transaction: the fork came from inside one of the store's own transactions,
+                which the child would inherit half done.
+
+        Returns:
+            True when the store is closed or now refused: the engine rebuilds nothing.
+        """
+        if self._closed:
+            return True
+        if not paused:
+            self._refuse_after_fork("it was being opened while the process forked")
+        elif in_transaction:
+            self._refuse_after_fork(
+                "the process forked inside one of its transactions (run_transaction); fork "
+                "outside them"
+            )
+        else:
+            return False
+        return True
+
+    def _forked(self) -> None:
+        """In a forked child whose engine rebuilt the store: the base's own locks may have been
+        held by a thread that does not exist here."""
+        self._subscriptions_lock = threading.Lock()
+        self._components_lock = threading.Lock()
+        self._opened_in = os.getpid()
 
     @property
     def closed(self) -> bool:

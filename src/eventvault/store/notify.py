@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import threading
 
-__all__ = ["Notifier", "shared_notifier", "wake_future"]
+__all__ = ["Notifier", "reset_shared_notifiers", "shared_notifier", "wake_future"]
 
 
 class Notifier:
@@ -96,3 +96,11 @@ def shared_notifier(key: str) -> Notifier:
         if notifier is None:
             notifier = _shared[key] = Notifier()
         return notifier
+
+
+def reset_shared_notifiers() -> None:
+    """Forget every shared notifier: called in a forked child, where a lock held by one of the
+    parent's other threads would stay held forever. Stores the child keeps take new ones."""
+    global _shared_lock
+    _shared_lock = threading.Lock()
+    _shared.clear()

@@ -22,7 +22,7 @@ from eventvault.store.postgres._arrays import ADAPTERS
 from eventvault.store.postgres._batch import Row
 from eventvault.store.postgres._errors import is_connection_error, translate, unavailable
 
-__all__ = ["POOL_TIMEOUT", "READ_ATTEMPTS", "Connections"]
+__all__ = ["POOL_TIMEOUT", "READ_ATTEMPTS", "Connections", "read_only_session"]
 
 logger = logging.getLogger("eventvault.postgres")
 
@@ -30,6 +30,11 @@ READ_ATTEMPTS: Final = 4
 """Tries of one read whose connection died (server restart, terminated backend)."""
 POOL_TIMEOUT: Final = 30.0
 """The longest a call waits for a pool connection while the server answers (seconds)."""
+
+
+def read_only_session(conn: psycopg.Connection[Row]) -> None:
+    """Make a session read-only: the server then refuses any write that reaches it."""
+    conn.execute("SET default_transaction_read_only = on")
 
 
 class Connections:
@@ -43,6 +48,7 @@ class Connections:
             the server can be reached.
         name: the pool's name, for psycopg's logs.
         is_closed: whether the store was closed; errors after that are `StoreClosedError`.
+        read_only: every connection's session is read-only.
     """
 
     def __init__(
@@ -54,6 +60,7 @@ class Connections:
         unavailable_timeout: float,
         name: str,
         is_closed: Callable[[], bool],
+        read_only: bool = False,
     ) -> None:
         self.location = location
         self._conninfo = conninfo
@@ -64,6 +71,7 @@ class Connections:
             min_size=1,
             max_size=pool_max,
             kwargs={"autocommit": True, "prepare_threshold": 0, "context": ADAPTERS},
+            configure=read_only_session if read_only else None,
             open=True,
             name=name,
             timeout=POOL_TIMEOUT,

@@ -11,6 +11,7 @@ from psycopg_pool import PoolClosed, PoolTimeout, TooManyRequests
 from eventvault.errors import (
     EventVaultError,
     NotAnEventVaultDatabaseError,
+    ReadOnlyStoreError,
     StorageError,
     StoreClosedError,
     StoreUnavailableError,
@@ -111,6 +112,12 @@ def translate(exc: BaseException, location: str) -> EventVaultError:
         return NotAnEventVaultDatabaseError(
             location,
             f"eventvault's tables are missing ({exc}); create them with: eventvault migrate URL",
+        )
+    if isinstance(exc, pg_errors.ReadOnlySqlTransaction):
+        return ReadOnlyStoreError(
+            location,
+            f"the server runs its sessions read-only (a read-only store, "
+            f"default_transaction_read_only, or a standby): {str(exc).strip()}",
         )
     if isinstance(exc, pg_errors.InsufficientPrivilege):
         return StorageError(f"PostgreSQL at {location!r}: permission denied: {exc}")

@@ -12,11 +12,18 @@ subclassing the classes in a test module::
 
     class TestAppend(AppendContract): ...
 
-Each class holds one area; every test asks only for `store` or `engine`.
+An engine that `connect` does not open (or not only), such as a class of another package,
+passes a `factory` that opens its stores::
+
+    EngineSpec("mine", "store-1", durable=False, multiprocess=False,
+               factory=lambda location, *, max_event_bytes: MyEventStore(...))
+
+Each class holds one area; every test asks only for `store` or `engine`. See
+docs/howto-write-an-engine.md.
 """
 
 from eventvault.testing.contract.appends import AppendContract, BadInputContract
-from eventvault.testing.contract.base import ContractBase, EngineSpec, events
+from eventvault.testing.contract.base import ContractBase, EngineSpec, StoreFactory, events
 from eventvault.testing.contract.cancellation import CancellationContract
 from eventvault.testing.contract.concurrency import (
     ConcurrencyContract,
@@ -66,6 +73,7 @@ __all__ = [
     "ReadContract",
     "SeamContract",
     "StatefulContract",
+    "StoreFactory",
     "SubscriptionContract",
     "events",
 ]
