@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
+from eventvault import errors
 from eventvault.cli.errors import (
     CommandLineError,
     ExitCode,
@@ -95,6 +96,7 @@ ERRORS_AND_CODES: list[tuple[BaseException, int]] = [
     # not found: 4
     (NotFoundError("not found"), 4),
     (StoreNotFoundError("missing.db", "missing.db"), 4),
+    (errors.StoreNotFoundError("missing.db", "missing.db"), 4),
     (StreamNotFoundError("account-1"), 4),
     (AggregateNotFoundError("account-42"), 4),
     (UnknownEventTypeError("Gone", 1, "account-42", 3), 4),

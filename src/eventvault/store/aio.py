@@ -300,6 +300,25 @@ class AsyncEventStore:
         """Whether appends and imports are refused (`connect_async(url, read_only=True)`)."""
         return self.store.read_only
 
+    @property
+    def engine(self) -> str:
+        """See `EventStore.engine`."""
+        return self.store.engine
+
+    @property
+    def embedded(self) -> bool:
+        """See `EventStore.embedded`."""
+        return self.store.embedded
+
+    @property
+    def storage_file(self) -> str | None:
+        """See `EventStore.storage_file`."""
+        return self.store.storage_file
+
+    async def storage_size(self) -> int | None:
+        """See `EventStore.storage_size`; measured in a worker thread."""
+        return await asyncio.to_thread(self.store.storage_size)
+
     async def append_to_stream(
         self,
         stream_name: str,
