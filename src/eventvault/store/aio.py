@@ -1,8 +1,9 @@
 """The async face of a store: the same operations as coroutines and async iterators.
 
 It is a thin layer over the sync store: each call runs the one sync implementation in a worker
-thread (reads a page at a time), and live subscriptions wait for wake-ups on the event loop, not
-in a thread. There is no second copy of any SQL statement or paging rule, and
+thread (reads a page at a time), appends queue for the store's group commit from the event loop
+itself (`EventStore._append_async`), and live subscriptions wait for wake-ups on the event loop,
+not in a thread. There is no second copy of any SQL statement or paging rule, and
 tests/store/test_async_face.py holds its members to the sync ones.
 
 Async iterators are safe to cancel at any `await`: a worker thread cannot be stopped, so what it
@@ -326,14 +327,21 @@ class AsyncEventStore:
         *,
         expected_version: ExpectedVersion,
     ) -> AppendResult:
-        """See `EventStore.append_to_stream`."""
-        return await asyncio.to_thread(
-            self.store.append_to_stream, stream_name, events, expected_version=expected_version
-        )
+        """See `EventStore.append_to_stream`.
+
+        The events are validated and encoded on the event loop, then queued for the store's
+        group commit from the loop itself: concurrent coroutines share commits without a
+        thread each. Cancelling the await stops the waiting, not the append: once queued, it
+        is committed (or refused) all the same.
+        """
+        store = self.store
+        pending = store._prepare_append(stream_name, events, expected_version)
+        return (await store._append_async(pending))[0]
 
     async def append_to_streams(self, appends: Sequence[StreamAppend]) -> list[AppendResult]:
-        """See `EventStore.append_to_streams`."""
-        return await asyncio.to_thread(self.store.append_to_streams, appends)
+        """See `EventStore.append_to_streams`; queued like `append_to_stream`."""
+        store = self.store
+        return await store._append_async(store._prepare_appends(appends))
 
     def read_stream(
         self,

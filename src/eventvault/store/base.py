@@ -8,6 +8,7 @@ export and import are written once here, so every engine behaves the same way.
 from __future__ import annotations
 
 import abc
+import asyncio
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -381,11 +382,33 @@ class EventStore(abc.ABC):
             ReadOnlyStoreError: the store was opened read-only; nothing was written.
             StorageError: the engine failed; the append was not stored.
         """
+        return self._append(self._prepare_append(stream_name, events, expected_version))[0]
+
+    def _prepare_append(
+        self, stream_name: str, events: Sequence[NewEvent], expected_version: ExpectedVersion
+    ) -> list[PendingAppend]:
+        """Check that the store takes appends, and validate and encode one: what both faces of
+        `append_to_stream` do before they hand it to the engine."""
         self._check_open()
         self._check_writable()
         guard_reentry(id(self), self.url)
-        pending = prepare(stream_name, events, expected_version, self.max_event_bytes)
-        return self._append([pending])[0]
+        return [prepare(stream_name, events, expected_version, self.max_event_bytes)]
+
+    def _prepare_appends(self, appends: Sequence[StreamAppend]) -> list[PendingAppend]:
+        """`_prepare_append` for `append_to_streams`."""
+        self._check_open()
+        self._check_writable()
+        guard_reentry(id(self), self.url)
+        return prepare_many(appends, self.max_event_bytes)
+
+    async def _append_async(self, appends: list[PendingAppend]) -> list[AppendResult]:
+        """`_append` for the async face, awaited on the event loop.
+
+        By default it runs `_append` in a worker thread; an engine with a group commit
+        overrides it to queue the appends from the loop itself (`GroupCommitter.submit_async`),
+        so that concurrent coroutines share commits without a thread each.
+        """
+        return await asyncio.to_thread(self._append, appends)
 
     def append_to_streams(self, appends: Sequence[StreamAppend]) -> list[AppendResult]:
         """Append to several streams in one atomic transaction.
@@ -402,11 +425,7 @@ class EventStore(abc.ABC):
             WrongExpectedVersionError: naming the first stream whose version did not match.
             The other errors of `append_to_stream`.
         """
-        self._check_open()
-        self._check_writable()
-        guard_reentry(id(self), self.url)
-        pending = prepare_many(appends, self.max_event_bytes)
-        return self._append(pending)
+        return self._append(self._prepare_appends(appends))
 
     # -- storage beside the events (the seam) ------------------------------------------------
 
