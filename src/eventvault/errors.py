@@ -30,6 +30,7 @@ __all__ = [
     "AggregateDefinitionError",
     "AggregateNotFoundError",
     "AggregateQueryError",
+    "AuthenticationError",
     "BadInputError",
     "ConflictError",
     "CorruptEventError",
@@ -53,8 +54,10 @@ __all__ = [
     "NotAnEventVaultDatabaseError",
     "NotEmptyError",
     "NotFoundError",
+    "NotSupportedError",
     "PayloadTooDeepError",
     "PayloadTooLargeError",
+    "PermissionDeniedError",
     "ReadOnlyStoreError",
     "SchemaVersionError",
     "StorageError",
@@ -822,3 +825,51 @@ class TransactionUsageError(BadInputError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+# -- the server ------------------------------------------------------------------------------
+
+
+class AuthenticationError(BadInputError):
+    """A server asked for a bearer token and the request had none, or one it does not know
+    (never issued, revoked, malformed). Nothing was read or written. HTTP status 401.
+
+    Attributes:
+        reason: what was wrong with the request's credentials.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"not authenticated: {reason}")
+
+
+class PermissionDeniedError(BadInputError):
+    """A server knows the request's token, but the token's scopes or stream rules do not allow
+    the request, or the request tried to set what only the server sets (an event's `actor`).
+    Nothing was read or written. HTTP status 403.
+
+    Attributes:
+        reason: what the token lacks, naming the scope or the stream.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"permission denied: {reason}")
+
+
+class NotSupportedError(BadInputError):
+    """An operation the store API has cannot be carried out by this engine: the HTTP client
+    cannot run a transaction's work (a Python function) on the server, nor migrate or query
+    component tables there.
+
+    Attributes:
+        operation: the operation asked for.
+        engine: the engine that cannot do it.
+        reason: why, and what to do instead.
+    """
+
+    def __init__(self, operation: str, engine: str, reason: str) -> None:
+        self.operation = operation
+        self.engine = engine
+        self.reason = reason
+        super().__init__(f"{operation} is not supported by the {engine} engine: {reason}")
