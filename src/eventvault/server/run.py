@@ -50,7 +50,7 @@ class _Server(uvicorn.Server):
         for server in self.servers:
             for bound in server.sockets:
                 host, port = bound.getsockname()[:2]
-                logger.warning(
+                logger.info(
                     "eventvault serves %s (%s engine%s) on http://%s:%d",
                     mask_url(self._url),
                     self._store.engine,
