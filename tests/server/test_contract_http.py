@@ -24,6 +24,7 @@ from eventvault.testing.contract import (
     BadInputContract,
     CancellationContract,
     ConcurrencyContract,
+    ContractBase,
     CrashContract,
     HashChainContract,
     IdempotencyContract,
@@ -99,11 +100,12 @@ class TestCancellation(CancellationContract):
     pass
 
 
+@pytest.mark.slow
 class TestStateful(StatefulContract):
     pass
 
 
-class TestSeamRefused:
+class TestSeamRefused(ContractBase):
     def test_every_seam_operation_is_refused_naming_it(self, store: EventStore) -> None:
         calls: dict[str, Callable[[], object]] = {
             "use": lambda: store.use(COUNTS),

@@ -8,9 +8,10 @@ elsewhere or later, resuming with `Last-Event-ID`), and closes the store.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import FrameType
 from typing import Final
 
@@ -58,6 +59,14 @@ class _Server(uvicorn.Server):
                     host,
                     port,
                 )
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn raises the signal again once it has shut down, so that the process dies of
+        # it; a server that stopped as asked exits with status 0 instead.
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._loop is not None and not self.should_exit:
