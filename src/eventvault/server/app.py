@@ -440,6 +440,7 @@ def create_app(
 
     def read_log(principal: Principal, query: LogQuery) -> Awaitable[Response]:
         principal.require_prefix("read", query.stream_prefix)
+        _heartbeat(settings, query.heartbeat)  # a read has no use for it, but checks it
         unfiltered = (
             query.event_types is None and query.stream_prefix is None and not query.backwards
         )

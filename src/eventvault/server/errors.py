@@ -152,6 +152,16 @@ def _describe_validation(error: RequestValidationError) -> str:
     return "; ".join(parts) or "the request is malformed"
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    path = request.scope.get("path", "")
+    methods: set[str] = set()
+    for route in request.app.routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path):
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods - {"HEAD"})
+
+
 def install_handlers(app: FastAPI) -> None:
     """Make every failure of `app` a problem detail: eventvault errors by `STATUSES`, the
     framework's own (unknown route, wrong method, malformed parameter) by their status, and any
@@ -168,9 +178,16 @@ def install_handlers(app: FastAPI) -> None:
         detail = (
             error.detail if isinstance(error.detail, str) else HTTPStatus(error.status_code).phrase
         )
+        headers = dict(error.headers or {})
         if error.status_code == HTTPStatus.NOT_FOUND and detail == "Not Found":
             detail = f"no resource at {request.url.path}; the API is described at /openapi.json"
-        return _http_problem(error.status_code, detail, dict(error.headers or {}))
+        if error.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
+            # Routing stops at the first route whose path matches; a path served by several
+            # routes (GET and POST of a stream) allows the methods of them all.
+            allowed = _allowed_methods(request)
+            headers["allow"] = ", ".join(allowed)
+            detail = f"{request.method} is not allowed here; allowed: {', '.join(allowed)}"
+        return _http_problem(error.status_code, detail, headers)
 
     async def on_validation_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, RequestValidationError)
