@@ -25,7 +25,7 @@ from typing import Any, Final, Literal, TypeAlias
 
 from eventvault.errors import (
     DuplicateEventIdError,
-    InvalidEventError,
+    InvalidArgumentError,
     TransactionUsageError,
     WrongExpectedVersionError,
 )
@@ -85,7 +85,7 @@ class Component:
             A component offers every dialect (`sqlite` and `postgresql`).
 
     Raises:
-        InvalidEventError: a bad name, a missing dialect, or versions that are not 1, 2, ...
+        InvalidArgumentError: a bad name, a missing dialect, or versions that are not 1, 2, ...
     """
 
     name: str
@@ -93,23 +93,30 @@ class Component:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _COMPONENT_NAME.fullmatch(self.name):
-            raise InvalidEventError(
-                f"a component name is a lower-case identifier of at most 63 characters, not "
-                f"{self.name!r}"
+            raise InvalidArgumentError(
+                "name",
+                self.name,
+                f"must be a lower-case identifier of at most 63 characters, not {self.name!r}",
             )
         if self.name == CORE_COMPONENT:
-            raise InvalidEventError(f"the component name {CORE_COMPONENT!r} is the store's own")
+            raise InvalidArgumentError(
+                "name", self.name, f"{CORE_COMPONENT!r} is the store's own tables' name"
+            )
         for dialect in DIALECTS:
             versions = [m.version for m in self.migrations.get(dialect, ())]
             if not versions or versions != list(range(1, len(versions) + 1)):
-                raise InvalidEventError(
-                    f"component {self.name!r}: the {dialect} migrations must be versions 1, 2, "
-                    f"... without gaps, not {versions}"
+                raise InvalidArgumentError(
+                    "migrations",
+                    versions,
+                    f"of component {self.name!r} for {dialect} must be versions 1, 2, ... "
+                    f"without gaps, not {versions}",
                 )
         counts = {len(self.migrations[dialect]) for dialect in DIALECTS}
         if len(counts) != 1:
-            raise InvalidEventError(
-                f"component {self.name!r}: every dialect needs the same versions"
+            raise InvalidArgumentError(
+                "migrations",
+                sorted(counts),
+                f"of component {self.name!r}: every dialect needs the same versions",
             )
 
     @property
@@ -178,12 +185,14 @@ def register_component(component: Component) -> Component:
         The component, so that a module can write `SNAPSHOTS = register_component(...)`.
 
     Raises:
-        InvalidEventError: another component is registered under the same name.
+        InvalidArgumentError: another component is registered under the same name.
     """
     with _registry_lock:
         existing = _registry.get(component.name)
         if existing is not None and existing != component:
-            raise InvalidEventError(f"another component is registered as {component.name!r}")
+            raise InvalidArgumentError(
+                "component", component.name, f"{component.name!r}: another one has that name"
+            )
         _registry[component.name] = component
     return component
 
