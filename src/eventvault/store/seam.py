@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
-from typing import Any, Final, Literal, TypeAlias
+from typing import Any, Final, Literal, TypeAlias, TypeVar
 
 from eventvault.errors import (
     DuplicateEventIdError,
@@ -56,6 +56,7 @@ SQLRow: TypeAlias = tuple[Any, ...]
 """A row of a component table, its values as the database driver gives them."""
 CORE_COMPONENT: Final = "eventvault"
 """The name under which the store's own tables (the log) are versioned."""
+_T = TypeVar("_T")
 _COMPONENT_NAME: Final = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _SCHEMA_MARK: Final = "{schema}"
 
@@ -250,18 +251,22 @@ class Transaction(abc.ABC):
                 "rolled back: let the error propagate out of the work"
             )
 
+    def _step(self, step: Callable[[], _T]) -> _T:
+        """Run one step of the transaction; a failure ends the transaction."""
+        self._usable()
+        try:
+            return step()
+        except BaseException as exc:
+            self._failure = exc
+            raise
+
     def fetch(self, statement: str, params: Sequence[object] = ()) -> list[SQLRow]:
         """Run a query and return its rows.
 
         Raises:
             StorageError: the statement failed; the transaction will be rolled back.
         """
-        self._usable()
-        try:
-            return self._fetch(statement, params)
-        except BaseException as exc:
-            self._failure = exc
-            raise
+        return self._step(lambda: self._fetch(statement, params))
 
     def execute(self, statement: str, params: Sequence[object] = ()) -> int:
         """Run a statement that writes; returns how many rows it changed.
@@ -269,12 +274,7 @@ class Transaction(abc.ABC):
         Raises:
             StorageError: the statement failed; the transaction will be rolled back.
         """
-        self._usable()
-        try:
-            return self._execute(statement, params)
-        except BaseException as exc:
-            self._failure = exc
-            raise
+        return self._step(lambda: self._execute(statement, params))
 
     def execute_many(self, statement: str, params: Sequence[Sequence[object]]) -> int:
         """Run a statement once per parameter row; returns how many rows it changed in all.
@@ -282,12 +282,7 @@ class Transaction(abc.ABC):
         Raises:
             StorageError: the statement failed; the transaction will be rolled back.
         """
-        self._usable()
-        try:
-            return self._execute_many(statement, params)
-        except BaseException as exc:
-            self._failure = exc
-            raise
+        return self._step(lambda: self._execute_many(statement, params))
 
     def get_stream_version(self, stream_name: str) -> int | None:
         """The version of a stream as this transaction sees it (its own appends included).
@@ -297,11 +292,7 @@ class Transaction(abc.ABC):
         """
         self._usable()
         validate_stream_name(stream_name)
-        try:
-            return self._stream_version(stream_name)
-        except BaseException as exc:
-            self._failure = exc
-            raise
+        return self._step(lambda: self._stream_version(stream_name))
 
     def append_to_stream(
         self,
