@@ -7,6 +7,7 @@ from eventvault.testing.contract import (
     ConcurrencyContract,
     CrashContract,
     HashChainContract,
+    HostileNamesContract,
     IdempotencyContract,
     ImportContract,
     NestingContract,
@@ -35,6 +36,10 @@ class TestRead(ReadContract):
 
 
 class TestHashChain(HashChainContract):
+    pass
+
+
+class TestHostileNames(HostileNamesContract):
     pass
 
 
