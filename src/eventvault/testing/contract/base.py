@@ -9,7 +9,7 @@ import pytest
 
 from eventvault import EventStore, NewEvent, connect
 
-__all__ = ["ContractBase", "EngineSpec", "events"]
+__all__ = ["ContractBase", "EngineSpec", "events", "shared_storage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +58,15 @@ class ContractBase:
             yield store
         finally:
             store.close()
+
+
+def shared_storage(engine: EngineSpec) -> None:
+    """Skip the test unless several processes may open the engine's storage; create that
+    storage, so that the processes the test starts next do not race to create it."""
+    if not engine.multiprocess:
+        pytest.skip(f"{engine.name} lives in one process")
+    with engine.open():
+        pass
 
 
 def events(count: int, event_type: str = "Happened", **data: object) -> list[NewEvent]:

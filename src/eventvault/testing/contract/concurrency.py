@@ -31,7 +31,7 @@ from eventvault.export import copy_events, load_export, write_export
 from eventvault.serialization import GENESIS_HASH, raw_event_hash, verify_chain
 from eventvault.store.base import DEFAULT_PAGE_SIZE
 from eventvault.testing._workers import resent_batch
-from eventvault.testing.contract.base import ContractBase, EngineSpec, events
+from eventvault.testing.contract.base import ContractBase, EngineSpec, events, shared_storage
 
 __all__ = ["ConcurrencyContract", "CrashContract", "ImportContract"]
 
@@ -94,10 +94,7 @@ class ConcurrencyContract(ContractBase):
     def test_processes_racing_on_one_stream_win_each_version_exactly_once(
         self, engine: EngineSpec
     ) -> None:
-        if not engine.multiprocess:
-            pytest.skip(f"{engine.name} lives in one process")
-        with engine.open():
-            pass  # create the storage before the children race to
+        shared_storage(engine)
         children = [_worker("race", engine.url, "race-1", "25", f"p{n}") for n in range(8)]
         wins: list[tuple[str, int, int]] = []
         for child in children:
@@ -157,10 +154,7 @@ class ConcurrencyContract(ContractBase):
     ) -> None:
         # Clients retrying one request through several processes and threads: every copy of
         # each append gets its original result, whichever copy landed first.
-        if not engine.multiprocess:
-            pytest.skip(f"{engine.name} lives in one process")
-        with engine.open():
-            pass
+        shared_storage(engine)
         seed, rounds = uuid.uuid4(), 5
         senders = [
             _worker("resend", engine.url, "pay-1", str(seed), str(rounds), "3", stdin=True)
