@@ -151,6 +151,12 @@ def _foreign_store_hint(exc: BaseException) -> str | None:
         return None
     if str(getattr(exc, "location", "")).startswith(("postgresql:", "postgres:")):
         return None
+    # SQLite's SQLITE_CORRUPT: a database whose pages were damaged, most likely a store.
+    if "malformed" in str(getattr(exc, "reason", "")):
+        return (
+            "the file is damaged: restore the store from a backup (`eventvault import`); "
+            "keep the damaged file until then"
+        )
     return "check --url: the file belongs to another application"
 
 

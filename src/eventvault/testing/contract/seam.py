@@ -30,7 +30,7 @@ from eventvault.errors import (
 )
 from eventvault.serialization import verify_chain
 from eventvault.store.seam import Component, Dialect, Migration, Transaction
-from eventvault.testing.contract.base import ContractBase, EngineSpec
+from eventvault.testing.contract.base import ContractBase, EngineSpec, shared_storage
 
 __all__ = ["COUNTS", "COUNT_QUERY", "SeamContract", "bump", "count_of"]
 
@@ -142,10 +142,7 @@ class SeamContract(ContractBase):
     def test_processes_migrating_one_store_at_once_apply_each_version_once(
         self, engine: EngineSpec
     ) -> None:
-        if not engine.multiprocess:
-            pytest.skip(f"{engine.name} lives in one process")
-        with engine.open():
-            pass
+        shared_storage(engine)
         children = [
             subprocess.Popen(
                 [
