@@ -8,6 +8,7 @@ code that catches those keeps working.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 __all__ = [
@@ -22,9 +23,11 @@ __all__ = [
     "ExportFormatError",
     "HashChainError",
     "ImportFileError",
+    "IncompatibleSchemaError",
     "IncompleteExportError",
     "InvalidEventError",
     "InvalidExpectedVersionError",
+    "InvalidSchemaError",
     "InvalidStreamNameError",
     "InvalidURLError",
     "MigrationRequiredError",
@@ -32,13 +35,20 @@ __all__ = [
     "NotAnEventVaultDatabaseError",
     "NotEmptyError",
     "PayloadTooLargeError",
+    "RegistryChangeConflictError",
+    "SchemaRegistrationError",
+    "SchemaRegistryError",
+    "SchemaSupportMissingError",
+    "SchemaValidationError",
     "SchemaVersionError",
     "StorageError",
     "StoreClosedError",
     "TransactionUsageError",
     "UnknownEventTypeError",
     "UnregisteredEventError",
+    "UnregisteredSchemaError",
     "UnverifiableExportError",
+    "UpcasterError",
     "WrongExpectedVersionError",
 ]
 
@@ -559,3 +569,192 @@ class TransactionUsageError(EventVaultError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+# -- the schema registry ---------------------------------------------------------------------
+# Bad input for now: they derive from InvalidEventError until the error tiers land.
+
+
+class SchemaRegistryError(InvalidEventError):
+    """The root of the schema registry's errors: a schema, a registration, an upcaster or an
+    append that the registry refuses. Nothing was changed.
+
+    Attributes:
+        reason: what is wrong, with the values involved.
+    """
+
+
+class InvalidSchemaError(SchemaRegistryError):
+    """A JSON Schema cannot be registered: not JSON, not a draft 2020-12 schema, not an object
+    schema, or a `$ref` to something outside the document.
+
+    Attributes:
+        event_type: the type the schema was meant for, or None.
+        path: the JSON Pointer of the part at fault inside the schema (`""`: the whole).
+        reason: what is wrong.
+    """
+
+    def __init__(self, event_type: str | None, path: str, reason: str) -> None:
+        self.event_type = event_type
+        self.path = path
+        where = f" at {path}" if path else ""
+        subject = f"the schema of {event_type!r}" if event_type is not None else "the schema"
+        super().__init__(f"{subject} is not usable{where}: {reason}")
+        self.reason = reason
+
+
+class IncompatibleSchemaError(SchemaRegistryError):
+    """A new version of a type's schema breaks the type's compatibility mode.
+
+    Attributes:
+        event_type: the type.
+        version: the version that was to be registered.
+        mode: the type's compatibility mode (`BACKWARD`, ...).
+        changes: every breaking change, each with the version it breaks against, the JSON path
+            in the schema and the rule (`eventvault.schema.BreakingChange`).
+    """
+
+    def __init__(self, event_type: str, version: int, mode: str, changes: Sequence[object]) -> None:
+        self.event_type = event_type
+        self.version = version
+        self.mode = mode
+        self.changes = list(changes)
+        lines = "".join(f"\n  {change}" for change in self.changes)
+        super().__init__(
+            f"version {version} of {event_type!r} breaks its compatibility mode {mode} with "
+            f"{len(self.changes)} change{'' if len(self.changes) == 1 else 's'}:{lines}"
+        )
+
+
+class SchemaRegistrationError(SchemaRegistryError):
+    """A registry change cannot be made as asked: a type name or version out of range, a
+    version already registered with another schema, a mode or setting that does not exist.
+
+    Attributes:
+        event_type: the type, or None for a store-wide setting.
+        reason: what is wrong.
+    """
+
+    def __init__(self, event_type: str | None, reason: str) -> None:
+        self.event_type = event_type
+        subject = f"{event_type!r}: " if event_type is not None else ""
+        super().__init__(f"{subject}{reason}")
+        self.reason = reason
+
+
+class RegistryChangeConflictError(SchemaRegistrationError):
+    """Another process changed the registry at the same moment, and this change no longer
+    applies to what it found (the version it meant to register was taken meanwhile).
+
+    Attributes:
+        event_type: the type.
+        reason: what the other change did.
+    """
+
+
+class SchemaValidationError(SchemaRegistryError):
+    """An appended event's data does not match the schema of its type and version; nothing of
+    the append was written.
+
+    Attributes:
+        index: the event's index within its stream's append (0-based).
+        stream_name: the stream the append was for.
+        event_type: the event's type.
+        schema_version: the event's schema version.
+        errors: (JSON Pointer into the data, reason) for each violation, in document order.
+    """
+
+    def __init__(
+        self,
+        stream_name: str,
+        index: int,
+        event_type: str,
+        schema_version: int,
+        errors: Sequence[tuple[str, str]],
+    ) -> None:
+        self.stream_name = stream_name
+        self.event_type = event_type
+        self.schema_version = schema_version
+        self.errors = list(errors)
+        shown = "; ".join(f"{path or '/'}: {reason}" for path, reason in self.errors[:5])
+        more = f" (and {len(self.errors) - 5} more)" if len(self.errors) > 5 else ""
+        super().__init__(
+            f"stream {stream_name!r}: data of {event_type!r} version {schema_version} does not "
+            f"match its schema: {shown}{more}",
+            index=index,
+        )
+
+
+class UnregisteredSchemaError(SchemaRegistryError):
+    """An appended event names a type or a schema version the registry does not hold, where
+    the store refuses such events; nothing of the append was written.
+
+    Attributes:
+        index: the event's index within its stream's append (0-based).
+        stream_name: the stream the append was for.
+        event_type: the event's type.
+        schema_version: the event's schema version.
+        registered: the versions registered for the type (empty: the type is unregistered).
+    """
+
+    def __init__(
+        self,
+        stream_name: str,
+        index: int,
+        event_type: str,
+        schema_version: int,
+        registered: Sequence[int],
+    ) -> None:
+        self.stream_name = stream_name
+        self.event_type = event_type
+        self.schema_version = schema_version
+        self.registered = list(registered)
+        if self.registered:
+            reason = (
+                f"{event_type!r} has no schema version {schema_version} (registered: "
+                f"{_describe_versions(self.registered)}); register it first"
+            )
+        else:
+            reason = (
+                f"{event_type!r} has no registered schema and this store refuses unregistered "
+                "types (register one, or `eventvault schema unregistered allow`)"
+            )
+        super().__init__(f"stream {stream_name!r}: {reason}", index=index)
+
+
+def _describe_versions(versions: Sequence[int]) -> str:
+    ordered = sorted(versions)
+    if ordered == list(range(ordered[0], ordered[-1] + 1)) and len(ordered) > 2:
+        return f"{ordered[0]} to {ordered[-1]}"
+    return ", ".join(str(version) for version in ordered)
+
+
+class UpcasterError(SchemaRegistryError):
+    """An upcaster cannot be registered: a gap in its type's chain, a version that is not
+    registered, or an example whose upcast output fails the next version's schema.
+
+    Attributes:
+        event_type: the type.
+        from_version: the version the upcaster reads.
+        reason: what is wrong, with the example's index and the JSON path where there is one.
+    """
+
+    def __init__(self, event_type: str, from_version: int, reason: str) -> None:
+        self.event_type = event_type
+        self.from_version = from_version
+        super().__init__(f"upcaster of {event_type!r} from version {from_version}: {reason}")
+        self.reason = reason
+
+
+class SchemaSupportMissingError(EventVaultError, ImportError):
+    """Validating JSON Schemas needs the `jsonschema-rs` package, which is not installed.
+
+    Attributes:
+        reason: what needed it.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(
+            f"{reason} needs the jsonschema-rs package: pip install 'eventvault[schema]'"
+        )

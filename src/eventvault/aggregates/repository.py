@@ -28,9 +28,10 @@ from eventvault.aggregates.errors import (
     UnknownEventTypeError,
     UnregisteredEventError,
 )
-from eventvault.aggregates.registry import EventRegistry
+from eventvault.aggregates.registry import EventRegistry, EventType
 from eventvault.aggregates.snapshots import Snapshot, SnapshotStore, snapshot_store_for
 from eventvault.errors import EventVaultError, StorageError, WrongExpectedVersionError
+from eventvault.schema.upcasting import UpcastChain
 from eventvault.serialization import from_micros, to_micros
 from eventvault.store.base import EventStore
 from eventvault.types import (
@@ -143,16 +144,37 @@ class Repository(Generic[A]):
         self.snapshot_store = snapshot_store
         self.snapshot_failures = 0
         self._failures_lock = threading.Lock()
-        # Each stored (name, version) the aggregate handles, mapped to its class and handler.
-        handlers = aggregate_type.handlers
-        self._table: dict[tuple[str, int], tuple[Callable[[bytes], Any], Handler]] = {
+        self._table = self._decoding_table()
+        self._generation = registry.generation
+
+    def _decoding_table(self) -> dict[tuple[str, int], tuple[Callable[[bytes], Any], Handler]]:
+        """Each stored (name, version) the aggregate handles, mapped to a decoder of its payload
+        and the handler: the registered classes, and the older versions that the registry's
+        upcasters turn into one of them."""
+        handlers = self.aggregate_type.handlers
+        table: dict[tuple[str, int], tuple[Callable[[bytes], Any], Handler]] = {
             (entry.name, entry.version): (
                 msgspec.json.Decoder(entry.cls).decode,
                 handlers[entry.cls],
             )
-            for entry in registry
+            for entry in self.registry
             if entry.cls in handlers
         }
+        chain = self.registry.upcasts
+        if chain is not None:
+            for event_type, target in chain.targets.items():
+                cls = self.registry.class_for(event_type, target)
+                if cls is None or cls not in handlers:
+                    continue
+                for version in range(1, target):
+                    if chain.covers(event_type, version):
+                        table[(event_type, version)] = (
+                            _upcasting_decoder(
+                                chain, event_type, version, self.registry.type_of(cls)
+                            ),
+                            handlers[cls],
+                        )
+        return table
 
     def _undecodable(
         self, recorded: PayloadEvent, stream_name: str, exc: msgspec.DecodeError
@@ -304,6 +326,9 @@ class Repository(Generic[A]):
         stream_name: str,
     ) -> None:
         """Apply stored events to an aggregate: the hot loop of every load."""
+        if self._generation != self.registry.generation:
+            self._table = self._decoding_table()
+            self._generation = self.registry.generation
         table = self._table
         as_of_us = None if as_of is None else to_micros(as_of)
         position = aggregate.version
@@ -535,6 +560,26 @@ class Repository(Generic[A]):
 
     def __repr__(self) -> str:
         return f"<Repository of {self.aggregate_type.__qualname__} in {self.store.url!r}>"
+
+
+_decode_object = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+def _upcasting_decoder(
+    chain: UpcastChain, event_type: str, version: int, target: EventType
+) -> Callable[[bytes], Any]:
+    """A decoder of a stored payload of an older version into the newest class: decode it,
+    upcast it, convert it. A payload that does not fit raises `msgspec.ValidationError`, a
+    `DecodeError`, as a plain decoder does."""
+    upcast = chain.upcast
+    convert = msgspec.convert
+    cls, str_keys = target.cls, target.str_keys
+
+    def decode(raw: bytes) -> Any:
+        _, data = upcast(event_type, version, _decode_object(raw))
+        return convert(data, type=cls, str_keys=str_keys)
+
+    return decode
 
 
 def _expected(aggregate: Aggregate[Any]) -> ExpectedVersion:
