@@ -283,19 +283,27 @@ class ExportFormatError(ImportFileError):
 
 
 class NotEmptyError(EventVaultError):
-    """An import or copy targets a store that already holds events.
+    """An import or copy targets a store that already holds events, or a schema registry.
 
     Attributes:
         url: the target store.
-        head_position: the global position of the target's last event (at least 1).
+        head_position: the global position of the target's last event (0 when only its
+            registry is not empty).
+        registry_changes: the changes its schema registry holds (0 when its log is not empty).
     """
 
-    def __init__(self, url: str, head_position: int) -> None:
+    def __init__(self, url: str, head_position: int, *, registry_changes: int = 0) -> None:
         self.url = url
         self.head_position = head_position
+        self.registry_changes = registry_changes
+        holds = (
+            f"its schema registry holds {registry_changes} changes"
+            if registry_changes
+            else f"its log reaches position {head_position}"
+        )
         super().__init__(
-            f"target store {url!r} is not empty (its log reaches position {head_position}); "
-            "import and copy only write into an empty store"
+            f"target store {url!r} is not empty ({holds}); import and copy only write into an "
+            "empty store"
         )
 
 

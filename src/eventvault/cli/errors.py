@@ -28,6 +28,7 @@ from eventvault.errors import (
     ExportFormatError,
     HashChainError,
     ImportFileError,
+    IncompatibleSchemaError,
     IncompleteExportError,
     InvalidEventError,
     InvalidExpectedVersionError,
@@ -37,9 +38,14 @@ from eventvault.errors import (
     NotAnEventVaultDatabaseError,
     NotEmptyError,
     PayloadTooLargeError,
+    RegistryChangeConflictError,
+    SchemaSupportMissingError,
+    SchemaValidationError,
     SchemaVersionError,
     StorageError,
+    UnregisteredSchemaError,
     UnverifiableExportError,
+    UpcasterError,
     WrongExpectedVersionError,
 )
 
@@ -125,6 +131,8 @@ class ExitCode(enum.IntEnum):
 
 EXIT_CODES: Final[tuple[tuple[type[BaseException], ExitCode], ...]] = (
     (CommandLineError, ExitCode.BAD_INPUT),
+    (RegistryChangeConflictError, ExitCode.CONFLICT),
+    (IncompatibleSchemaError, ExitCode.INCOMPATIBLE),
     (InvalidStreamNameError, ExitCode.BAD_INPUT),
     (InvalidEventError, ExitCode.BAD_INPUT),
     (InvalidExpectedVersionError, ExitCode.BAD_INPUT),
@@ -183,6 +191,27 @@ _HINTS: Final[
 ] = (
     (InvalidURLError, _url_hint),
     (PayloadTooLargeError, "`eventvault append --max-event-bytes N` raises the limit"),
+    (
+        SchemaValidationError,
+        "`eventvault schema show TYPE VERSION` prints the schema the data must match",
+    ),
+    (
+        UnregisteredSchemaError,
+        "`eventvault schema list` shows what is registered; `eventvault schema register TYPE "
+        "FILE` adds a schema",
+    ),
+    (
+        IncompatibleSchemaError,
+        "register it under a new event type, make the change compatible, or set the type's "
+        "mode with `eventvault schema mode TYPE MODE` (an upcaster then bridges the versions)",
+    ),
+    (
+        RegistryChangeConflictError,
+        "another process changed the registry at the same moment: `eventvault schema list`, "
+        "then retry",
+    ),
+    (UpcasterError, "fix the upcaster or its examples; nothing was registered"),
+    (SchemaSupportMissingError, "pip install 'eventvault[schema]'"),
     (
         WrongExpectedVersionError,
         "see the stream's version with `eventvault read STREAM --backwards --limit 1`, "

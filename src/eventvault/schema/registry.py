@@ -25,6 +25,7 @@ import msgspec
 
 from eventvault.errors import (
     IncompatibleSchemaError,
+    NotEmptyError,
     RegistryChangeConflictError,
     SchemaRegistrationError,
     StorageError,
@@ -67,6 +68,7 @@ __all__ = [
     "SchemaRegistry",
     "SyncReport",
     "default_actor",
+    "read_history",
 ]
 
 SCHEMAS: Final = register_component(
@@ -192,6 +194,13 @@ class SyncReport:
     upcasters: int
 
 
+def read_history(store: EventStore) -> list[RegistryChange]:
+    """Every change of a store's registry, oldest first, read from its table (which must
+    exist)."""
+    rows = store.query(_STATEMENTS[store.dialect].history, (0,))
+    return [_change_from_row(row) for row in rows]
+
+
 def _change_from_row(row: SQLRow) -> RegistryChange:
     change_id, changed_at, changed_by, action, event_type, version, value = row
     return RegistryChange(
@@ -303,8 +312,7 @@ class SchemaRegistry:
 
     def history(self, event_type: str | None = None) -> list[RegistryChange]:
         """Every change of the registry, oldest first; only those of one type if named."""
-        rows = self.store.query(self._sql.history, (0,))
-        changes = [_change_from_row(row) for row in rows]
+        changes = read_history(self.store)
         if event_type is not None:
             changes = [change for change in changes if change.event_type == event_type]
         return changes
@@ -575,6 +583,41 @@ class SchemaRegistry:
         self.store.set_append_validator(self._enforcer)
 
     # -- inside a change ---------------------------------------------------------------------
+
+    def import_history(self, changes: Sequence[RegistryChange]) -> int:
+        """Replay another store's registry history into this one, whose registry is empty, in
+        one transaction (`eventvault import` and `copy` do this).
+
+        Every change is checked first, as the registry would have made it (numbers 1, 2, ...
+        without gaps, versions in order, every schema usable): an edited history is refused
+        and nothing is written.
+
+        Args:
+            changes: the history, oldest first.
+
+        Returns:
+            The number of changes imported.
+
+        Raises:
+            ImportFileError: a change is out of order or not one the registry could have made.
+            NotEmptyError: this registry holds changes.
+        """
+        state = RegistryState()
+        for change in changes:
+            state.apply(change)
+        rows = [_row_from_change(change) for change in changes]
+        url = self.store.url
+
+        def work(tx: Transaction) -> None:
+            found = self._locked_state(tx)
+            if found.last_change:
+                raise NotEmptyError(url, 0, registry_changes=found.last_change)
+            if rows:
+                tx.execute_many(self._sql.insert, rows)
+
+        self._change(work, None)
+        self._enforcer.forget()
+        return len(rows)
 
     def _locked_state(self, tx: Transaction) -> RegistryState:
         """The registry inside a change's transaction, read after taking the lock that

@@ -44,8 +44,11 @@ DEFAULT_MODE: Final = Mode.BACKWARD
 MAX_TYPE_NAME_LENGTH: Final = 200
 
 
-class RegistryChange(msgspec.Struct, frozen=True, kw_only=True):
-    """One change of the registry, as the history table and an export file hold it.
+class RegistryChange(
+    msgspec.Struct, frozen=True, kw_only=True, tag_field="record", tag="registry_change"
+):
+    """One change of the registry, as the history table and an export file hold it (where
+    its line carries `"record": "registry_change"`).
 
     Attributes:
         change_id: its number: 1 for a registry's first change, then 2, 3, ... without gaps.
