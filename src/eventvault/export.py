@@ -123,7 +123,9 @@ class ExportSummary:
 
 _encoder = msgspec.json.Encoder()
 _event_decoder = msgspec.json.Decoder(RawEvent)
-_record_decoder = msgspec.json.Decoder(ExportHeader | ExportEnd | RegistryChange)
+_record_decoder: msgspec.json.Decoder[ExportHeader | ExportEnd | RegistryChange] = (
+    msgspec.json.Decoder(ExportHeader | ExportEnd | RegistryChange)
+)
 
 
 def _eventvault_version() -> str:
