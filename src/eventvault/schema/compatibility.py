@@ -1190,7 +1190,10 @@ def _property_added(
     # Only the writer's content model matters: it decides what old data may hold.
     required = name in _required(update)
     if _open_object(original):
-        if _is_empty(schema):
+        # Required first: old data may lack the property, whatever its schema accepts (here
+        # eventvault is stricter than Confluent, which calls a required property with an empty
+        # schema compatible).
+        if _is_empty(schema) and not required:
             context.add(where, Change.PROPERTY_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL)
         elif required:
             context.add(
