@@ -330,7 +330,7 @@ def _relative(draw: st.DrawFn, leaf: dict[str, Any]) -> dict[str, Any]:
 
 @st.composite
 def object_schemas(draw: st.DrawFn) -> dict[str, Any]:
-    names = draw(st.lists(st.sampled_from(KEYS), unique=True, max_size=3))
+    names = draw(st.lists(st.sampled_from(KEYS), unique=True, min_size=1, max_size=2))
     properties = {name: draw(st.sampled_from(LEAVES)) for name in names}
     required = draw(st.lists(st.sampled_from(names), unique=True)) if names else []
     return obj(properties, tuple(required), closed=draw(st.booleans()))
@@ -344,9 +344,11 @@ def schema_pairs(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
     properties = dict(old["properties"])
     required = set(old.get("required", []))
     closed = "additionalProperties" in old
-    for _ in range(draw(st.integers(1, 3))):
-        name = draw(st.sampled_from(KEYS))
-        action = draw(st.sampled_from(["retype", "add-or-remove", "require", "open"]))
+    for _ in range(draw(st.integers(1, 2))):
+        name = draw(st.sampled_from(sorted(properties) or KEYS))
+        action = draw(
+            st.sampled_from(["retype", "retype", "retype", "add-or-remove", "require", "open"])
+        )
         if action == "retype" and name in properties:
             properties[name] = _relative(draw, properties[name])
         elif action in ("retype", "add-or-remove") and name not in properties:
@@ -375,7 +377,7 @@ def test_a_schema_is_compatible_with_itself_in_every_mode(schema: dict[str, Any]
         assert breaking_changes(mode, schema, [(1, schema)]) == []
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
 @given(pair=schema_pairs(), documents=documents)
 def test_backward_compatible_means_every_document_valid_under_the_old_schema_is_valid_under_the_new(
     pair: tuple[dict[str, Any], dict[str, Any]], documents: list[dict[str, Any]]
@@ -389,7 +391,7 @@ def test_backward_compatible_means_every_document_valid_under_the_old_schema_is_
             assert reads.is_valid(document), (old, new, document)
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
 @given(pair=schema_pairs(), documents=documents)
 def test_forward_compatible_means_every_document_valid_under_the_new_schema_is_valid_under_the_old(
     pair: tuple[dict[str, Any], dict[str, Any]], documents: list[dict[str, Any]]
