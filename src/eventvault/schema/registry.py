@@ -571,7 +571,7 @@ class SchemaRegistry:
 
     # -- enforcing ---------------------------------------------------------------------------
 
-    def enforce(self) -> None:
+    def enforce(self, *, refresh_seconds: float = 1.0) -> None:
         """Validate every append of the store object against the registry from now on.
 
         An event of a registered type must name a registered version and match its schema;
@@ -579,7 +579,21 @@ class SchemaRegistry:
         (`set_unregistered`). A refused event fails its whole append; nothing is written. It
         holds for this store object (every producer that opens the store enforces for itself:
         the CLI does so whenever the store has a registry).
+
+        Args:
+            refresh_seconds: how long a type found without a schema (and allowed) is taken to
+                have none before the registry is read again for it: a type registered by
+                another process is enforced here at most this long after. Versions and types
+                this process registers are enforced at once.
+
+        Raises:
+            SchemaRegistrationError: `refresh_seconds` is negative.
         """
+        if not isinstance(refresh_seconds, (int, float)) or refresh_seconds < 0:
+            raise SchemaRegistrationError(
+                None, f"refresh_seconds must be a number >= 0, not {refresh_seconds!r}"
+            )
+        self._enforcer = SchemaEnforcer(self.state, float(refresh_seconds))
         self.store.set_append_validator(self._enforcer)
 
     # -- inside a change ---------------------------------------------------------------------
