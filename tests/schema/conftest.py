@@ -21,7 +21,9 @@ ENGINES = ["memory", "sqlite-file", "sqlite-memory", "postgres"]
 def _skip_without_postgres() -> None:
     if POSTGRES_URL is None:
         if os.environ.get("EVENTVAULT_REQUIRE_POSTGRES"):
-            pytest.fail("EVENTVAULT_REQUIRE_POSTGRES is set but EVENTVAULT_TEST_POSTGRES_URL is not")
+            pytest.fail(
+                "EVENTVAULT_REQUIRE_POSTGRES is set but EVENTVAULT_TEST_POSTGRES_URL is not"
+            )
         pytest.skip("set EVENTVAULT_TEST_POSTGRES_URL to run the registry on PostgreSQL")
 
 

@@ -364,7 +364,9 @@ def schema_pairs(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
     return old, new
 
 
-VALUES = st.sampled_from([None, True, 0, -1, 7, 2.5, "x", "y", "abcdef", []])
+VALUES: st.SearchStrategy[object] = st.sampled_from(
+    [None, True, 0, -1, 7, 2.5, "x", "y", "abcdef", []]
+)
 documents = st.lists(
     st.dictionaries(st.sampled_from((*KEYS, "d")), VALUES, max_size=4), min_size=30, max_size=30
 )

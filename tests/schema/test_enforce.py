@@ -145,7 +145,9 @@ def test_unregistered_types_are_allowed_by_default_and_refused_when_the_store_sa
 def test_a_version_registered_after_enforcing_began_is_validated(
     store: EventStore, enforcing: SchemaRegistry
 ) -> None:
-    later = NewEvent("MoneyDeposited", {"amount": 5, "currency": "EUR", "note": "x"}, schema_version=2)
+    later = NewEvent(
+        "MoneyDeposited", {"amount": 5, "currency": "EUR", "note": "x"}, schema_version=2
+    )
     with pytest.raises(UnregisteredSchemaError):
         store.append_to_stream("account-1", [later], expected_version=ANY)
     enforcing.register(

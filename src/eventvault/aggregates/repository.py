@@ -274,13 +274,20 @@ class Repository(Generic[A]):
     ) -> Snapshot | None:
         """The newest usable snapshot, or None; a snapshot store that fails is logged and
         counted, and the load replays the whole stream instead: snapshots are derived data."""
+        cls = self.aggregate_type
         try:
-            return snapshots.latest(
-                stream_name,
-                schema_version=self.aggregate_type.snapshot_version,
-                max_version=version,
-                as_of=as_of,
+            best = snapshots.latest(
+                stream_name, schema_version=cls.snapshot_version, max_version=version, as_of=as_of
             )
+            # Snapshots of older state versions that upcasters can bring up to date count too
+            # (only then is there anything to ask for): the one nearest the stream's end wins.
+            for older in sorted(cls.snapshot_upcasters, reverse=True):
+                found = snapshots.latest(
+                    stream_name, schema_version=older, max_version=version, as_of=as_of
+                )
+                if found is not None and (best is None or found.version > best.version):
+                    best = found
+            return best
         except Exception as exc:  # a snapshot store's own error must not fail a load
             self._snapshot_failed(
                 exc, f"snapshots of {stream_name!r} could not be read, replaying the whole stream"
@@ -288,10 +295,26 @@ class Repository(Generic[A]):
             return None
 
     def _restore(self, aggregate: A, snapshot: Snapshot) -> None:
-        """Set an aggregate's state and version from a snapshot; a snapshot that no longer
-        decodes (the state changed shape without a new `snapshot_version`) is skipped."""
+        """Set an aggregate's state and version from a snapshot, upcasting a state of an older
+        `snapshot_version`; a snapshot that no longer decodes (the state changed shape without
+        a new `snapshot_version`) or whose upcaster fails is skipped: the load replays."""
+        raw = snapshot.state
+        if snapshot.schema_version != type(aggregate).snapshot_version:
+            try:
+                raw = _upcast_state(type(aggregate), snapshot.schema_version, raw)
+            except Exception as exc:  # snapshots are derived data: a failed upcast replays
+                _log.warning(
+                    "snapshot of %r at version %d (snapshot_version %d) could not be upcast, "
+                    "replaying instead: %s: %s",
+                    snapshot.stream_name,
+                    snapshot.version,
+                    snapshot.schema_version,
+                    type(exc).__name__,
+                    exc,
+                )
+                return
         try:
-            aggregate.state = msgspec.msgpack.decode(snapshot.state, type=aggregate.state_type)
+            aggregate.state = msgspec.msgpack.decode(raw, type=aggregate.state_type)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             _log.warning(
                 "snapshot of %r at version %d does not decode as %s, replaying instead: %s",
@@ -563,6 +586,17 @@ class Repository(Generic[A]):
 
 
 _decode_object = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+def _upcast_state(aggregate_type: type[Aggregate[Any]], version: int, raw: bytes) -> bytes:
+    """The bytes of a snapshot's state of an older `snapshot_version`, upcast to the current
+    one through the class's `snapshot_upcasters` (checked without gaps when it was defined)."""
+    state = msgspec.msgpack.decode(raw)
+    upcasters = aggregate_type.snapshot_upcasters
+    while version < aggregate_type.snapshot_version:
+        state = upcasters[version](state)
+        version += 1
+    return _encode_msgpack(state)
 
 
 def _upcasting_decoder(
