@@ -36,7 +36,12 @@ from eventvault.errors import (
     UnverifiableExportError,
 )
 from eventvault.schema.state import RegistryChange
-from eventvault.schema.transfer import check_registry_empty, import_registry, registry_history
+from eventvault.schema.transfer import (
+    check_history,
+    check_registry_empty,
+    import_registry,
+    registry_history,
+)
 from eventvault.store.base import EventStore
 from eventvault.types import RawEvent
 
@@ -640,13 +645,18 @@ def load_export(
     check_registry_empty(store)
 
     def reported() -> Iterator[RawEvent]:
+        # The registry's lines come before the events: a history that could not have been
+        # made is refused here, inside the import's transaction, so nothing is stored.
         for event in reader:
             if reader.event_count == 1:
                 _refuse_a_tail(reader.header)
+                check_history(reader.registry_changes)
             yield event
             if on_progress is not None and reader.event_count % PROGRESS_EVERY == 0:
                 on_progress(reader.event_count, reader.offset)
         _refuse_a_tail(reader.header)
+        if reader.event_count == 0:
+            check_history(reader.registry_changes)
 
     try:
         count = store.import_events(reported())

@@ -9,10 +9,10 @@ from collections.abc import Sequence
 
 from eventvault.errors import NotEmptyError
 from eventvault.schema.registry import SCHEMAS, SchemaRegistry, read_history
-from eventvault.schema.state import RegistryChange
+from eventvault.schema.state import RegistryChange, RegistryState
 from eventvault.store.base import EventStore
 
-__all__ = ["check_registry_empty", "import_registry", "registry_history"]
+__all__ = ["check_history", "check_registry_empty", "import_registry", "registry_history"]
 
 
 def registry_history(store: EventStore) -> list[RegistryChange]:
@@ -24,6 +24,18 @@ def registry_history(store: EventStore) -> list[RegistryChange]:
     if SCHEMAS.name not in store.component_versions():
         return []
     return read_history(store)
+
+
+def check_history(changes: Sequence[RegistryChange]) -> None:
+    """Check that a history is one the registry could have made, before anything is written.
+
+    Raises:
+        ImportFileError: a change out of order, a version out of order, a schema the registry
+            would refuse, a mode or policy that does not exist.
+    """
+    state = RegistryState()
+    for change in changes:
+        state.apply(change)
 
 
 def check_registry_empty(store: EventStore) -> None:
