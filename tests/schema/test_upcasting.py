@@ -329,4 +329,4 @@ def test_new_event_of_the_newest_version_decodes_directly(store: EventStore) -> 
         [NewEvent("AccountOpened", {"holder": "Cy", "currency": "GBP"}, schema_version=3)],
         expected_version=ANY,
     )
-    assert events.decode(list(store.read_stream("account-3"))[0]) == OpenedV3("Cy", "GBP")
+    assert events.decode(next(store.read_stream("account-3"))) == OpenedV3("Cy", "GBP")
