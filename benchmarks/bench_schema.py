@@ -417,7 +417,7 @@ def run(args: argparse.Namespace) -> int:
             ratio = on / off
             met = "" if floor is None else ("met" if ratio >= floor else "MISSED")
             missed = missed or met == "MISSED"
-            added = f"+{(off / on - 1) * 100:.0f} %"
+            added = f"{(off / on - 1) * 100:+.0f} %"
             target = "informative" if floor is None else f">= {floor:.2f}x (adds <= {1 / floor - 1:.0%})"
             rows.append((label, format_rate(on), format_rate(off), format_ratio(ratio), added, target, met))
             figures[label] = {"samples": samples, "ratio": ratio}

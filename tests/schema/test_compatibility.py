@@ -405,3 +405,26 @@ def test_forward_compatible_means_every_document_valid_under_the_new_schema_is_v
     for document in documents:
         if writes.is_valid(document):
             assert reads.is_valid(document), (old, new, document)
+
+
+def test_every_rule_of_the_docs_table_exists_and_is_judged_as_the_table_says() -> None:
+    import re
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parents[2] / "docs" / "schema-registry.md"
+    section = page.read_text(encoding="utf-8").split("### The rules", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "`" in line]
+    rules = {change.rule: change for change in Change}
+    checked = 0
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        if len(cells) != 5 or cells[2] not in ("ok", "breaks"):
+            continue
+        names = re.findall(r"`([a-z_]+)`", cells[4])
+        assert names, row
+        for name in names:
+            assert name in rules, name
+        backward_ok = cells[2] == "ok"
+        assert rules[names[0]].compatible is backward_ok, row
+        checked += 1
+    assert checked >= 25
