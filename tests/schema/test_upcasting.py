@@ -330,3 +330,78 @@ def test_new_event_of_the_newest_version_decodes_directly(store: EventStore) -> 
         expected_version=ANY,
     )
     assert events.decode(next(store.read_stream("account-3"))) == OpenedV3("Cy", "GBP")
+
+
+# -- versions the next one reads unchanged ----------------------------------------------------
+
+
+class NoteV1(msgspec.Struct, frozen=True):
+    text: str
+
+
+class NoteV2(msgspec.Struct, frozen=True):
+    text: str
+    pinned: bool = False
+
+
+class NoteState(msgspec.Struct):
+    texts: list[str] = msgspec.field(default_factory=list)
+    pinned: int = 0
+
+
+class Notebook(Aggregate[NoteState]):
+    category = "notebook"
+    state_type = NoteState
+
+    @applies(NoteV2)
+    def _noted(self, event: NoteV2) -> None:
+        self.state.texts.append(event.text)
+        self.state.pinned += event.pinned
+
+
+def test_a_compatible_version_needs_no_upcaster_old_events_read_as_the_new_class(
+    store: EventStore,
+) -> None:
+    one, two = EventRegistry(), EventRegistry()
+    one.register(NoteV1, name="NoteTaken", version=1)
+    two.register(NoteV2, name="NoteTaken", version=2)
+    registry = SchemaRegistry(store)
+    registry.sync(one)
+    store.append_to_stream("notebook-1", [one.to_new_event(NoteV1("old"))], expected_version=ANY)
+    report = registry.sync(two)
+    assert (report.registered, report.upcasters) == ([("NoteTaken", 2)], 1)
+    store.append_to_stream(
+        "notebook-1", [two.to_new_event(NoteV2("new", pinned=True))], expected_version=ANY
+    )
+    assert [two.decode(e) for e in store.read_stream("notebook-1")] == [
+        NoteV2("old"),
+        NoteV2("new", pinned=True),
+    ]
+    assert two.upcasts is not None and two.upcasts.unchanged("NoteTaken", 1)
+    state = Repository(Notebook, store, two).get("1").state
+    assert (state.texts, state.pinned) == (["old", "new"], 1)
+
+
+def test_a_breaking_version_without_upcaster_or_old_class_is_refused_at_sync(
+    store: EventStore,
+) -> None:
+    one, _, _ = registries()
+    registry = SchemaRegistry(store)
+    registry.sync(one)
+    registry.set_mode("AccountOpened", "NONE")
+    renamed = EventRegistry()
+    renamed.register(OpenedV3, name="AccountOpened", version=2)
+    with pytest.raises(UpcasterError, match="events of version 1 cannot be read"):
+        registry.sync(renamed)
+    assert [v.version for v in registry.versions("AccountOpened")] == [1]
+
+
+def test_an_application_that_keeps_the_old_class_needs_no_upcaster(store: EventStore) -> None:
+    one, _, _ = registries()
+    registry = SchemaRegistry(store)
+    registry.sync(one)
+    registry.set_mode("AccountOpened", "NONE")
+    both = EventRegistry()
+    both.register(OpenedV1, name="AccountOpened", version=1)
+    both.register(OpenedV3, name="AccountOpened", version=2)
+    assert registry.sync(both).registered == [("AccountOpened", 2)]

@@ -167,13 +167,17 @@ class Repository(Generic[A]):
                 if cls is None or cls not in handlers:
                     continue
                 for version in range(1, target):
-                    if chain.covers(event_type, version):
-                        table[(event_type, version)] = (
-                            _upcasting_decoder(
-                                chain, event_type, version, self.registry.type_of(cls)
-                            ),
-                            handlers[cls],
+                    if (event_type, version) in table or not chain.covers(event_type, version):
+                        continue
+                    # Versions the newest reads unchanged decode straight into its class.
+                    decode = (
+                        msgspec.json.Decoder(cls).decode
+                        if chain.unchanged(event_type, version)
+                        else _upcasting_decoder(
+                            chain, event_type, version, self.registry.type_of(cls)
                         )
+                    )
+                    table[(event_type, version)] = (decode, handlers[cls])
         return table
 
     def _undecodable(

@@ -529,6 +529,7 @@ class SchemaRegistry:
         targets: dict[str, int] = {}
         for name, version, _ in planned:
             targets[name] = max(targets.get(name, 0), version)
+        classes = {(name, version) for name, version, _ in planned}
         seen = self.state().last_change
         who = actor or self.actor
 
@@ -549,7 +550,7 @@ class SchemaRegistry:
                 state.apply(change, verify=False)
                 changes.append(change)
                 registered.append((name, number))
-            chain = check_chain(upcasters or Upcasters(), state, targets)
+            chain = check_chain(upcasters or Upcasters(), state, targets, classes)
             for change in changes:
                 tx.execute(self._sql.insert, _row_from_change(change))
             return SyncReport(registered, unchanged, len(chain)), chain

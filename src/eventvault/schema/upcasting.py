@@ -20,12 +20,13 @@ rewritten: upcasting happens on read, so every hash still verifies.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from eventvault.errors import UpcasterError
-from eventvault.schema.state import RegistryState, check_type_name, check_version
+from eventvault.schema.compatibility import compare
+from eventvault.schema.state import RegistryState, SchemaVersion, check_type_name, check_version
 from eventvault.schema.validation import compile_schema
 
 __all__ = ["UpcastChain", "UpcastFunction", "Upcaster", "Upcasters"]
@@ -131,21 +132,45 @@ class Upcasters:
         return len(self._by_key)
 
 
+def _unchanged(data: dict[str, Any]) -> dict[str, Any]:
+    return data
+
+
 class UpcastChain:
     """Checked upcasters: for each type, the chain from every version it covers to the version
     the application reads. Made by the registry (`SchemaRegistry.upcast_chain`, `sync`).
 
+    A step is a declared upcaster, or, where none is declared and the next version reads the
+    data of a version unchanged (the two are BACKWARD-compatible), a step that keeps the data
+    as it is.
+
     Attributes:
-        targets: per type with upcasters, the version its chain ends at.
+        targets: per type with steps, the version its chain ends at.
     """
 
-    def __init__(self, upcasters: Mapping[tuple[str, int], Upcaster], targets: Mapping[str, int]):
-        self._functions = {key: upcaster.function for key, upcaster in upcasters.items()}
+    def __init__(
+        self,
+        steps: Mapping[tuple[str, int], UpcastFunction],
+        targets: Mapping[str, int],
+    ) -> None:
+        self._functions = dict(steps)
         self.targets = dict(targets)
 
     def covers(self, event_type: str, version: int) -> bool:
         """Whether events of this type and version are upcast."""
         return (event_type, version) in self._functions
+
+    def unchanged(self, event_type: str, version: int) -> bool:
+        """Whether every step from this version to the end of its chain keeps the data as it
+        is (the payload decodes directly as the newest class)."""
+        functions = self._functions
+        function = functions.get((event_type, version))
+        while function is not None:
+            if function is not _unchanged:
+                return False
+            version += 1
+            function = functions.get((event_type, version))
+        return True
 
     def upcast(
         self, event_type: str, version: int, data: dict[str, Any]
@@ -173,11 +198,14 @@ class UpcastChain:
         return len(self._functions)
 
     def __repr__(self) -> str:
-        return f"<UpcastChain of {len(self)} upcasters, targets {self.targets}>"
+        return f"<UpcastChain of {len(self)} steps, targets {self.targets}>"
 
 
 def check_chain(
-    upcasters: Upcasters, state: RegistryState, targets: Mapping[str, int] | None = None
+    upcasters: Upcasters,
+    state: RegistryState,
+    targets: Mapping[str, int] | None = None,
+    classes: Set[tuple[str, int]] | None = None,
 ) -> UpcastChain:
     """Check declared upcasters against a registry's state and chain them.
 
@@ -186,44 +214,106 @@ def check_chain(
         state: the registry.
         targets: per type, the version the application reads (the newest class); a type not
             named reads its newest registered version.
+        classes: the (type, version) pairs the application has classes for; when given, every
+            registered version older than its type's target must be read through the chain
+            or have a class of its own.
 
     Returns:
         The chain.
 
     Raises:
         UpcasterError: an upcaster whose type or next version is not registered, a gap in a
-            chain (a version between an upcaster and the target that nothing upcasts), an
-            upcaster past the target, or an example that is invalid under its version or
-            whose output is invalid under the next one (or that the function fails on).
+            chain (a version between an upcaster and the target that nothing upcasts and whose
+            next version does not read it unchanged), an upcaster past the target, an example
+            that is invalid under its version or whose output is invalid under the next one
+            (or that the function fails on), or (with `classes`) a registered version the
+            application could not read.
     """
-    by_key = {(u.event_type, u.from_version): u for u in upcasters}
+    declared = {(u.event_type, u.from_version): u for u in upcasters}
+    chosen = dict(targets or {})
+    steps: dict[tuple[str, int], UpcastFunction] = {
+        key: upcaster.function for key, upcaster in declared.items()
+    }
     ends: dict[str, int] = {}
-    for (event_type, from_version), upcaster in sorted(by_key.items()):
+    for event_type in sorted({key[0] for key in declared} | set(chosen)):
         versions = state.versions_of(event_type)
+        first = min((v for t, v in declared if t == event_type), default=None)
         if not versions:
-            raise UpcasterError(
-                event_type, from_version, f"{event_type!r} has no registered schema"
-            )
-        target = (targets or {}).get(event_type, versions[-1])
-        ends[event_type] = target
-        if from_version >= target:
+            if first is not None:
+                raise UpcasterError(event_type, first, f"{event_type!r} has no registered schema")
+            continue
+        target = chosen.get(event_type, versions[-1])
+        for version in versions:
+            if version < target and (event_type, version) not in steps:
+                following = state.schema(event_type, version + 1)
+                current = state.schema(event_type, version)
+                if following is not None and current is not None and _reads(current, following):
+                    steps[(event_type, version)] = _unchanged
+        if any(key[0] == event_type for key in steps):
+            ends[event_type] = target
+        for (name, _), upcaster in sorted(declared.items()):
+            if name == event_type:
+                _check_link(upcaster, state, target, steps)
+        if classes is not None:
+            _check_readable(event_type, versions, target, steps, classes)
+    for upcaster in declared.values():
+        _check_examples(upcaster, state)
+    return UpcastChain(steps, ends)
+
+
+def _reads(current: SchemaVersion, following: SchemaVersion) -> bool:
+    """Whether the next version reads this version's data unchanged (BACKWARD between them)."""
+    return all(d.compatible for d in compare(current.schema, following.schema))
+
+
+def _check_link(
+    upcaster: Upcaster,
+    state: RegistryState,
+    target: int,
+    steps: Mapping[tuple[str, int], UpcastFunction],
+) -> None:
+    event_type, from_version = upcaster.event_type, upcaster.from_version
+    if from_version >= target:
+        raise UpcasterError(
+            event_type,
+            from_version,
+            f"it reads version {from_version}, but the application reads version {target}: "
+            "an upcaster leads to the version the application reads, not past it",
+        )
+    for version in range(from_version + 1, target):
+        if (event_type, version) not in steps:
             raise UpcasterError(
                 event_type,
                 from_version,
-                f"it reads version {from_version}, but the application reads version {target}: "
-                "an upcaster leads to the version the application reads, not past it",
+                f"a gap in the chain: nothing upcasts version {version} (and version "
+                f"{version + 1} does not read it unchanged), so events of version "
+                f"{from_version} would stop there instead of reaching version {target}; declare "
+                f"an upcaster from version {version}",
             )
-        for version in range(from_version + 1, target):
-            if (event_type, version) not in by_key:
-                raise UpcasterError(
-                    event_type,
-                    from_version,
-                    f"a gap in the chain: nothing upcasts version {version}, so events of "
-                    f"version {from_version} would stop there instead of reaching version "
-                    f"{target}; declare an upcaster from version {version}",
-                )
-        _check_examples(upcaster, state)
-    return UpcastChain(by_key, ends)
+
+
+def _check_readable(
+    event_type: str,
+    versions: Sequence[int],
+    target: int,
+    steps: Mapping[tuple[str, int], UpcastFunction],
+    classes: Set[tuple[str, int]],
+) -> None:
+    """Every registered version older than the target reaches a class through the chain."""
+    for version in versions:
+        if version >= target or (event_type, version) in classes:
+            continue
+        reached = version
+        while (event_type, reached) in steps:
+            reached += 1
+        if (event_type, reached) not in classes:
+            raise UpcasterError(
+                event_type,
+                reached,
+                f"events of version {version} cannot be read: nothing upcasts version "
+                f"{reached} (and version {reached + 1} does not read it unchanged), and the "
+                f"application has no class for it; declare an upcaster from version {reached}",
+            )
 
 
 def _check_examples(upcaster: Upcaster, state: RegistryState) -> None:
