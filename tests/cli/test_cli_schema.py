@@ -256,3 +256,14 @@ def test_sync_registers_the_classes_of_a_module(
     wrong = cli("schema", "sync", "--module", "bankapp.events:upcasters", "--url", db)
     assert wrong.exit_code == 2
     assert "is not an EventRegistry" in wrong.stderr
+
+
+def test_export_and_import_carry_the_registry(cli: Cli, registered: str, tmp_path: Path) -> None:
+    exported = tmp_path / "backup.jsonl"
+    result = cli("export", str(exported), "--url", registered)
+    assert result.exit_code == 0, result.output
+    assert "exported 0 events and 1 schema registry changes" in result.stderr
+    restored = str(tmp_path / "restored.db")
+    assert cli("import", str(exported), "--url", restored).exit_code == 0
+    listing = cli("schema", "history", "--url", restored)
+    assert "registered AccountOpened version 1" in listing.stdout
