@@ -144,3 +144,30 @@ def test_an_edited_history_is_refused_on_import_and_nothing_is_written(
             load_export(target, io.BytesIO(data))
         assert target.head_position() == 0
         assert SchemaRegistry(target).history() == []
+
+
+def test_a_file_of_format_2_is_still_imported_leaving_the_registry_empty(
+    tmp_path: Path,
+) -> None:
+    """Format 2 (eventvault 0.2): the same file without registry lines, and a closing record
+    without `registry_changes`."""
+    import hashlib
+
+    with eventvault.connect("memory://") as source:
+        source.append_to_stream("a-1", [NewEvent("T", {"n": 1})], expected_version=StreamState.ANY)
+        lines = _lines(exported(source))
+    header = lines[0].replace(b'"format_version":3', b'"format_version":2')
+    end = msgspec.json.decode(lines[-1])
+    del end["registry_changes"]
+    end["sha256"] = hashlib.sha256(header + b"".join(lines[1:-1])).hexdigest()
+    data = b"".join([header, *lines[1:-1], msgspec.json.encode(end) + b"\n"])
+    with eventvault.connect(str(tmp_path / "restored.db")) as target:
+        assert load_export(target, io.BytesIO(data)) == 1
+        assert "schemas" not in target.component_versions()
+    change = (
+        b'{"record":"registry_change","change_id":1,"changed_at":"2026-05-01T09:29:58Z",'
+        b'"changed_by":"ada","action":"unregistered","value":"refuse"}\n'
+    )
+    with_a_change = b"".join([header, change, *lines[1:]])
+    with pytest.raises(ImportFileError, match="a registry change in a file without registry"):
+        list(read_export(io.BytesIO(with_a_change)))
