@@ -21,7 +21,7 @@ from eventvault.errors import (
     HashChainError,
     ImportFileError,
     IncompleteExportError,
-    InvalidEventError,
+    InvalidArgumentError,
     NotEmptyError,
     UnverifiableExportError,
 )
@@ -187,7 +187,7 @@ def test_an_export_reports_progress_every_thousand_events_and_at_the_end() -> No
 
 def test_an_export_with_a_bad_position_writes_nothing(source: EventStore) -> None:
     out = io.BytesIO()
-    with pytest.raises(InvalidEventError, match="after"):
+    with pytest.raises(InvalidArgumentError, match="after"):
         write_export(source, out, after=-1)
     assert out.getvalue() == b""
 
@@ -344,14 +344,14 @@ def test_lines_read_as_text_are_refused_saying_to_read_bytes(
 ) -> None:
     path = tmp_path / "backup.jsonl"
     path.write_bytes(export_file)
-    with path.open() as text, pytest.raises(InvalidEventError, match="opened 'rb'"):
+    with path.open() as text, pytest.raises(InvalidArgumentError, match="opened 'rb'"):
         list(read_export(text))  # type: ignore[arg-type]
 
 
 def test_expectations_must_be_positions(export_file: bytes) -> None:
-    with pytest.raises(InvalidEventError, match="expect_head"):
+    with pytest.raises(InvalidArgumentError, match="expect_head"):
         read_export(io.BytesIO(export_file), expect_head=-1)
-    with pytest.raises(InvalidEventError, match="expect_count"):
+    with pytest.raises(InvalidArgumentError, match="expect_count"):
         read_export(io.BytesIO(export_file), expect_count=True)
 
 
@@ -429,7 +429,14 @@ def test_loading_names_the_line_of_an_event_out_of_position(export_file: bytes) 
     lines = lines_of(export_file)
     lines[2], lines[3] = lines[3], lines[2]
     target = eventvault.connect("memory://")
-    with target, pytest.raises(ImportFileError, match="line 4: global position 2 does not follo"):
+    with (
+        target,
+        pytest.raises(
+            ImportFileError,
+            match=r"line 4: event \S+ at 'account-1'@0 \(global position 2\): global position 2 does "
+            "not follow 3",
+        ),
+    ):
         load_export(target, io.BytesIO(b"".join(lines)))
 
 

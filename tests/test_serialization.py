@@ -2,27 +2,42 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import random
+import sys
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import msgspec
 import pytest
 
 from eventvault import NewEvent
-from eventvault.errors import HashChainError, InvalidEventError, InvalidStreamNameError
+from eventvault._nesting import depth_over_limit, object_depth
+from eventvault.errors import (
+    CorruptEventError,
+    HashChainError,
+    InvalidEventError,
+    InvalidStreamNameError,
+    PayloadTooDeepError,
+)
 from eventvault.serialization import (
     GENESIS_HASH,
+    MAX_NESTING_DEPTH,
     canonical_json_problem,
     decode_rows,
     encode_events,
     event_hash,
     from_micros,
+    nesting_depth,
     stored_payload,
     to_micros,
     uuid_from_bytes,
     validate_stream_name,
     verify_chain,
 )
+from eventvault.testing.contract.nesting import nested
 from eventvault.types import RawEvent
 
 
@@ -113,8 +128,13 @@ def test_verify_chain_names_a_gap_inside_a_stream_and_a_stream_that_starts_late(
     first = _raw(0, GENESIS_HASH, 1)
     second = _raw(1, bytes.fromhex(first.hash), 2)
     third = _raw(2, bytes.fromhex(second.hash), 3)
-    with pytest.raises(ValueError, match="'s-1': position 2 where 1 was due"):
+    with pytest.raises(CorruptEventError) as caught:
         verify_chain([first, third])
+    assert (caught.value.stream_name, caught.value.stream_position) == ("s-1", 2)
+    assert caught.value.global_position == 3
+    assert str(caught.value) == (
+        f"event {third.event_id} at 's-1'@2 (global position 3): position 2 where 1 was due"
+    )
     with pytest.raises(ValueError, match="starts at position 1, not 0: this is part of a log"):
         verify_chain([second, third])
 
@@ -135,8 +155,12 @@ def test_verify_chain_refuses_values_no_append_could_have_stored(
 ) -> None:
     # Checked before the hash, so a file crafted with a matching hash is refused the same way.
     event = msgspec.structs.replace(_raw(0, GENESIS_HASH, 1), **{field: value})
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(CorruptEventError, match=message) as caught:
         verify_chain([event])
+    # Also a ValueError, as before, and it names the event.
+    assert isinstance(caught.value, ValueError)
+    assert caught.value.event_id == event.event_id
+    assert f"event {event.event_id} at 's-1'@0" in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -240,3 +264,136 @@ def test_decode_rows_gives_each_row_its_own_timestamp_and_shares_equal_ones() ->
     # Rows committed together share one (immutable) datetime.
     assert events[0].recorded_at is events[1].recorded_at
     assert events[3].recorded_at is events[4].recorded_at
+
+
+def _row(
+    data: bytes, metadata: bytes = b"{}"
+) -> tuple[str, int, int, bytes, str, int, bytes, bytes, int, bytes]:
+    return ("s-1", 4, 9, uuid.uuid4().bytes, "E", 1, data, metadata, 0, bytes(32))
+
+
+@pytest.mark.parametrize("stored", [b'{"a":}', b"[1]", b'{"a":"\xff"}', b""])
+def test_a_read_of_undecodable_stored_bytes_names_the_stream_and_position(stored: bytes) -> None:
+    with pytest.raises(CorruptEventError) as caught:
+        decode_rows([_row(b"{}"), _row(stored)])
+    error = caught.value
+    assert (error.stream_name, error.stream_position, error.global_position) == ("s-1", 4, 9)
+    assert str(error).startswith("'s-1'@4 (global position 9): the stored data or metadata")
+    assert isinstance(error, ValueError)
+
+
+def _reference_depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_reference_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_reference_depth(v) for v in value), default=0)
+    return 0
+
+
+def _random_value(rng: random.Random, depth: int) -> object:
+    # Strings full of what a scanner could mistake for structure.
+    pieces = ["[", "]", "{", "}", '"', "\\", "a", " ", "\n", "\u2028", '\\"', "é"]
+    roll = rng.random()
+    if depth > 12 or roll < 0.3:
+        return "".join(rng.choice(pieces) for _ in range(rng.randint(0, 6)))
+    if roll < 0.4:
+        return rng.choice([1, -2.5, None, True])
+    if roll < 0.7:
+        return [_random_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    return {
+        "".join(rng.choice(pieces) for _ in range(rng.randint(0, 3))): _random_value(rng, depth + 1)
+        for _ in range(rng.randint(0, 3))
+    }
+
+
+def test_nesting_depth_agrees_with_a_recursive_count_whatever_the_strings_hold() -> None:
+    rng = random.Random(8)
+    for _ in range(3000):
+        value = {"k": _random_value(rng, 0)}
+        expected = _reference_depth(value)
+        texts = (
+            msgspec.json.encode(value),
+            json.dumps(value).encode(),
+            json.dumps(value, ensure_ascii=False, indent=1).encode(),
+        )
+        for text in texts:
+            assert nesting_depth(text) == expected, text
+        assert object_depth(value) == expected
+
+
+@pytest.mark.parametrize("depth", [1, 2, MAX_NESTING_DEPTH, MAX_NESTING_DEPTH + 1, 995, 10_000])
+def test_depth_over_limit_names_the_depth_only_past_the_limit(depth: int) -> None:
+    text = b'{"a":' + b"[" * (depth - 1) + b"1" + b"]" * (depth - 1) + b"}"
+    assert nesting_depth(text) == depth
+    assert depth_over_limit(text) == (depth if depth > MAX_NESTING_DEPTH else None)
+
+
+def test_brackets_inside_strings_are_not_nesting() -> None:
+    text = msgspec.json.encode({"text": "[{" * 10_000, "list": [{"a": "]}" * 50}] * 100})
+    assert depth_over_limit(text) is None
+    assert nesting_depth(text) == 3
+
+
+@dataclasses.dataclass
+class _Node:
+    child: object
+
+
+def test_a_dataclass_chain_too_deep_to_encode_is_refused_with_its_depth() -> None:
+    value: object = 1
+    for _ in range(5000):
+        value = _Node(value)
+    with pytest.raises(PayloadTooDeepError) as caught:
+        encode_events([NewEvent("A", {"chain": value})], 10**9)
+    assert caught.value.depth == 5001
+
+
+def test_a_nan_deep_inside_a_dataclass_is_found_without_recursion() -> None:
+    value: object = float("nan")
+    for _ in range(MAX_NESTING_DEPTH - 2):
+        value = _Node(value)
+    with pytest.raises(InvalidEventError, match=r"data\['chain'\]\['child'\]"):
+        encode_events([NewEvent("A", {"chain": value})], 10**9)
+
+
+def _near_the_recursion_limit(call: Callable[[], object], headroom: int = 25) -> object:
+    def descend(frames: int) -> object:
+        return call() if frames <= 0 else descend(frames - 1)
+
+    depth = 0
+    frame = sys._getframe()
+    while frame is not None:
+        depth += 1
+        frame = frame.f_back  # type: ignore[assignment]
+    return descend(sys.getrecursionlimit() - depth - headroom)
+
+
+def test_decoding_and_encoding_the_deepest_payload_works_near_the_recursion_limit() -> None:
+    data = nested(MAX_NESTING_DEPTH)
+    text = msgspec.json.encode(data)
+    decoded = _near_the_recursion_limit(lambda: decode_rows([_row(text, text)]))
+    assert [(e.data, e.metadata) for e in decoded] == [(data, data)]  # type: ignore[attr-defined]
+    encoded = _near_the_recursion_limit(lambda: encode_events([NewEvent("A", data)], 10**6))
+    assert encoded[0].data == text  # type: ignore[index]
+
+
+def test_a_stored_event_nested_too_deep_for_any_stack_is_named_not_a_recursion_error() -> None:
+    # Only an event stored before appends refused deep payloads can be this deep.
+    depth = sys.getrecursionlimit() + 10
+    text = b'{"a":' * depth + b"1" + b"}" * depth
+    with pytest.raises(CorruptEventError, match=f"nests objects and arrays {depth} levels deep"):
+        decode_rows([_row(b"{}"), _row(text)])
+
+
+def test_decoding_runs_on_the_calling_thread_when_the_stack_allows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import eventvault.serialization as serialization
+
+    def no_thread(*_: object) -> object:
+        raise AssertionError("decoded on another thread")
+
+    monkeypatch.setattr(serialization, "on_fresh_stack", no_thread)
+    data = nested(MAX_NESTING_DEPTH)
+    (event,) = decode_rows([_row(msgspec.json.encode(data))])
+    assert event.data == data

@@ -1,20 +1,38 @@
 """The whole error hierarchy of eventvault, and nothing else.
 
 Every error derives from `EventVaultError`, carries the values involved as attributes and names
-them in its message. Errors about bad arguments also derive from `ValueError` or `TypeError`, so
-code that catches those keeps working.
+them in its message. Below the root, five tiers say what kind of failure an error is, so that a
+table of a handful of rows maps every error to an exit code or an HTTP status:
+
+| tier | meaning |
+| --- | --- |
+| `BadInputError` | the caller asked for something that cannot be done as given; nothing changed |
+| `ConflictError` | the request collides with what is stored; nothing was written |
+| `NotFoundError` | what was asked for does not exist |
+| `IntegrityError` | stored or imported data is not what was recorded |
+| `StorageError` | the storage engine failed or cannot serve the request |
+
+Each error below the root belongs to exactly one tier; `ERROR_KINDS` names the tiers for
+machines. Errors about bad arguments also derive from `ValueError` or `TypeError`, and errors
+about something missing from `LookupError`, so code that catches those keeps working.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from types import MappingProxyType
+from typing import Final
 
 __all__ = [
+    "ERROR_KINDS",
     "AggregateDefinitionError",
     "AggregateNotFoundError",
     "AggregateQueryError",
+    "BadInputError",
+    "ConflictError",
+    "CorruptEventError",
     "DatabaseLockedError",
     "DuplicateEventIdError",
     "EventDecodeError",
@@ -25,6 +43,8 @@ __all__ = [
     "ImportFileError",
     "IncompatibleSchemaError",
     "IncompleteExportError",
+    "IntegrityError",
+    "InvalidArgumentError",
     "InvalidEventError",
     "InvalidExpectedVersionError",
     "InvalidSchemaError",
@@ -34,7 +54,10 @@ __all__ = [
     "MissingHandlerError",
     "NotAnEventVaultDatabaseError",
     "NotEmptyError",
+    "NotFoundError",
+    "PayloadTooDeepError",
     "PayloadTooLargeError",
+    "ReadOnlyStoreError",
     "RegistryChangeConflictError",
     "SchemaRegistrationError",
     "SchemaRegistryError",
@@ -42,7 +65,12 @@ __all__ = [
     "SchemaValidationError",
     "SchemaVersionError",
     "StorageError",
+    "StorageFullError",
     "StoreClosedError",
+    "StoreForkedError",
+    "StoreNotFoundError",
+    "StoreUnavailableError",
+    "StreamNotFoundError",
     "TransactionUsageError",
     "UnknownEventTypeError",
     "UnregisteredEventError",
@@ -50,6 +78,7 @@ __all__ = [
     "UnverifiableExportError",
     "UpcasterError",
     "WrongExpectedVersionError",
+    "error_kind",
 ]
 
 
@@ -57,10 +86,75 @@ class EventVaultError(Exception):
     """The root of every error eventvault raises."""
 
 
+# -- the tiers -------------------------------------------------------------------------------
+
+
+class BadInputError(EventVaultError):
+    """Tier: the caller asked for something that cannot be done as given; nothing changed.
+
+    Retrying the same request fails the same way. CLI exit code 2.
+    """
+
+
+class ConflictError(EventVaultError):
+    """Tier: the request collides with what the store holds; nothing was written.
+
+    Read the current state and decide again. CLI exit code 3 (`NotEmptyError`: 6).
+    """
+
+
+class NotFoundError(EventVaultError):
+    """Tier: what was asked for does not exist. CLI exit code 4."""
+
+
+class IntegrityError(EventVaultError):
+    """Tier: stored or imported data is not what was recorded (changed, damaged, out of
+    order, or not something any append could have stored). CLI exit code 5.
+    """
+
+
+class StorageError(EventVaultError):
+    """Tier: the storage engine failed or cannot serve: I/O error, full disk, a lost
+    connection, a driver error, a closed store, a database that is not a store.
+
+    CLI exit code 8 (`NotAnEventVaultDatabaseError`, `SchemaVersionError`: 7;
+    `StoreClosedError`: 1).
+    """
+
+
+ERROR_KINDS: Final[Mapping[type[EventVaultError], str]] = MappingProxyType(
+    {
+        BadInputError: "bad-input",
+        ConflictError: "conflict",
+        NotFoundError: "not-found",
+        IntegrityError: "integrity",
+        StorageError: "storage",
+    }
+)
+"""Each tier's short, stable, machine-readable name: what an exit-code or HTTP status table
+maps."""
+
+
+def error_kind(error: BaseException) -> str | None:
+    """The kind of an error: the `ERROR_KINDS` name of its tier.
+
+    Args:
+        error: any exception.
+
+    Returns:
+        `"bad-input"`, `"conflict"`, `"not-found"`, `"integrity"` or `"storage"`; None for an
+        exception that is not an eventvault error of a tier.
+    """
+    for tier, kind in ERROR_KINDS.items():
+        if isinstance(error, tier):
+            return kind
+    return None
+
+
 # -- bad input -------------------------------------------------------------------------------
 
 
-class InvalidStreamNameError(EventVaultError, ValueError):
+class InvalidStreamNameError(BadInputError, ValueError):
     """A stream name is empty, longer than 200 characters, not a string, or has control
     characters or lone surrogates.
 
@@ -75,7 +169,7 @@ class InvalidStreamNameError(EventVaultError, ValueError):
         super().__init__(f"invalid stream name {stream_name!r}: {reason}")
 
 
-class InvalidEventError(EventVaultError, ValueError):
+class InvalidEventError(BadInputError, ValueError):
     """An event cannot be stored as given: bad type name, data not a JSON object, not encodable.
 
     Attributes:
@@ -108,7 +202,31 @@ class PayloadTooLargeError(InvalidEventError):
         )
 
 
-class InvalidExpectedVersionError(EventVaultError, TypeError):
+class PayloadTooDeepError(InvalidEventError):
+    """An event's data or metadata nests objects and arrays deeper than any store accepts.
+
+    Every read must be able to decode what an append stored, also on a thread with a small
+    stack, so appends and imports refuse payloads nested beyond `MAX_NESTING_DEPTH` (in
+    `eventvault.serialization`).
+
+    Attributes:
+        field: `"data"` or `"metadata"`.
+        depth: how deep the payload nests; its own object is level 1, so `{"a": [1]}` is 2.
+        limit: the deepest nesting accepted.
+    """
+
+    def __init__(self, field: str, depth: int, limit: int, *, index: int | None = None) -> None:
+        self.field = field
+        self.depth = depth
+        self.limit = limit
+        super().__init__(
+            f"{field} nests objects and arrays {depth} levels deep, over the limit of {limit} "
+            "levels",
+            index=index,
+        )
+
+
+class InvalidExpectedVersionError(BadInputError, TypeError):
     """`expected_version` is neither a `StreamState` nor a non-negative int.
 
     Attributes:
@@ -123,7 +241,7 @@ class InvalidExpectedVersionError(EventVaultError, TypeError):
         )
 
 
-class InvalidURLError(EventVaultError, ValueError):
+class InvalidURLError(BadInputError, ValueError):
     """A store URL names no engine eventvault knows, or is malformed.
 
     Attributes:
@@ -137,10 +255,27 @@ class InvalidURLError(EventVaultError, ValueError):
         super().__init__(f"cannot open {url!r}: {reason}")
 
 
+class InvalidArgumentError(BadInputError, ValueError):
+    """An argument of a call is of the wrong type or out of its range: a negative `limit`,
+    a position that is not an int, a filter no name could match, a bad `max_event_bytes`.
+
+    Attributes:
+        argument: the argument's name.
+        value: the value given.
+        reason: what is wrong with it.
+    """
+
+    def __init__(self, argument: str, value: object, reason: str) -> None:
+        self.argument = argument
+        self.value = value
+        self.reason = reason
+        super().__init__(f"{argument} {reason}")
+
+
 # -- the contract ----------------------------------------------------------------------------
 
 
-class WrongExpectedVersionError(EventVaultError):
+class WrongExpectedVersionError(ConflictError):
     """A stream's version did not match the append's `expected_version`; nothing was written.
 
     Attributes:
@@ -170,7 +305,7 @@ def _describe_expected(expected: object) -> str:
     return f"version {expected}"
 
 
-class DuplicateEventIdError(EventVaultError):
+class DuplicateEventIdError(ConflictError):
     """An event id is already stored somewhere the append would not put it.
 
     Re-sending an append whose ids are stored in the same stream at the same positions is an
@@ -200,7 +335,7 @@ class DuplicateEventIdError(EventVaultError):
         )
 
 
-class HashChainError(EventVaultError):
+class HashChainError(IntegrityError):
     """An event's hash does not match its bytes and the previous hash: the data was changed.
 
     Attributes:
@@ -221,7 +356,42 @@ class HashChainError(EventVaultError):
         )
 
 
-class ImportFileError(EventVaultError):
+class CorruptEventError(IntegrityError, ValueError):
+    """A recorded event is not what an append could have stored: its stored bytes do not
+    decode, a field holds a value no append stores, or it is out of place in its stream or in
+    the log.
+
+    Attributes:
+        stream_name: the event's stream, as found.
+        stream_position: its position there, as found.
+        reason: what is wrong.
+        global_position: its global position, or None where it is not known.
+        event_id: its id, or None where it is not known.
+    """
+
+    def __init__(
+        self,
+        stream_name: object,
+        stream_position: object,
+        reason: str,
+        *,
+        global_position: int | None = None,
+        event_id: uuid.UUID | None = None,
+    ) -> None:
+        self.stream_name = stream_name
+        self.stream_position = stream_position
+        self.reason = reason
+        self.global_position = global_position
+        self.event_id = event_id
+        where = f"{stream_name!r}@{stream_position}"
+        if global_position is not None:
+            where += f" (global position {global_position})"
+        if event_id is not None:
+            where = f"event {event_id} at {where}"
+        super().__init__(f"{where}: {reason}")
+
+
+class ImportFileError(IntegrityError):
     """An import file cannot be read: not JSON Lines, missing fields, positions out of order.
 
     Attributes:
@@ -282,7 +452,7 @@ class ExportFormatError(ImportFileError):
         super().__init__(reason, line=line)
 
 
-class NotEmptyError(EventVaultError):
+class NotEmptyError(ConflictError):
     """An import or copy targets a store that already holds events, or a schema registry.
 
     Attributes:
@@ -307,11 +477,35 @@ class NotEmptyError(EventVaultError):
         )
 
 
+class StreamNotFoundError(NotFoundError):
+    """A stream that was asked for by name has no events.
+
+    Attributes:
+        stream_name: the stream.
+    """
+
+    def __init__(self, stream_name: str) -> None:
+        self.stream_name = stream_name
+        super().__init__(f"stream {stream_name!r} has no events")
+
+
 # -- the storage engine ----------------------------------------------------------------------
 
 
-class StorageError(EventVaultError):
-    """The storage engine failed: I/O error, full disk, a lost connection, a driver error."""
+class StoreUnavailableError(StorageError):
+    """The store cannot be reached for now: its server is down, restarting or unreachable, or
+    the connection to it was lost. Nothing about the request was wrong; the same call may
+    succeed later, and subscriptions wait and retry on this error alone.
+
+    Attributes:
+        location: the store's URL (password masked).
+        reason: what failed, naming the server and the last connection error.
+    """
+
+    def __init__(self, location: str, reason: str) -> None:
+        self.location = location
+        self.reason = reason
+        super().__init__(f"the store {location!r} is unavailable: {reason}")
 
 
 class DatabaseLockedError(StorageError):
@@ -351,7 +545,54 @@ class SchemaVersionError(StorageError):
         )
 
 
-class StoreClosedError(EventVaultError):
+class ReadOnlyStoreError(StorageError):
+    """A write was asked of a store that cannot be written: it was opened with
+    `read_only=True`, or its file, folder, mount or database session refuses writes. Nothing
+    was written.
+
+    Attributes:
+        location: the store's path or URL.
+        reason: why it cannot be written.
+    """
+
+    def __init__(self, location: str, reason: str) -> None:
+        self.location = location
+        self.reason = reason
+        super().__init__(f"the store {location!r} is read-only: {reason}")
+
+
+class StorageFullError(StorageError):
+    """A write failed because the disk or the database is full; nothing of it was stored.
+
+    Attributes:
+        location: the store's path or URL.
+        reason: what is full, and what to do about it.
+    """
+
+    def __init__(self, location: str, reason: str) -> None:
+        self.location = location
+        self.reason = reason
+        super().__init__(f"cannot write to the store {location!r}: {reason}")
+
+
+class StoreNotFoundError(NotFoundError):
+    """A store opened read-only (as every reading command opens one) does not exist.
+
+    A read-only open never creates a store, so a mistyped URL is reported rather than
+    answered with an empty, newly created file.
+
+    Attributes:
+        url: the URL given.
+        path: the file that does not exist.
+    """
+
+    def __init__(self, url: str, path: str) -> None:
+        self.url = url
+        self.path = path
+        super().__init__(f"no eventvault store at {url!r}: the file {path!r} does not exist")
+
+
+class StoreClosedError(StorageError):
     """An operation was attempted on a store that was closed.
 
     Attributes:
@@ -363,10 +604,31 @@ class StoreClosedError(EventVaultError):
         super().__init__(f"the store {location!r} is closed")
 
 
+class StoreForkedError(BadInputError):
+    """A store opened before `os.fork()` cannot be used in the child process.
+
+    Attributes:
+        location: the store's path or URL.
+        reason: why, and what to do instead.
+        parent_pid: the process that opened the store.
+        child_pid: the forked process that used it.
+    """
+
+    def __init__(self, location: str, reason: str, parent_pid: int, child_pid: int) -> None:
+        self.location = location
+        self.reason = reason
+        self.parent_pid = parent_pid
+        self.child_pid = child_pid
+        super().__init__(
+            f"the store {location!r} was opened in process {parent_pid} and cannot be used in "
+            f"the forked process {child_pid}: {reason}"
+        )
+
+
 # -- the domain layer ------------------------------------------------------------------------
 
 
-class EventRegistrationError(EventVaultError, TypeError):
+class EventRegistrationError(BadInputError, TypeError):
     """An event class cannot be registered: not a frozen `msgspec.Struct`, a bad name or
     version, or a name and version (or a class) already taken.
 
@@ -382,7 +644,7 @@ class EventRegistrationError(EventVaultError, TypeError):
         super().__init__(f"cannot register {name}: {reason}")
 
 
-class UnknownEventTypeError(EventVaultError, LookupError):
+class UnknownEventTypeError(NotFoundError, LookupError):
     """A recorded event's type name and schema version are not registered.
 
     Attributes:
@@ -406,7 +668,7 @@ class UnknownEventTypeError(EventVaultError, LookupError):
         )
 
 
-class EventDecodeError(EventVaultError, ValueError):
+class EventDecodeError(IntegrityError, ValueError):
     """A recorded event's payload does not fit the class registered for its type and version:
     a field renamed, removed or retyped without a new schema version, or a payload written by
     another producer.
@@ -442,7 +704,7 @@ class EventDecodeError(EventVaultError, ValueError):
         )
 
 
-class UnregisteredEventError(EventVaultError, TypeError):
+class UnregisteredEventError(BadInputError, TypeError):
     """An event object to be written is of a class that is not registered.
 
     Attributes:
@@ -457,7 +719,7 @@ class UnregisteredEventError(EventVaultError, TypeError):
         )
 
 
-class AggregateDefinitionError(EventVaultError, TypeError):
+class AggregateDefinitionError(BadInputError, TypeError):
     """An aggregate class is defined wrongly: a bad category, two handlers for one event type,
     no state type.
 
@@ -472,7 +734,7 @@ class AggregateDefinitionError(EventVaultError, TypeError):
         super().__init__(f"aggregate {aggregate_class.__qualname__}: {reason}")
 
 
-class MissingHandlerError(EventVaultError, TypeError):
+class MissingHandlerError(BadInputError, TypeError):
     """An aggregate was given an event it has no handler for.
 
     Attributes:
@@ -490,7 +752,7 @@ class MissingHandlerError(EventVaultError, TypeError):
         )
 
 
-class AggregateNotFoundError(EventVaultError, LookupError):
+class AggregateNotFoundError(NotFoundError, LookupError):
     """No aggregate with that id exists, or it did not exist at the version or time asked for.
 
     Attributes:
@@ -527,7 +789,7 @@ class AggregateNotFoundError(EventVaultError, LookupError):
         super().__init__(message)
 
 
-class AggregateQueryError(EventVaultError, ValueError):
+class AggregateQueryError(BadInputError, ValueError):
     """A repository was asked for something it cannot give: a negative version, a naive
     datetime, both a version and a time, a bad number of retries.
 
@@ -566,7 +828,7 @@ class MigrationRequiredError(StorageError):
         )
 
 
-class TransactionUsageError(EventVaultError):
+class TransactionUsageError(BadInputError):
     """`run_transaction`'s work used the store wrongly: through the store instead of the
     transaction, or after one of its statements failed.
 
@@ -580,16 +842,19 @@ class TransactionUsageError(EventVaultError):
 
 
 # -- the schema registry ---------------------------------------------------------------------
-# Bad input for now: they derive from InvalidEventError until the error tiers land.
 
 
-class SchemaRegistryError(InvalidEventError):
-    """The root of the schema registry's errors: a schema, a registration, an upcaster or an
-    append that the registry refuses. Nothing was changed.
+class SchemaRegistryError(BadInputError, ValueError):
+    """The schema registry refuses a schema, a registration or an upcaster as given; nothing
+    was changed.
 
     Attributes:
         reason: what is wrong, with the values involved.
     """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
 
 
 class InvalidSchemaError(SchemaRegistryError):
@@ -611,8 +876,9 @@ class InvalidSchemaError(SchemaRegistryError):
         self.reason = reason
 
 
-class IncompatibleSchemaError(SchemaRegistryError):
-    """A new version of a type's schema breaks the type's compatibility mode.
+class IncompatibleSchemaError(ConflictError):
+    """A new version of a type's schema breaks the type's compatibility mode: it collides with
+    the versions registered; nothing was written. (CLI exit code 7.)
 
     Attributes:
         event_type: the type.
@@ -650,17 +916,24 @@ class SchemaRegistrationError(SchemaRegistryError):
         self.reason = reason
 
 
-class RegistryChangeConflictError(SchemaRegistrationError):
+class RegistryChangeConflictError(ConflictError):
     """Another process changed the registry at the same moment, and this change no longer
-    applies to what it found (the version it meant to register was taken meanwhile).
+    applies to what it found (the version it meant to register was taken meanwhile); nothing
+    of it was written.
 
     Attributes:
-        event_type: the type.
+        event_type: the type, or None.
         reason: what the other change did.
     """
 
+    def __init__(self, event_type: str | None, reason: str) -> None:
+        self.event_type = event_type
+        self.reason = reason
+        subject = f"{event_type!r}: " if event_type is not None else ""
+        super().__init__(f"{subject}{reason}")
 
-class SchemaValidationError(SchemaRegistryError):
+
+class SchemaValidationError(InvalidEventError):
     """An appended event's data does not match the schema of its type and version; nothing of
     the append was written.
 
@@ -693,7 +966,7 @@ class SchemaValidationError(SchemaRegistryError):
         )
 
 
-class UnregisteredSchemaError(SchemaRegistryError):
+class UnregisteredSchemaError(InvalidEventError):
     """An appended event names a type or a schema version the registry does not hold, where
     the store refuses such events; nothing of the append was written.
 
@@ -754,7 +1027,7 @@ class UpcasterError(SchemaRegistryError):
         self.reason = reason
 
 
-class SchemaSupportMissingError(EventVaultError, ImportError):
+class SchemaSupportMissingError(BadInputError, ImportError):
     """Validating JSON Schemas needs the `jsonschema-rs` package, which is not installed.
 
     Attributes:

@@ -32,7 +32,7 @@ from eventvault.errors import (
     HashChainError,
     ImportFileError,
     IncompleteExportError,
-    InvalidEventError,
+    InvalidArgumentError,
     UnverifiableExportError,
 )
 from eventvault.schema.state import RegistryChange
@@ -42,6 +42,7 @@ from eventvault.schema.transfer import (
     import_registry,
     registry_history,
 )
+from eventvault.serialization import MAX_NESTING_DEPTH, nesting_depth
 from eventvault.store.base import EventStore
 from eventvault.types import RawEvent
 
@@ -169,7 +170,7 @@ def _check_newer_format(line: bytes) -> None:
 
 def _check_expectation(name: str, value: int | None) -> None:
     if value is not None and (type(value) is not int or value < 0):
-        raise InvalidEventError(f"{name} must be an int >= 0 or None, not {value!r}")
+        raise InvalidArgumentError(name, value, f"must be an int >= 0 or None, not {value!r}")
 
 
 def _log_until_head(
@@ -226,7 +227,7 @@ def write_export(
         The header and closing record written.
 
     Raises:
-        InvalidEventError: `after` is not an int >= 0 (nothing is written).
+        InvalidArgumentError: `after` is not an int >= 0 (nothing is written).
         IncompleteExportError: the store's events did not reach the head it had when the export
             began; no closing record was written.
         OSError: `out` cannot be written.
@@ -326,9 +327,11 @@ class ExportReader:
         end_line = 0
         for number, line in enumerate(lines, start=1):
             if number == 1 and not isinstance(line, bytes):
-                raise InvalidEventError(
-                    f"an export file is read as bytes (a file opened 'rb'), not as "
-                    f"{type(line).__name__}: the digest covers its exact bytes"
+                raise InvalidArgumentError(
+                    "lines",
+                    line,
+                    f"must be bytes (a file opened 'rb'), not {type(line).__name__}: the digest "
+                    "covers a file's exact bytes",
                 )
             self.line = number
             self.offset += len(line)
@@ -396,6 +399,13 @@ class ExportReader:
             if not line.endswith(b"\n"):
                 raise self._cut_short(f"in the middle of line {number}") from None
             raise ImportFileError(f"not valid JSON: {exc}", line=number) from None
+        except RecursionError:
+            # The line holds the event's object around its data and metadata: one level more.
+            raise ImportFileError(
+                f"data or metadata nests objects and arrays {nesting_depth(line) - 1} levels "
+                f"deep, over the limit of {MAX_NESTING_DEPTH} levels that appends accept",
+                line=number,
+            ) from None
 
     def _take(self, event: RawEvent, number: int) -> None:
         if self.header is None and self.event_count == 0:
@@ -587,10 +597,10 @@ def read_export(
         is in the file). It raises, after its last event, when the file is not whole.
 
     Raises:
-        InvalidEventError: `expect_head` or `expect_count` is not an int >= 0 (at the call).
+        InvalidArgumentError: `expect_head` or `expect_count` is not an int >= 0 (at the call).
 
     The iterator raises:
-        InvalidEventError: the lines are not bytes (a file opened in text mode).
+        InvalidArgumentError: the lines are not bytes (a file opened in text mode).
         ImportFileError: a line is not JSON, not an event or record of the format, or its event
             has a time without a zone or data or metadata that is not a JSON object; the error
             names the line.
@@ -639,7 +649,7 @@ def load_export(
             be proven whole (the subclasses `IncompleteExportError`, `UnverifiableExportError`,
             `ExportFormatError` of `read_export`); the error names the line where it can.
         IncompleteExportError: the file is the tail of a log (written with `after` > 0).
-        InvalidEventError: `expect_head` or `expect_count` is not an int >= 0.
+        InvalidArgumentError: `expect_head` or `expect_count` is not an int >= 0.
     """
     reader = read_export(lines, expect_head=expect_head, expect_count=expect_count)
     check_registry_empty(store)

@@ -21,10 +21,21 @@ from typing import Final
 
 import msgspec
 
+from eventvault._nesting import (
+    MAX_NESTING_DEPTH,
+    SHALLOW_BYTES,
+    depth_over_limit,
+    members,
+    nesting_depth,
+    object_depth,
+    on_fresh_stack,
+)
 from eventvault.errors import (
+    CorruptEventError,
     HashChainError,
     InvalidEventError,
     InvalidStreamNameError,
+    PayloadTooDeepError,
     PayloadTooLargeError,
 )
 from eventvault.types import NewEvent, RawEvent, RecordedEvent
@@ -33,6 +44,7 @@ __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",
     "FORBIDDEN_NAME_CHARACTERS",
     "GENESIS_HASH",
+    "MAX_NESTING_DEPTH",
     "MAX_SCHEMA_VERSION",
     "MAX_STREAM_NAME_LENGTH",
     "EncodedEvent",
@@ -41,6 +53,7 @@ __all__ = [
     "encode_events",
     "event_hash",
     "from_micros",
+    "nesting_depth",
     "new_event_id",
     "stored_payload",
     "to_micros",
@@ -62,6 +75,8 @@ FORBIDDEN_NAME_CHARACTERS: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff
 """What names (streams, event types) must not contain: control characters, and lone surrogates,
 which a Python str may hold but UTF-8, and so no engine, cannot."""
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_Row = tuple[str, int, int, bytes, str, int, bytes, bytes, int, bytes]
+"""An event as the engines read it (see `store._append.StoredRow`)."""
 _EMPTY_OBJECT: Final = b"{}"
 _encode = msgspec.json.encode
 _decoder = msgspec.json.Decoder(dict[str, object])
@@ -116,25 +131,29 @@ class EncodedEvent:
 
 
 def _non_finite(value: object, path: str) -> str | None:
-    """The path of the first NaN or infinity in a payload, or None."""
-    if type(value) is float:
-        return None if math.isfinite(value) else path
-    if isinstance(value, dict):
-        items: Iterable[tuple[object, object]] = value.items()
-    elif isinstance(value, (list, tuple)):
-        items = enumerate(value)
-    elif isinstance(value, msgspec.Struct):
-        items = ((name, getattr(value, name)) for name in value.__struct_fields__)
-    else:
-        return None
-    for key, item in items:
-        found = _non_finite(item, f"{path}[{key!r}]")
+    """The path of the first NaN or infinity in a payload, or None; walked without recursion,
+    in the order the encoder writes it."""
+    pending: list[tuple[object, str]] = [(value, path)]
+    while pending:
+        node, where = pending.pop()
+        if type(node) is float:
+            if not math.isfinite(node):
+                return where
+            continue
+        found = members(node)
         if found is not None:
-            return found
+            pending.extend(reversed([(item, f"{where}[{key!r}]") for key, item in found]))
     return None
 
 
-def _check_finite(value: object, encoded: bytes, what: str, index: int) -> bytes:
+def _check_payload(value: object, encoded: bytes, what: str, index: int) -> None:
+    """Refuse an encoded payload nested too deeply, or holding NaN or infinity.
+
+    Called only for a payload long enough to be too deep, or holding "null".
+    """
+    depth = depth_over_limit(encoded)
+    if depth is not None:
+        raise PayloadTooDeepError(what, depth, MAX_NESTING_DEPTH, index=index)
     # JSON has no NaN or infinity: the encoder writes them as null, which would change the
     # payload silently. Only a payload whose encoding holds "null" can have one.
     if b"null" in encoded:
@@ -145,32 +164,44 @@ def _check_finite(value: object, encoded: bytes, what: str, index: int) -> bytes
                 "or as null yourself)",
                 index=index,
             )
-    return encoded
+
+
+def _encode_deep(value: object, what: str, index: int) -> bytes:
+    """Encode a payload on which the encoder ran out of recursion: refuse it when it is too
+    deep, else encode it on a fresh stack (the caller's was nearly used up)."""
+    depth = object_depth(value)
+    if depth > MAX_NESTING_DEPTH:
+        raise PayloadTooDeepError(what, depth, MAX_NESTING_DEPTH, index=index)
+    try:
+        return on_fresh_stack(_encode, value)
+    except RecursionError:
+        # Nested deeper than the walk sees, through containers it does not know.
+        raise InvalidEventError(
+            f"{what} nests objects and arrays too deeply to encode, over the limit of "
+            f"{MAX_NESTING_DEPTH} levels",
+            index=index,
+        ) from None
 
 
 def _encode_object(value: object, what: str, index: int) -> bytes:
-    if type(value) is dict:
+    if type(value) is dict or isinstance(value, msgspec.Struct):
         try:
             encoded = _encode(value)
+        except RecursionError:
+            encoded = _encode_deep(value, what, index)
         except (TypeError, ValueError, OverflowError) as exc:
             raise InvalidEventError(
                 f"{what} cannot be encoded as JSON: {exc}", index=index
             ) from exc
-        return _check_finite(value, encoded, what, index)
-    if isinstance(value, msgspec.Struct):
-        try:
-            encoded = _encode(value)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise InvalidEventError(
-                f"{what} cannot be encoded as JSON: {exc}", index=index
-            ) from exc
-        if encoded[:1] != b"{":
+        if type(value) is not dict and encoded[:1] != b"{":
             raise InvalidEventError(
                 f"{what} must encode to a JSON object, {type(value).__name__} encodes to "
                 f"{encoded[:20]!r}",
                 index=index,
             )
-        return _check_finite(value, encoded, what, index)
+        if len(encoded) >= SHALLOW_BYTES or b"null" in encoded:
+            _check_payload(value, encoded, what, index)
+        return encoded
     if isinstance(value, dict):
         return _encode_object(dict(value), what, index)
     raise InvalidEventError(
@@ -374,8 +405,16 @@ def canonical_json_problem(raw: bytes) -> str | None:
         raw: JSON bytes of an object.
 
     Returns:
-        None when `raw` is canonical, else what is wrong, showing where it differs.
+        None when `raw` is canonical, else what is wrong, showing where it differs; also when
+        it nests objects and arrays deeper than `MAX_NESTING_DEPTH`, which appends refuse so
+        that every reader can decode every event (checked first, without recursion).
     """
+    depth = depth_over_limit(raw)
+    if depth is not None:
+        return (
+            f"nests objects and arrays {depth} levels deep, over the limit of "
+            f"{MAX_NESTING_DEPTH} levels that appends accept"
+        )
     try:
         canonical = _encode(_decoder.decode(raw))
     except msgspec.DecodeError as exc:
@@ -415,45 +454,53 @@ class ChainVerifier:
 
         Raises:
             HashChainError: its hash does not match its bytes and the previous hash.
-            ValueError: its global position does not increase (or is past the largest a store
-                holds), its stream position is not the next one of its stream, or a field has
-                a value no append could have stored.
+            CorruptEventError: its global position does not increase (or is past the largest a
+                store holds), its stream position is not the next one of its stream, or a
+                field has a value no append could have stored; the error names the event (also
+                a `ValueError`).
             TypeError: it is neither a `RawEvent` nor a `RecordedEvent`.
         """
         data, metadata = stored_payload(event)
+
+        def corrupt(reason: str) -> CorruptEventError:
+            return CorruptEventError(
+                event.stream_name,
+                event.stream_position,
+                reason,
+                global_position=event.global_position,
+                event_id=event.event_id,
+            )
+
         if event.global_position <= self._last_global:
-            raise ValueError(
+            raise corrupt(
                 f"global position {event.global_position} does not follow {self._last_global}"
             )
         if event.global_position > MAX_POSITION:
-            raise ValueError(
+            raise corrupt(
                 f"global position {event.global_position} is past the largest, {MAX_POSITION}"
             )
         problem = _type_and_version_problem(event.event_type, event.schema_version)
         if problem is not None:
-            raise ValueError(problem)
+            raise corrupt(problem)
         try:
             validate_stream_name(event.stream_name)
         except InvalidStreamNameError as exc:
-            raise ValueError(str(exc)) from exc
+            raise corrupt(str(exc)) from exc
         if event.recorded_at.tzinfo is None:
-            raise ValueError(f"recorded_at {event.recorded_at} has no time zone")
+            raise corrupt(f"recorded_at {event.recorded_at} has no time zone")
         for name, raw in (("data", data), ("metadata", metadata)):
             if not raw.startswith(b"{"):
-                raise ValueError(f"{name} of event {event.event_id} is not a JSON object")
+                raise corrupt(f"{name} is not a JSON object")
         head = self._heads.get(event.stream_name)
         next_position, previous = (0, GENESIS_HASH) if head is None else (head[0] + 1, head[1])
         if event.stream_position != next_position:
             if head is None:
-                raise ValueError(
-                    f"stream {event.stream_name!r} starts at position {event.stream_position}, "
-                    "not 0: this is part of a log (exported from a later position), which "
-                    "cannot be imported on its own"
+                raise corrupt(
+                    f"the stream starts at position {event.stream_position}, not 0: this is "
+                    "part of a log (exported from a later position), which cannot be imported "
+                    "on its own"
                 )
-            raise ValueError(
-                f"stream {event.stream_name!r}: position {event.stream_position} where "
-                f"{next_position} was due"
-            )
+            raise corrupt(f"position {event.stream_position} where {next_position} was due")
         digest = _hash_of(event, previous, data, metadata)
         if digest.hex() != event.hash:
             raise HashChainError(event.stream_name, event.stream_position, digest.hex(), event.hash)
@@ -483,8 +530,9 @@ def verify_chain(events: Iterable[RawEvent | RecordedEvent]) -> int:
 
     Raises:
         HashChainError: an event's hash does not match.
-        ValueError: positions are out of order or have gaps within a stream, or a stream does
-            not start at position 0.
+        CorruptEventError: positions are out of order or have gaps within a stream, a stream
+            does not start at position 0, or a field holds a value no append could have stored
+            (also a `ValueError`).
         TypeError: `events` is not an iterable of `RecordedEvent` or `RawEvent`; the message
             says what to pass.
     """
@@ -518,15 +566,7 @@ def uuid_from_bytes(raw: bytes) -> uuid.UUID:
     return value
 
 
-def decode_rows(
-    rows: Iterable[tuple[str, int, int, bytes, str, int, bytes, bytes, int, bytes]],
-) -> list[RecordedEvent]:
-    """Turn stored rows into `RecordedEvent`: the hot loop of every read.
-
-    Events committed together share their `recorded_at`, and a `datetime` is immutable, so
-    consecutive rows with the same timestamp share one object: building it is the costliest
-    step of a row after its payload.
-    """
+def _decode_rows(rows: Sequence[_Row]) -> list[RecordedEvent]:
     decode = _decoder.decode
     recorded = RecordedEvent
     make_uuid = uuid_from_bytes
@@ -536,30 +576,73 @@ def decode_rows(
     add = events.append
     micros = -1
     when = epoch
-    for row in rows:
-        if row[8] != micros:
-            micros = row[8]
-            when = epoch + delta(microseconds=micros)
-        add(
-            recorded(
-                row[0],
-                row[1],
-                row[2],
-                make_uuid(row[3]),
-                row[4],
-                row[5],
-                decode(row[6]),
-                decode(row[7]),
-                when,
-                row[9].hex(),
+    # The hot loop of every read indexes rows by literal position, the `StoredRow` column order
+    # (stream_name 0, stream_position 1, global_position 2, event_id 3, event_type 4,
+    # schema_version 5, data 6, metadata 7, recorded_at 8, hash 9): faster than unpacking, and
+    # PostgreSQL's reads carry one more column (whether the row is deliverable).
+    try:
+        for row in rows:
+            if row[8] != micros:
+                micros = row[8]
+                when = epoch + delta(microseconds=micros)
+            add(
+                recorded(
+                    row[0],
+                    row[1],
+                    row[2],
+                    make_uuid(row[3]),
+                    row[4],
+                    row[5],
+                    decode(row[6]),
+                    decode(row[7]),
+                    when,
+                    row[9].hex(),
+                )
             )
-        )
+    except msgspec.DecodeError as exc:
+        row = rows[len(events)]
+        raise CorruptEventError(
+            row[0],
+            row[1],
+            f"the stored data or metadata is not a JSON object ({exc})",
+            global_position=row[2],
+        ) from exc
     return events
 
 
-def raw_rows(
-    rows: Iterable[tuple[str, int, int, bytes, str, int, bytes, bytes, int, bytes]],
-) -> list[RawEvent]:
+def decode_rows(rows: Sequence[_Row]) -> list[RecordedEvent]:
+    """Turn stored rows into `RecordedEvent`: the hot loop of every read.
+
+    Events committed together share their `recorded_at`, and a `datetime` is immutable, so
+    consecutive rows with the same timestamp share one object: building it is the costliest
+    step of a row after its payload.
+
+    Raises:
+        CorruptEventError: a row's data or metadata does not decode to a JSON object, or nests
+            deeper than this Python can decode (possible only for events stored before appends
+            refused payloads nested beyond `MAX_NESTING_DEPTH`); it names the stream and
+            position.
+    """
+    try:
+        return _decode_rows(rows)
+    except RecursionError:
+        pass
+    # The caller's stack was nearly used up (see _nesting.on_fresh_stack).
+    try:
+        return on_fresh_stack(_decode_rows, rows)
+    except RecursionError:
+        row = max(rows, key=lambda row: max(nesting_depth(row[6]), nesting_depth(row[7])))
+        depth = max(nesting_depth(row[6]), nesting_depth(row[7]))
+        raise CorruptEventError(
+            row[0],
+            row[1],
+            f"its data or metadata nests objects and arrays {depth} levels deep, deeper than "
+            f"this Python can decode (appends refuse more than {MAX_NESTING_DEPTH} levels)",
+            global_position=row[2],
+        ) from None
+
+
+def raw_rows(rows: Iterable[_Row]) -> list[RawEvent]:
     """Turn stored rows into `RawEvent`, keeping the stored bytes."""
     return [
         RawEvent(

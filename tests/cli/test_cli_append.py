@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import eventvault
+from eventvault.serialization import MAX_NESTING_DEPTH
 
 from .cli_harness import Cli, head
 
@@ -200,3 +201,33 @@ def test_append_with_an_unknown_url_scheme_exits_2(cli: Cli) -> None:
     result = cli("append", "account-1", "Touched", "--url", "mongodb://localhost")
     assert result.exit_code == 2
     assert "unknown scheme 'mongodb'" in result.stderr
+
+
+def _nested_json(depth: int) -> str:
+    return '{"a":' + "[" * (depth - 1) + "1" + "]" * (depth - 1) + "}"
+
+
+def test_append_of_data_nested_to_the_limit_is_stored(cli: Cli, db: str) -> None:
+    result = cli("append", "deep-1", "Nested", _nested_json(MAX_NESTING_DEPTH), "--url", db)
+    assert result.exit_code == 0, result.output
+    assert only_events(db, "deep-1")[0].data == json.loads(_nested_json(MAX_NESTING_DEPTH))
+    logged = cli("log", "--json", "--url", db)
+    assert logged.exit_code == 0, logged.output
+    assert json.loads(logged.stdout)["data"] == json.loads(_nested_json(MAX_NESTING_DEPTH))
+
+
+@pytest.mark.parametrize("depth", [MAX_NESTING_DEPTH + 1, 996, 10_000])
+@pytest.mark.parametrize("option", ["DATA_JSON", "--metadata"])
+def test_append_of_json_nested_beyond_the_limit_exits_2_naming_limit_and_depth(
+    cli: Cli, db: str, depth: int, option: str
+) -> None:
+    text = _nested_json(depth)
+    args = [text] if option == "DATA_JSON" else ["{}", "--metadata", text]
+    result = cli("append", "deep-1", "Nested", *args, "--url", db)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(
+        f"error: {option}: nests objects and arrays {depth} levels deep, over the limit of "
+        f"{MAX_NESTING_DEPTH} levels"
+    )
+    assert "Traceback" not in result.output
+    assert not Path(db).exists() or head(db) == 0

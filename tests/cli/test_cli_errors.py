@@ -12,20 +12,24 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
+from eventvault import errors
 from eventvault.cli.errors import (
     CommandLineError,
     ExitCode,
     StoreNotFoundError,
-    StreamNotFoundError,
     exit_code_for,
     hint_for,
     report_error,
     reporting_errors,
 )
 from eventvault.errors import (
+    ERROR_KINDS,
     AggregateDefinitionError,
     AggregateNotFoundError,
     AggregateQueryError,
+    BadInputError,
+    ConflictError,
+    CorruptEventError,
     DatabaseLockedError,
     DuplicateEventIdError,
     EventDecodeError,
@@ -36,6 +40,8 @@ from eventvault.errors import (
     ImportFileError,
     IncompatibleSchemaError,
     IncompleteExportError,
+    IntegrityError,
+    InvalidArgumentError,
     InvalidEventError,
     InvalidExpectedVersionError,
     InvalidSchemaError,
@@ -45,7 +51,10 @@ from eventvault.errors import (
     MissingHandlerError,
     NotAnEventVaultDatabaseError,
     NotEmptyError,
+    NotFoundError,
+    PayloadTooDeepError,
     PayloadTooLargeError,
+    ReadOnlyStoreError,
     RegistryChangeConflictError,
     SchemaRegistrationError,
     SchemaRegistryError,
@@ -53,7 +62,11 @@ from eventvault.errors import (
     SchemaValidationError,
     SchemaVersionError,
     StorageError,
+    StorageFullError,
     StoreClosedError,
+    StoreForkedError,
+    StoreUnavailableError,
+    StreamNotFoundError,
     TransactionUsageError,
     UnknownEventTypeError,
     UnregisteredEventError,
@@ -61,45 +74,65 @@ from eventvault.errors import (
     UnverifiableExportError,
     UpcasterError,
     WrongExpectedVersionError,
+    error_kind,
 )
 from eventvault.store.sqlite import SCHEMA_VERSION
 
 from .cli_harness import Cli, seed
 
 ERRORS_AND_CODES: list[tuple[BaseException, int]] = [
+    # bad input: 2
+    (BadInputError("bad input"), 2),
     (CommandLineError("DATA_JSON", "not valid JSON"), 2),
     (InvalidStreamNameError("", "must not be empty"), 2),
     (InvalidEventError("data must be a JSON object"), 2),
     (PayloadTooLargeError(2_000_000, 1_048_576), 2),
+    (PayloadTooDeepError("data", 40, 32), 2),
     (InvalidExpectedVersionError("latest"), 2),
     (InvalidURLError("mongodb://x", "unknown scheme"), 2),
+    (InvalidArgumentError("limit", -1, "must be an int >= 0 or None, not -1"), 2),
+    (AggregateQueryError("version and as_of together"), 2),
+    (EventRegistrationError(int, "not a msgspec.Struct"), 2),
+    (UnregisteredEventError(int), 2),
+    (AggregateDefinitionError(int, "no category"), 2),
+    (MissingHandlerError(int, str), 2),
+    (TransactionUsageError("appended through the store inside the work"), 2),
+    # conflict: 3, and 6 for a target that is not empty
+    (ConflictError("conflict"), 3),
     (WrongExpectedVersionError("account-1", 5, 1), 3),
     (DuplicateEventIdError(uuid.uuid4(), "account-1", "account-2", 0), 3),
+    (NotEmptyError("target.db", 4), 6),
+    # not found: 4
+    (NotFoundError("not found"), 4),
     (StoreNotFoundError("missing.db", "missing.db"), 4),
+    (errors.StoreNotFoundError("missing.db", "missing.db"), 4),
     (StreamNotFoundError("account-1"), 4),
+    (AggregateNotFoundError("account-42"), 4),
+    (UnknownEventTypeError("Gone", 1, "account-42", 3), 4),
     (FileNotFoundError(2, "No such file or directory", "x.jsonl"), 4),
+    # integrity: 5
+    (IntegrityError("integrity"), 5),
     (HashChainError("account-1", 0, "a" * 64, "b" * 64), 5),
     (ImportFileError("not valid JSON", line=3), 5),
+    (CorruptEventError("account-1", 3, "the stored data is not a JSON object"), 5),
+    (EventDecodeError("account-42", 3, "Deposited", 1, int, "Object missing field `amount`"), 5),
     (IncompleteExportError("the closing record is missing"), 5),
     (UnverifiableExportError("the file has no header", line=1), 5),
     (ExportFormatError("export format version 3", found=3, supported=2), 5),
-    (NotEmptyError("target.db", 4), 6),
+    # storage: 8; 7 for a database that is not a store, is newer or needs migrating; 1 for a
+    # closed store
+    (StorageError("disk I/O error"), 8),
+    (DatabaseLockedError("x.db stayed locked"), 8),
+    (StoreUnavailableError("postgresql://db/x", "cannot connect to the server at db:5432"), 8),
+    (PermissionError(13, "Permission denied", "x.jsonl"), 8),
     (NotAnEventVaultDatabaseError("x.db", "a SQLite database of another application"), 7),
     (SchemaVersionError("x.db", 9, 1), 7),
     (MigrationRequiredError("postgresql://db/x", "snapshots", 0, 1), 7),
-    (TransactionUsageError("appended through the store inside the work"), 1),
-    (StorageError("disk I/O error"), 8),
-    (DatabaseLockedError("x.db stayed locked"), 8),
-    (PermissionError(13, "Permission denied", "x.jsonl"), 8),
+    (ReadOnlyStoreError("x.db", "its folder is not writable"), 8),
+    (StorageFullError("x.db", "the disk is full"), 8),
     (StoreClosedError("x.db"), 1),
-    (AggregateNotFoundError("account-42"), 4),
-    (UnknownEventTypeError("Gone", 1, "account-42", 3), 1),
-    (EventDecodeError("account-42", 3, "Deposited", 1, int, "Object missing field `amount`"), 1),
-    (EventRegistrationError(int, "not a msgspec.Struct"), 1),
-    (UnregisteredEventError(int), 1),
-    (AggregateDefinitionError(int, "no category"), 1),
-    (MissingHandlerError(int, str), 1),
-    (AggregateQueryError("version and as_of together"), 2),
+    (StoreForkedError("x.db", "the engine does not carry a store across fork()", 10, 11), 2),
+    # the schema registry: bad input 2, a change that breaks the mode 7, a race 3
     (SchemaRegistryError("the registry refuses it"), 2),
     (InvalidSchemaError("AccountOpened", "#/type", 'not "object"'), 2),
     (IncompatibleSchemaError("AccountOpened", 2, "BACKWARD", ["#/properties/owner: ..."]), 7),
@@ -108,10 +141,12 @@ ERRORS_AND_CODES: list[tuple[BaseException, int]] = [
     (SchemaValidationError("account-1", 0, "AccountOpened", 1, [("/owner", "not a string")]), 2),
     (UnregisteredSchemaError("account-1", 0, "AccountOpened", 3, [1, 2]), 2),
     (UpcasterError("AccountOpened", 1, "a gap in the chain"), 2),
-    (SchemaSupportMissingError("validating events"), 1),
+    (SchemaSupportMissingError("validating events"), 2),
+    # the rest: 1
     (EventVaultError("something else"), 1),
     (RuntimeError("a defect"), 1),
 ]
+"""A representative of every error class, with the exit code docs/cli.md gives it."""
 
 
 @pytest.mark.parametrize(
@@ -125,8 +160,29 @@ def test_every_error_class_of_eventvault_is_in_the_table() -> None:
     import eventvault.errors as errors
 
     covered = {type(error) for error, _ in ERRORS_AND_CODES}
-    declared = {getattr(errors, name) for name in errors.__all__}
+    declared = {
+        value
+        for value in (getattr(errors, name) for name in errors.__all__)
+        if isinstance(value, type)
+    }
     assert declared <= covered
+
+
+def test_the_cli_gives_every_error_of_a_tier_the_tiers_code_unless_listed_apart() -> None:
+    apart = {
+        IncompatibleSchemaError,
+        NotEmptyError,
+        NotAnEventVaultDatabaseError,
+        SchemaVersionError,
+        MigrationRequiredError,
+        StoreClosedError,
+    }
+    codes = {"bad-input": 2, "conflict": 3, "not-found": 4, "integrity": 5, "storage": 8}
+    for error, code in ERRORS_AND_CODES:
+        kind = error_kind(error)
+        if kind is not None and type(error) not in apart:
+            assert code == codes[kind], error
+    assert set(codes) == set(ERROR_KINDS.values())
 
 
 def report(error: BaseException) -> tuple[ExitCode, str]:
@@ -232,3 +288,17 @@ def test_a_store_in_a_directory_that_cannot_be_created_exits_8(cli: Cli, tmp_pat
     assert result.exit_code == 8
     assert result.stderr.startswith("error: ")
     assert "Traceback" not in result.output
+
+
+def test_a_log_over_damaged_stored_bytes_exits_5_naming_the_event(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "damaged.db"
+    seed(str(path), [("account-1", "Opened", {}), ("account-1", "Deposited", {"amount": 5})])
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "UPDATE events SET data = CAST('{\"amount\":' AS BLOB) WHERE global_position = 2"
+        )
+    conn.close()
+    result = cli("log", "--url", str(path))
+    assert result.exit_code == 5, result.output
+    assert result.stderr.startswith("error: 'account-1'@1 (global position 2): the stored data")
+    assert "restore it from a backup or export" in result.stderr

@@ -221,3 +221,22 @@ def test_stats_of_a_memory_store_has_no_file_size(cli: Cli) -> None:
 
 def test_stats_of_a_missing_store_file_exits_4(cli: Cli, db: str) -> None:
     assert cli("stats", "--url", db).exit_code == 4
+
+
+@pytest.mark.parametrize("position", [str(2**63 - 1), str(2**63), str(2**64)])
+@pytest.mark.parametrize("output", ["--json", "--table"])
+def test_read_and_log_from_beyond_any_position_print_nothing_and_exit_0(
+    cli: Cli, seeded: str, position: str, output: str
+) -> None:
+    options = ["--json"] if output == "--json" else []
+    for args in (["read", "account-1", "--from", position], ["log", "--after", position]):
+        result = cli(*args, *options, "--url", seeded)
+        assert result.exit_code == 0, result.output
+        assert result.stdout == ""
+        assert "error" not in result.stderr
+
+
+def test_log_backwards_from_beyond_any_position_starts_at_the_end(cli: Cli, seeded: str) -> None:
+    result = cli("log", "--after", str(2**64), "--backwards", "--json", "--url", seeded)
+    assert result.exit_code == 0, result.output
+    assert [e.global_position for e in decoded(result.stdout)] == [4, 3, 2, 1]

@@ -267,3 +267,17 @@ def test_export_and_import_carry_the_registry(cli: Cli, registered: str, tmp_pat
     assert cli("import", str(exported), "--url", restored).exit_code == 0
     listing = cli("schema", "history", "--url", restored)
     assert "registered AccountOpened version 1" in listing.stdout
+
+
+def test_check_against_a_store_without_a_registry_creates_nothing(
+    cli: Cli, db: str, tmp_path: Path
+) -> None:
+    with eventvault.connect(db):
+        pass
+    result = cli(
+        "schema", "check", "AccountOpened", schema_file(tmp_path, "v1.json", V1), "--url", db
+    )
+    assert result.exit_code == 0, result.output
+    assert "it would be AccountOpened version 1" in result.stdout
+    with eventvault.connect(db) as store:
+        assert "schemas" not in store.component_versions()

@@ -20,6 +20,7 @@ from typer.testing import Result
 
 import eventvault
 from eventvault import NewEvent, RawEvent, StreamAppend, StreamState
+from eventvault.serialization import MAX_NESTING_DEPTH, raw_event_hash
 from eventvault.store.sqlite import SQLiteEventStore
 
 from .cli_harness import SAMPLE, Cli, head, seed
@@ -426,7 +427,11 @@ def test_import_of_a_file_missing_a_streams_first_event_names_the_line(
     lines = exported.read_text().splitlines(keepends=True)
     exported.write_text(lines[0] + "".join(lines[2:]))
     result = import_refused(cli, exported, tmp_path)
-    assert "error: line 2: stream 'account-1' starts at position 1, not 0" in result.stderr
+    assert re.search(
+        r"^error: line 2: event \S+ at 'account-1'@1 \(global position 2\): the stream starts "
+        r"at position 1, not 0",
+        result.stderr,
+    )
 
 
 def test_import_into_a_store_with_events_exits_6_and_changes_nothing(
@@ -911,3 +916,40 @@ def test_export_refuses_a_store_whose_events_do_not_reach_its_head_and_keeps_no_
     piped = cli("export", "-", "--url", seeded)
     assert piped.exit_code == 5
     assert '{"record":"end"' not in piped.stdout
+
+
+def _deepen(path: Path, depth: int) -> int:
+    """Give the second event (account-1@1) data nested `depth` levels deep, with its hash
+    recomputed to match, as a release that stored such data would have exported it.
+
+    Returns:
+        The 1-based number of the line changed.
+    """
+    lines = path.read_bytes().splitlines(keepends=True)
+    events = {
+        number: msgspec.json.decode(line, type=RawEvent)
+        for number, line in enumerate(lines)
+        if b'"stream_position"' in line
+    }
+    (_, first), (second_at, second) = list(events.items())[:2]
+    data = b'{"a":' + b"[" * (depth - 1) + b"1" + b"]" * (depth - 1) + b"}"
+    deep = msgspec.structs.replace(second, data=msgspec.Raw(data))
+    digest = raw_event_hash(deep, bytes.fromhex(first.hash))
+    deep = msgspec.structs.replace(deep, hash=digest.hex())
+    lines[second_at] = msgspec.json.encode(deep) + b"\n"
+    path.write_bytes(b"".join(lines))
+    return second_at + 1
+
+
+@pytest.mark.parametrize("depth", [MAX_NESTING_DEPTH + 1, 996, 10_000])
+def test_import_of_an_event_nested_beyond_the_limit_exits_5_naming_the_line(
+    cli: Cli, exported: Path, tmp_path: Path, depth: int
+) -> None:
+    line = _deepen(exported, depth)
+    target = str(tmp_path / "restored.db")
+    result = cli("import", str(exported), "--url", target)
+    assert result.exit_code == 5, result.output
+    assert result.stderr.startswith(f"error: line {line}: ")
+    assert f"nests objects and arrays {depth} levels deep, over the limit of" in result.stderr
+    assert "Traceback" not in result.output
+    assert head(target) == 0

@@ -1,4 +1,5 @@
-"""The engines the contract suite runs on: memory, SQLite file, SQLite :memory:, PostgreSQL."""
+"""The engines the contract suite runs on: memory, SQLite file, SQLite :memory:, PostgreSQL,
+and a toy engine that lives outside the package (tests/engines/toy.py), opened by a factory."""
 
 from __future__ import annotations
 
@@ -9,10 +10,29 @@ from pathlib import Path
 
 import pytest
 
+from eventvault import EventStore
 from eventvault.testing.contract import EngineSpec
+from tests.engines.toy import ToyEventStore, ToyLog
 
 POSTGRES_URL = os.environ.get("EVENTVAULT_TEST_POSTGRES_URL")
-ENGINES = ["memory", "sqlite-file", "sqlite-memory", "postgres"]
+ENGINES = ["memory", "sqlite-file", "sqlite-memory", "postgres", "toy"]
+
+
+def _toy_engine() -> EngineSpec:
+    """The toy engine, opened without `connect`: each location names a log of the test."""
+    logs: dict[str, ToyLog] = {}
+    counter = iter(range(10**9))
+
+    def open_toy(location: str, *, max_event_bytes: int) -> EventStore:
+        log = logs.setdefault(location, ToyLog())
+        return ToyEventStore(log, f"toy://{location}", max_event_bytes=max_event_bytes)
+
+    def new_location() -> str:
+        return f"fresh-{next(counter)}"
+
+    return EngineSpec(
+        "toy", "store", durable=True, multiprocess=False, new_url=new_location, factory=open_toy
+    )
 
 
 def _postgres_schemas() -> tuple[Callable[[], str], Callable[[], None]]:
@@ -44,6 +64,8 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EngineSpe
         yield EngineSpec(name, "memory://", durable=False, multiprocess=False)
     elif name == "sqlite-memory":
         yield EngineSpec(name, "sqlite:///:memory:", durable=False, multiprocess=False)
+    elif name == "toy":
+        yield _toy_engine()
     elif name == "sqlite-file":
         counter = iter(range(10**9))
 

@@ -4,11 +4,14 @@ from eventvault.testing.contract import (
     AppendContract,
     AsyncContract,
     BadInputContract,
+    CancellationContract,
     ConcurrencyContract,
     CrashContract,
     HashChainContract,
     IdempotencyContract,
     ImportContract,
+    NestingContract,
+    PositionEdgeContract,
     ReadContract,
     SeamContract,
     StatefulContract,
@@ -48,11 +51,23 @@ class TestImport(ImportContract):
     pass
 
 
+class TestNesting(NestingContract):
+    pass
+
+
+class TestPositionEdges(PositionEdgeContract):
+    pass
+
+
 class TestSubscription(SubscriptionContract):
     pass
 
 
 class TestAsync(AsyncContract):
+    pass
+
+
+class TestCancellation(CancellationContract):
     pass
 
 

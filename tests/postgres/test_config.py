@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from eventvault.errors import InvalidURLError
-from eventvault.store.postgres._config import DEFAULT_POOL_MAX, DEFAULT_SCHEMA, parse_url
+from eventvault.store.postgres._config import (
+    DEFAULT_POOL_MAX,
+    DEFAULT_SCHEMA,
+    DEFAULT_UNAVAILABLE_TIMEOUT,
+    connect_timeout,
+    parse_url,
+    server_address,
+)
 
 
 def test_defaults_apply_when_the_url_has_no_options() -> None:
@@ -73,3 +80,67 @@ def test_a_bad_pool_max_raises_invalid_url_error(value: str) -> None:
 def test_a_url_of_another_scheme_raises_invalid_url_error() -> None:
     with pytest.raises(InvalidURLError):
         parse_url("mysql://u@h/db")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://user:s3cret@host:5432/db?schema=x",
+        "postgresql://user@host/db?password=s3cret&schema=x",
+        "postgresql://user:s3%63ret@host/db",
+    ],
+)
+def test_the_options_repr_and_display_url_hold_no_password(url: str) -> None:
+    options = parse_url(url)
+    assert "s3cret" not in repr(options) and "s3%63ret" not in repr(options)
+    assert "***" in options.display_url
+    assert "s3cret" in options.conninfo or "s3%63ret" in options.conninfo
+
+
+def test_a_url_of_another_scheme_is_refused_with_its_password_masked() -> None:
+    with pytest.raises(InvalidURLError) as caught:
+        parse_url("mysql://user:s3cret@host/db")
+    assert "s3cret" not in str(caught.value)
+
+
+def test_unavailable_timeout_defaults_to_a_few_seconds_and_is_read_from_the_url() -> None:
+    assert parse_url("postgresql://u@h/db").unavailable_timeout == DEFAULT_UNAVAILABLE_TIMEOUT
+    options = parse_url("postgresql://u@h/db?unavailable_timeout=1.5&sslmode=disable")
+    assert options.unavailable_timeout == 1.5
+    assert options.conninfo == "postgresql://u@h/db?sslmode=disable&client_encoding=UTF8"
+    assert (
+        parse_url(
+            "postgresql://u@h/db?unavailable_timeout=9", unavailable_timeout=2
+        ).unavailable_timeout
+        == 2
+    )
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "inf", "nan", ""])
+def test_a_bad_unavailable_timeout_raises_invalid_url_error_naming_it(value: str) -> None:
+    with pytest.raises(InvalidURLError, match=f"unavailable_timeout must be .*{value!r}"):
+        parse_url(f"postgresql://u@h/db?unavailable_timeout={value}")
+
+
+@pytest.mark.parametrize(
+    ("url", "server"),
+    [
+        ("postgresql://u:***@db.example:5433/x?schema=s", "db.example:5433"),
+        ("postgresql://u@db.example/x", "db.example:5432"),
+        ("postgresql:///x?host=/run/postgresql&port=5434", "/run/postgresql:5434"),
+        ("postgresql://u@a:1,b:2/x", "a:1,b:2"),
+        ("postgresql://u@[::1]:6000/x", "[::1]:6000"),
+    ],
+)
+def test_the_server_address_named_in_messages_is_host_and_port(url: str, server: str) -> None:
+    assert server_address(url) == server
+
+
+def test_the_connect_timeout_follows_unavailable_timeout_in_whole_seconds_from_2() -> None:
+    assert [connect_timeout(s) for s in (0.1, 2, 2.5, 5)] == [2, 2, 3, 5]
+
+
+@pytest.mark.parametrize("value", [0, -2.5, float("inf"), True])
+def test_a_bad_unavailable_timeout_argument_raises_invalid_url_error(value: float) -> None:
+    with pytest.raises(InvalidURLError, match="unavailable_timeout must be a number"):
+        parse_url("postgresql://u@h/db", unavailable_timeout=value)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -12,16 +14,19 @@ import pytest
 
 from eventvault import NewEvent, StreamAppend, StreamState, connect
 from eventvault.errors import (
+    CorruptEventError,
     HashChainError,
     InvalidEventError,
     NotAnEventVaultDatabaseError,
     NotEmptyError,
     StorageError,
+    StoreUnavailableError,
     WrongExpectedVersionError,
 )
 from eventvault.serialization import verify_chain
 from eventvault.store._append import PendingAppend
 from eventvault.store.postgres import PostgresEventStore, migrate
+from eventvault.store.postgres import _connections as postgres_connections
 from eventvault.store.postgres import _writer as postgres_writer
 from tests.postgres.conftest import with_options
 
@@ -303,3 +308,43 @@ def test_a_group_commit_batch_is_split_into_transactions_of_bounded_size(
     assert store.head_position() == 80
     assert sum(1 for e in store.read_all()) == 80
     assert max(groups) <= 2000
+
+
+def test_a_read_of_damaged_stored_bytes_names_the_stream_and_position(
+    store: PostgresEventStore, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    store.append_to_stream("account-1", [NewEvent("A", {})] * 3, expected_version=StreamState.ANY)
+    admin.execute(
+        f'UPDATE "{store.schema}".events SET metadata = %s WHERE stream_position = 2', [b"[1]"]
+    )
+    with pytest.raises(CorruptEventError) as caught:
+        list(store.read_stream("account-1"))
+    assert (caught.value.stream_name, caught.value.stream_position) == ("account-1", 2)
+    assert caught.value.global_position == 3
+    with pytest.raises(CorruptEventError, match=r"'account-1'@2 \(global position 3\)"):
+        list(store.read_all())
+
+
+def test_opening_a_store_whose_server_is_down_fails_at_once_naming_the_server() -> None:
+    with socket.socket() as spare:
+        spare.bind(("127.0.0.1", 0))
+        port = spare.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailableError, match=rf"127\.0\.0\.1:{port}: .*refused") as caught:
+        PostgresEventStore(f"postgresql://nobody@127.0.0.1:{port}/db")
+    assert time.monotonic() - started < 5
+    assert caught.value.location == f"postgresql://nobody@127.0.0.1:{port}/db"
+
+
+def test_a_pool_whose_connections_are_all_busy_still_says_so(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server answers, so the wait goes on past unavailable_timeout to the pool's limit.
+    monkeypatch.setattr(postgres_connections, "POOL_TIMEOUT", 1.5)
+    url = with_options(store_url, pool_max="1", unavailable_timeout="0.5")
+    with PostgresEventStore(url) as store, store._connections.connection():
+        started = time.monotonic()
+        with pytest.raises(StorageError, match="no connection free in the pool") as caught:
+            store.get_stream_version("a-1")
+        assert not isinstance(caught.value, StoreUnavailableError)
+        assert 1.4 < time.monotonic() - started < 5

@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import uuid
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 import eventvault
 from eventvault import NewEvent, StreamState
 from eventvault.errors import (
+    CorruptEventError,
     InvalidURLError,
     NotAnEventVaultDatabaseError,
     SchemaVersionError,
@@ -218,3 +220,45 @@ def test_processes_opening_an_old_store_at_once_upgrade_it_once(tmp_path: Path) 
         recorded = conn.execute("SELECT version FROM component_migrations").fetchall()
     conn.close()
     assert recorded == [(1,), (2,)]
+
+
+def test_an_append_with_more_given_ids_than_sqlite_binds_in_one_statement_is_stored(
+    tmp_path: Path,
+) -> None:
+    # SQLite builds before 3.32 (and many distributions' builds) bind at most 999 variables.
+    with eventvault.connect(str(tmp_path / "ids.db")) as store:
+        assert isinstance(store, SQLiteEventStore)
+        store._writer.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+        batch = [NewEvent("Imported", {"n": n}, event_id=uuid.uuid4()) for n in range(2500)]
+        first = store.append_to_stream("bulk-1", batch, expected_version=StreamState.ANY)
+        assert store.append_to_stream("bulk-1", batch, expected_version=StreamState.ANY) == first
+        assert (first.stream_position, store.head_position()) == (2499, 2500)
+
+
+def test_a_type_filter_longer_than_sqlite_binds_in_one_statement_reads_the_matches() -> None:
+    with eventvault.connect("sqlite:///:memory:") as store:
+        assert isinstance(store, SQLiteEventStore)
+        store._writer.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+        store.append_to_stream(
+            "a-1", [NewEvent("Kept", {}), NewEvent("Dropped", {})], expected_version=StreamState.ANY
+        )
+        types = [f"Other{n}" for n in range(2000)] + ["Kept"]
+        assert [e.event_type for e in store.read_all(event_types=types)] == ["Kept"]
+
+
+def test_a_read_of_damaged_stored_bytes_names_the_stream_and_position(tmp_path: Path) -> None:
+    path = tmp_path / "damaged.db"
+    with eventvault.connect(str(path)) as store:
+        store.append_to_stream(
+            "account-1", [NewEvent("A", {})] * 3, expected_version=StreamState.ANY
+        )
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE events SET data = X'7B2261223A7D' WHERE stream_position = 1")
+    conn.close()
+    with eventvault.connect(str(path)) as store:
+        with pytest.raises(CorruptEventError) as caught:
+            list(store.read_stream("account-1"))
+        assert (caught.value.stream_name, caught.value.stream_position) == ("account-1", 1)
+        assert caught.value.global_position == 2
+        with pytest.raises(CorruptEventError, match=r"'account-1'@1 \(global position 2\)"):
+            list(store.read_all())

@@ -17,13 +17,13 @@ from eventvault.cli.render import stdout_console
 from eventvault.cli.stores import URL_ENV
 from eventvault.store.migrate import migrate as migrate_store
 from eventvault.store.seam import CORE_COMPONENT
+from eventvault.store.url import parse_url
 
 __all__ = ["migrate"]
 
 
 def _with_schema(url: str, schema: str) -> str:
-    scheme = url.split(":", 1)[0].lower() if "://" in url else ""
-    if scheme not in ("postgresql", "postgres"):
+    if parse_url(url).scheme not in ("postgresql", "postgres"):
         raise CommandLineError("--schema", "only a PostgreSQL store has schemas")
     parts = urllib.parse.urlsplit(url)
     query = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query) if k != "schema"]
@@ -69,7 +69,7 @@ def migrate(
         InvalidURLError: the URL names no engine, or PostgreSQL support is not installed.
         StorageError: the database cannot be reached or a migration failed.
     """
-    if url.split(":", 1)[0].lower() == "memory":
+    if parse_url(url).scheme == "memory":
         raise CommandLineError("URL", "an in-memory store lives in one process: nothing to migrate")
     if schema is not None:
         url = _with_schema(url, schema)

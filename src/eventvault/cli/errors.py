@@ -19,30 +19,36 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from eventvault import errors
 from eventvault.errors import (
-    AggregateNotFoundError,
-    AggregateQueryError,
+    BadInputError,
+    ConflictError,
+    CorruptEventError,
     DatabaseLockedError,
-    DuplicateEventIdError,
     EventVaultError,
     ExportFormatError,
     HashChainError,
     ImportFileError,
     IncompatibleSchemaError,
     IncompleteExportError,
-    InvalidEventError,
-    InvalidExpectedVersionError,
-    InvalidStreamNameError,
+    IntegrityError,
     InvalidURLError,
     MigrationRequiredError,
     NotAnEventVaultDatabaseError,
     NotEmptyError,
+    NotFoundError,
+    PayloadTooDeepError,
     PayloadTooLargeError,
+    ReadOnlyStoreError,
     RegistryChangeConflictError,
     SchemaSupportMissingError,
     SchemaValidationError,
     SchemaVersionError,
     StorageError,
+    StorageFullError,
+    StoreClosedError,
+    StoreUnavailableError,
+    StreamNotFoundError,
     UnregisteredSchemaError,
     UnverifiableExportError,
     UpcasterError,
@@ -67,7 +73,7 @@ TRACEBACK_ENV: Final = "EVENTVAULT_TRACEBACK"
 """Set to 1 to see the traceback of an unexpected error (a defect) besides the red line."""
 
 
-class CommandLineError(EventVaultError, ValueError):
+class CommandLineError(BadInputError, ValueError):
     """A command-line argument or option is malformed, such as JSON that does not parse.
 
     Attributes:
@@ -84,7 +90,7 @@ class CommandLineError(EventVaultError, ValueError):
         super().__init__(f"{argument}: {reason}")
 
 
-class StoreNotFoundError(EventVaultError):
+class StoreNotFoundError(errors.StoreNotFoundError):
     """A command that only reads was pointed at a SQLite file that does not exist.
 
     Reading commands never create a store, so a mistyped `--url` is reported rather than
@@ -97,22 +103,8 @@ class StoreNotFoundError(EventVaultError):
     """
 
     def __init__(self, url: str, path: str, *, argument: str = "--url") -> None:
-        self.url = url
-        self.path = path
+        super().__init__(url, path)
         self.argument = argument
-        super().__init__(f"no eventvault store at {url!r}: the file {path!r} does not exist")
-
-
-class StreamNotFoundError(EventVaultError):
-    """A stream that was asked for by name has no events.
-
-    Attributes:
-        stream_name: the stream.
-    """
-
-    def __init__(self, stream_name: str) -> None:
-        self.stream_name = stream_name
-        super().__init__(f"stream {stream_name!r} has no events")
 
 
 class ExitCode(enum.IntEnum):
@@ -130,27 +122,21 @@ class ExitCode(enum.IntEnum):
 
 
 EXIT_CODES: Final[tuple[tuple[type[BaseException], ExitCode], ...]] = (
-    (CommandLineError, ExitCode.BAD_INPUT),
-    (RegistryChangeConflictError, ExitCode.CONFLICT),
+    # Errors whose code differs from their tier's.
     (IncompatibleSchemaError, ExitCode.INCOMPATIBLE),
-    (InvalidStreamNameError, ExitCode.BAD_INPUT),
-    (InvalidEventError, ExitCode.BAD_INPUT),
-    (InvalidExpectedVersionError, ExitCode.BAD_INPUT),
-    (InvalidURLError, ExitCode.BAD_INPUT),
-    (AggregateQueryError, ExitCode.BAD_INPUT),
-    (WrongExpectedVersionError, ExitCode.CONFLICT),
-    (DuplicateEventIdError, ExitCode.CONFLICT),
-    (StoreNotFoundError, ExitCode.NOT_FOUND),
-    (StreamNotFoundError, ExitCode.NOT_FOUND),
-    (AggregateNotFoundError, ExitCode.NOT_FOUND),
-    (FileNotFoundError, ExitCode.NOT_FOUND),
-    (HashChainError, ExitCode.INTEGRITY),
-    (ImportFileError, ExitCode.INTEGRITY),
     (NotEmptyError, ExitCode.NOT_EMPTY),
     (NotAnEventVaultDatabaseError, ExitCode.INCOMPATIBLE),
     (SchemaVersionError, ExitCode.INCOMPATIBLE),
     (MigrationRequiredError, ExitCode.INCOMPATIBLE),
+    (StoreClosedError, ExitCode.FAILURE),
+    # The tiers of eventvault.errors.
+    (BadInputError, ExitCode.BAD_INPUT),
+    (ConflictError, ExitCode.CONFLICT),
+    (NotFoundError, ExitCode.NOT_FOUND),
+    (IntegrityError, ExitCode.INTEGRITY),
     (StorageError, ExitCode.STORAGE),
+    # The operating system's.
+    (FileNotFoundError, ExitCode.NOT_FOUND),
     (OSError, ExitCode.STORAGE),
     (EventVaultError, ExitCode.FAILURE),
 )
@@ -166,7 +152,10 @@ def _url_hint(exc: BaseException) -> str | None:
 
 
 def _foreign_store_hint(exc: BaseException) -> str | None:
-    # PostgreSQL's reason already says how to create the store in the schema.
+    # The reason for a folder or an empty file already says what to do, and PostgreSQL's how
+    # to create the store in the schema.
+    if str(getattr(exc, "reason", "")).startswith(("it is a folder", "it is an empty file")):
+        return None
     if str(getattr(exc, "location", "")).startswith(("postgresql:", "postgres:")):
         return None
     return "check --url: the file belongs to another application"
@@ -191,6 +180,7 @@ _HINTS: Final[
 ] = (
     (InvalidURLError, _url_hint),
     (PayloadTooLargeError, "`eventvault append --max-event-bytes N` raises the limit"),
+    (PayloadTooDeepError, "flatten the payload, or store its deepest part as a JSON string"),
     (
         SchemaValidationError,
         "`eventvault schema show TYPE VERSION` prints the schema the data must match",
@@ -217,11 +207,15 @@ _HINTS: Final[
         "see the stream's version with `eventvault read STREAM --backwards --limit 1`, "
         "or pass --expected-version any",
     ),
-    (StoreNotFoundError, _store_not_found_hint),
+    (errors.StoreNotFoundError, _store_not_found_hint),
     (StreamNotFoundError, "`eventvault streams` lists the streams that have events"),
     (
         HashChainError,
         "the events were changed after they were recorded; export them again from the source",
+    ),
+    (
+        CorruptEventError,
+        "the store's bytes were changed outside eventvault; restore it from a backup or export",
     ),
     (
         UnverifiableExportError,
@@ -241,8 +235,22 @@ _HINTS: Final[
     ),
     (NotEmptyError, "choose a new file or URL for the target"),
     (NotAnEventVaultDatabaseError, _foreign_store_hint),
+    (
+        ReadOnlyStoreError,
+        "the reading commands (read, log, streams, stats, export) work on a read-only store; "
+        "to write, make the file and its folder writable",
+    ),
+    (
+        StorageFullError,
+        "nothing of the failed write was stored; make room and run the command again",
+    ),
     (SchemaVersionError, "upgrade eventvault to open this store"),
     (MigrationRequiredError, "run `eventvault migrate URL` as the role that owns the schema"),
+    (
+        StoreUnavailableError,
+        "check that the database server runs and that the URL's host and port are right, or "
+        "retry later (PostgreSQL: ?unavailable_timeout=SECONDS sets how long a call waits)",
+    ),
     (
         DatabaseLockedError,
         "another process holds the write lock; retry, or raise ?busy_timeout=SECONDS in the URL",

@@ -17,6 +17,7 @@ import msgspec
 import typer
 
 from eventvault.cli.errors import CommandLineError
+from eventvault.serialization import MAX_NESTING_DEPTH, nesting_depth
 from eventvault.types import RecordedEvent, StreamInfo
 
 __all__ = [
@@ -54,10 +55,21 @@ def parse_json_object(text: str, argument: str) -> dict[str, object]:
         The object, as a dict.
 
     Raises:
-        CommandLineError: the text is not JSON, or not a JSON object.
+        CommandLineError: the text is not JSON, not a JSON object, or nests objects and arrays
+            deeper than an event may.
     """
+    raw = text.encode("utf-8", "surrogateescape")
+    # Checked before decoding: the decoder recurses, and a text thousands of levels deep
+    # would exhaust it.
+    depth = nesting_depth(raw)
+    if depth > MAX_NESTING_DEPTH:
+        raise CommandLineError(
+            argument,
+            f"nests objects and arrays {depth} levels deep, over the limit of "
+            f"{MAX_NESTING_DEPTH} levels that an event's data and metadata may have",
+        )
     try:
-        value = msgspec.json.decode(text.encode("utf-8", "surrogateescape"))
+        value = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         raise CommandLineError(
             argument, f"not valid JSON ({exc}): {_excerpt(text)}", hint=_QUOTING_HINT

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import logging
 from collections.abc import Iterable, Iterator
 from typing import Annotated, BinaryIO, Final
 
@@ -21,14 +23,18 @@ from eventvault.cli.render import (
     stdout_console,
     streams_table,
 )
-from eventvault.cli.stores import DEFAULT_URL, engine_name, open_store, storage_size
+from eventvault.cli.stores import DEFAULT_URL, open_store
 from eventvault.store.base import EventStore
+from eventvault.store.masking import mask_url
+from eventvault.store.subscription import MAX_RETRY_INTERVAL, Subscription
 from eventvault.types import RecordedEvent
 
 __all__ = ["TABLE_ROWS", "log", "read", "stats", "streams"]
 
 TABLE_ROWS: Final = 1000
 """The most rows a table shows when no `--limit` is given; `--json` has no such cap."""
+FOLLOW_CHECK_INTERVAL: Final = 1.0
+"""Seconds `log --follow` waits for events before it looks whether the store is unavailable."""
 
 Backwards = Annotated[bool, typer.Option("--backwards", "-b", help="Newest first.")]
 
@@ -107,7 +113,7 @@ def read(
         StoreNotFoundError: the SQLite file does not exist.
         StreamNotFoundError: the stream has no events.
     """
-    with open_store(url, must_exist=True) as store:
+    with open_store(url, read_only=True) as store:
         if store.get_stream_version(stream) is None:
             raise StreamNotFoundError(stream)
         capped = limit is None and not json_output
@@ -160,6 +166,8 @@ def log(
     """Show the global log: every stream's events in the order they were committed.
 
     --follow tails the log live (like tail -f) until Ctrl-C, which ends it with exit code 0.
+    When the store is unavailable (a PostgreSQL server down or restarting) it says so on
+    stderr, waits and retries, and carries on without losing or repeating an event.
 
     Example:
 
@@ -184,7 +192,7 @@ def log(
     if prefix == "":
         raise CommandLineError("--prefix", "must not be empty")
     types = event_types or None
-    with open_store(url, must_exist=True) as store:
+    with open_store(url, read_only=True) as store:
         if follow:
             if backwards:
                 raise CommandLineError("--follow", "cannot follow the log --backwards")
@@ -213,26 +221,67 @@ def _follow(
     limit: int | None,
     json_output: bool,
 ) -> None:
-    """Print events as they arrive until Ctrl-C (or `limit` events)."""
+    """Print events as they arrive until Ctrl-C (or `limit` events).
+
+    While the store is unavailable (a PostgreSQL server down or restarting) the subscription
+    waits and retries; a one-line notice on stderr says so, and another when it carries on.
+    """
     subscription = store.subscribe_to_all(
         after=after, event_types=event_types, stream_prefix=prefix
     )
     console = stdout_console()
     out = _stdout()
     _note(f"following the log after position {after} (Ctrl-C to stop)")
+    left = limit
+    waiting = False
     try:
-        with subscription:
-            events: Iterable[RecordedEvent] = (
-                subscription if limit is None else itertools.islice(subscription, limit)
-            )
-            for event in events:
-                if json_output:
-                    out.write(json_line(event))
-                    out.flush()
-                else:
-                    console.print(event_line(event), soft_wrap=True)
+        with subscription, _notices_replace_logs():
+            while left is None or left > 0:
+                before = subscription.position
+                batch = subscription.next_batch(timeout=FOLLOW_CHECK_INTERVAL)
+                if subscription.waiting != waiting:
+                    waiting = subscription.waiting
+                    _note(_waiting_notice(subscription, before))
+                if not batch:
+                    if subscription.closed:
+                        return
+                    continue
+                if left is not None:
+                    batch = batch[:left]
+                    left -= len(batch)
+                for event in batch:
+                    if json_output:
+                        out.write(json_line(event))
+                        out.flush()
+                    else:
+                        console.print(event_line(event), soft_wrap=True)
     except KeyboardInterrupt:
         subscription.close()
+
+
+@contextlib.contextmanager
+def _notices_replace_logs() -> Iterator[None]:
+    """Keep the subscription's warnings and the connection pool's (one per failed connection
+    attempt) off stderr, where Python would print them for want of a handler: the one-line
+    notices of `_follow` say the same once per outage."""
+    quiet = logging.NullHandler()
+    loggers = [logging.getLogger(name) for name in ("eventvault.subscription", "psycopg.pool")]
+    for logger in loggers:
+        logger.addHandler(quiet)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeHandler(quiet)
+
+
+def _waiting_notice(subscription: Subscription, position: int) -> str:
+    if subscription.last_error is None:
+        return f"the store answers again; following on after position {position}"
+    return (
+        f"waiting for the store, retrying every {MAX_RETRY_INTERVAL:g} s at most "
+        f"(Ctrl-C to stop): {subscription.last_error}"
+    )
 
 
 def streams(json_output: JsonOutput = False, url: StoreURL = DEFAULT_URL) -> None:
@@ -249,7 +298,7 @@ def streams(json_output: JsonOutput = False, url: StoreURL = DEFAULT_URL) -> Non
     Raises:
         StoreNotFoundError: the SQLite file does not exist.
     """
-    with open_store(url, must_exist=True) as store:
+    with open_store(url, read_only=True) as store:
         infos = store.list_streams()
         if json_output:
             _write_lines(stream_info_line(info) for info in infos)
@@ -278,13 +327,13 @@ def stats(json_output: JsonOutput = False, url: StoreURL = DEFAULT_URL) -> None:
     Raises:
         StoreNotFoundError: the SQLite file does not exist.
     """
-    with open_store(url, must_exist=True) as store:
+    with open_store(url, read_only=True) as store:
         figures = store.stats()
-        engine = engine_name(store)
-        size = storage_size(store)
+        engine = store.engine
+        size = store.storage_size()
     if json_output:
         document = {
-            "url": url,
+            "url": mask_url(url),
             "engine": engine,
             "event_count": figures.event_count,
             "stream_count": figures.stream_count,
@@ -295,4 +344,4 @@ def stats(json_output: JsonOutput = False, url: StoreURL = DEFAULT_URL) -> None:
         }
         _write_lines([msgspec.json.encode(document) + b"\n"])
         return
-    stdout_console().print(stats_table(figures, url=url, engine=engine, size=size))
+    stdout_console().print(stats_table(figures, url=mask_url(url), engine=engine, size=size))

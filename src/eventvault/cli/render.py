@@ -202,7 +202,7 @@ def stats_table(stats: StoreStats, *, url: str, engine: str, size: int | None) -
 
     Args:
         stats: the store's figures.
-        url: the URL it was opened with.
+        url: the URL it was opened with, its password masked.
         engine: its engine's short name.
         size: its size on disk in bytes, None when it has no file.
 

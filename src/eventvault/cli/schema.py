@@ -29,11 +29,13 @@ from eventvault.cli.render import format_time, stderr_console, stdout_console
 from eventvault.cli.stores import DEFAULT_URL, open_store
 from eventvault.schema import (
     SCHEMAS,
+    CheckReport,
     Difference,
     Mode,
     RegistryState,
     SchemaRegistry,
     Upcasters,
+    checked_schema,
     parse_schema,
 )
 from eventvault.store.base import EventStore
@@ -81,13 +83,13 @@ def enforce_registry(store: EventStore) -> bool:
 
 @contextmanager
 def _registry(url: str, *, changes: bool, actor: str | None = None) -> Iterator[SchemaRegistry]:
-    with open_store(url, must_exist=not changes) as store:
+    with open_store(url, read_only=not changes) as store:
         yield SchemaRegistry(store, actor=actor)
 
 
 def _state(url: str) -> RegistryState:
     """The registry of a store as it is, without creating its table."""
-    with open_store(url, must_exist=True) as store:
+    with open_store(url, read_only=True) as store:
         if SCHEMAS.name not in store.component_versions():
             return RegistryState()
         return SchemaRegistry(store).state()
@@ -173,7 +175,7 @@ def show(
 
         eventvault schema show AccountOpened --json > account_opened.json
     """
-    with open_store(url, must_exist=True) as store:
+    with open_store(url, read_only=True) as store:
         if SCHEMAS.name not in store.component_versions():
             raise CommandLineError("TYPE", f"no schema is registered for {event_type!r}")
         registry = SchemaRegistry(store)
@@ -254,8 +256,13 @@ def check(
         eventvault schema check AccountOpened account_opened.json --url "$EVENTVAULT_URL"
     """
     schema = _read_schema(path, event_type)
-    with open_store(url, must_exist=True) as store:
-        report = SchemaRegistry(store).check(event_type, schema, version=version)
+    with open_store(url, read_only=True) as store:
+        if SCHEMAS.name in store.component_versions():
+            report = SchemaRegistry(store).check(event_type, schema, version=version)
+        else:
+            # No registry yet: any usable schema would be the type's first version.
+            checked_schema(schema, event_type)
+            report = CheckReport(event_type, version or 1, Mode.BACKWARD, False, [])
     console = stdout_console()
     if report.registered:
         console.print(
@@ -312,7 +319,7 @@ def diff(
 
         eventvault schema diff AccountOpened 1 2
     """
-    with open_store(url, must_exist=True) as store:
+    with open_store(url, read_only=True) as store:
         if SCHEMAS.name not in store.component_versions():
             raise CommandLineError("TYPE", f"no schema is registered for {event_type!r}")
         backward, forward = SchemaRegistry(store).diff(event_type, old, new)
@@ -417,7 +424,7 @@ def history(
 
         eventvault schema history AccountOpened
     """
-    with open_store(url, must_exist=True) as store:
+    with open_store(url, read_only=True) as store:
         if SCHEMAS.name not in store.component_versions():
             changes = []
         else:

@@ -1,5 +1,6 @@
-"""Opening stores for commands: reading commands never create one by accident, and the commands
-that fill a new store (`import`, `copy`) leave nothing behind when they fail."""
+"""Opening stores for commands: reading commands open them read-only, so they never create,
+set up or change one (and work on a read-only folder or mount), and the commands that fill a
+new store (`import`, `copy`) leave nothing behind when they fail."""
 
 from __future__ import annotations
 
@@ -13,22 +14,14 @@ import eventvault
 from eventvault.cli.errors import CommandLineError, StoreNotFoundError
 from eventvault.cli.io import new_file_folder, publish, temporary_name
 from eventvault.errors import NotAnEventVaultDatabaseError, StorageError
+from eventvault.errors import StoreNotFoundError as NoStoreError
 from eventvault.serialization import DEFAULT_MAX_EVENT_BYTES
 from eventvault.store.base import EventStore
+from eventvault.store.masking import mask_url
 from eventvault.store.migrate import migrate
-from eventvault.store.sqlite import SQLiteEventStore
+from eventvault.store.url import PATH_SCHEME, StoreURL, parse_url
 
-__all__ = [
-    "DEFAULT_URL",
-    "URL_ENV",
-    "engine_name",
-    "is_embedded",
-    "is_in_memory",
-    "open_store",
-    "open_target",
-    "sqlite_file",
-    "storage_size",
-]
+__all__ = ["DEFAULT_URL", "URL_ENV", "is_in_memory", "open_store", "open_target"]
 
 
 DEFAULT_URL: Final = "./eventvault.db"
@@ -37,28 +30,11 @@ URL_ENV: Final = "EVENTVAULT_URL"
 """The environment variable that names the store when `--url` is not given."""
 
 
-def _sqlite_path(url: str) -> str | None:
-    """The path part of a SQLite URL or bare path, as `eventvault.connect` reads it; None for
-    another engine, or options on a bare path (which connect refuses)."""
-    if url.startswith("sqlite:"):
-        parsed = urllib.parse.urlsplit(url)
-        return parsed.path[1:] if parsed.path.startswith("/") else parsed.path
-    if "://" in url or "?" in url:
+def _sqlite_file(url: StoreURL) -> str | None:
+    """The file a SQLite URL names; None for another engine, and for SQLite in memory."""
+    if url.scheme != PATH_SCHEME or url.location in ("", ":memory:"):
         return None
-    return url
-
-
-def sqlite_file(url: str) -> str | None:
-    """The file a SQLite URL names, read the way `eventvault.connect` reads it.
-
-    Args:
-        url: a store URL.
-
-    Returns:
-        The path of the database file; None for any other engine and for SQLite in memory.
-    """
-    path = _sqlite_path(url)
-    return None if path in (None, "", ":memory:") else path
+    return url.location
 
 
 def is_in_memory(url: str) -> bool:
@@ -71,29 +47,17 @@ def is_in_memory(url: str) -> bool:
     Returns:
         True when everything written to the store is gone when the command ends.
     """
-    if "://" in url and url.split(":", 1)[0].lower() == "memory":
-        return True
-    return _sqlite_path(url) == ":memory:"
-
-
-def is_embedded(url: str) -> bool:
-    """Whether a URL names an engine that lives in this process (SQLite or memory).
-
-    Args:
-        url: a store URL.
-
-    Returns:
-        True for a file path, `sqlite:` and `memory://` URLs.
-    """
-    scheme = url.split(":", 1)[0].lower() if "://" in url else ""
-    return url.startswith("sqlite:") or scheme in ("", "sqlite", "memory")
+    parsed = parse_url(url)
+    return parsed.scheme == "memory" or (
+        parsed.scheme == PATH_SCHEME and parsed.location == ":memory:"
+    )
 
 
 @contextlib.contextmanager
 def open_store(
     url: str,
     *,
-    must_exist: bool,
+    read_only: bool,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     argument: str = "--url",
 ) -> Iterator[EventStore]:
@@ -101,8 +65,8 @@ def open_store(
 
     Args:
         url: the store's URL, as `eventvault.connect` takes it.
-        must_exist: refuse a SQLite file that does not exist instead of creating it (for
-            commands that only read).
+        read_only: open it for reading only (commands that only read): a SQLite file that
+            does not exist is reported instead of created, and nothing is written.
         max_event_bytes: the limit on one appended event's size, as `eventvault.connect` takes it.
         argument: the argument that named the store (`--url`, `SOURCE_URL`), for errors.
 
@@ -110,48 +74,15 @@ def open_store(
         A context manager giving the open store, closed on exit.
 
     Raises:
-        StoreNotFoundError: `must_exist` and the SQLite file does not exist.
+        StoreNotFoundError: `read_only` and the SQLite file does not exist.
         InvalidURLError, NotAnEventVaultDatabaseError, StorageError: as `eventvault.connect`.
     """
-    path = sqlite_file(url)
-    if must_exist and path is not None and not os.path.exists(path):
-        raise StoreNotFoundError(url, path, argument=argument)
-    with eventvault.connect(url, max_event_bytes=max_event_bytes) as store:
+    try:
+        store = eventvault.connect(url, max_event_bytes=max_event_bytes, read_only=read_only)
+    except NoStoreError as exc:
+        raise StoreNotFoundError(exc.url, exc.path, argument=argument) from exc
+    with store:
         yield store
-
-
-def engine_name(store: EventStore) -> str:
-    """A store's engine, as a short name: `sqlite`, `memory`, `postgres`.
-
-    Args:
-        store: an open store.
-
-    Returns:
-        The engine's name.
-    """
-    return type(store).__name__.removesuffix("EventStore").lower()
-
-
-def storage_size(store: EventStore) -> int | None:
-    """The bytes a SQLite store takes on disk: its file and its write-ahead log.
-
-    Args:
-        store: an open store.
-
-    Returns:
-        The size in bytes; None for a store that is not a SQLite file.
-    """
-    if not isinstance(store, SQLiteEventStore) or store.path == ":memory:":
-        return None
-    size = 0
-    for path in (store.path, f"{store.path}-wal"):
-        with contextlib.suppress(FileNotFoundError):
-            size += os.path.getsize(path)
-    return size
-
-
-def _is_postgres(url: str) -> bool:
-    return "://" in url and url.split(":", 1)[0].lower() in ("postgresql", "postgres")
 
 
 @contextlib.contextmanager
@@ -164,8 +95,9 @@ def open_target(url: str, *, argument: str, command: str) -> Iterator[EventStore
       moved to its name only when the block ends without an error: a failed or killed command
       never leaves a store at that name. On an error the temporary files are removed; a kill
       leaves only them (`.NAME.RANDOM.partial`).
-    - A PostgreSQL schema that holds no eventvault store gets one, as `eventvault migrate`
-      would make it; if the block then fails, that store stays, empty.
+    - A store of another engine that holds no eventvault store yet (a PostgreSQL schema) gets
+      one, as `eventvault migrate` would make it; if the block then fails, that store stays,
+      empty.
     - Any other store is opened as it is, and left as it is on an error.
 
     Args:
@@ -182,24 +114,26 @@ def open_target(url: str, *, argument: str, command: str) -> Iterator[EventStore
         InvalidURLError, NotAnEventVaultDatabaseError, StorageError: as `eventvault.connect`,
             and `eventvault migrate` for PostgreSQL.
     """
+    parsed = parse_url(url)
     if is_in_memory(url):
         raise CommandLineError(
             argument,
-            f"{url!r} is a store in the memory of this process: what {command} writes into it "
+            f"{mask_url(url)!r} is a store in the memory of this process: what {command} writes "
+            "into it "
             "would be gone when the command ends",
             hint="name a SQLite file (path/to/new.db) or a PostgreSQL database",
         )
-    path = sqlite_file(url)
+    path = _sqlite_file(parsed)
     if path is not None and not os.path.lexists(path):
-        with _new_sqlite_store(url, path, argument) as store:
+        with _new_sqlite_store(parsed, path, argument) as store:
             yield store
         return
-    if _is_postgres(url):
+    if parsed.scheme != PATH_SCHEME:
         try:
             store = eventvault.connect(url)
         except NotAnEventVaultDatabaseError:
-            # Creating what the schema lacks is what `migrate` does; it refuses, as the
-            # open did, a schema holding something else or a database that is not UTF8.
+            # Creating what the store lacks is what `migrate` does; it refuses, as the open
+            # did, a schema holding something else or a database that is not UTF8.
             migrate(url)
             store = eventvault.connect(url)
     else:
@@ -209,9 +143,9 @@ def open_target(url: str, *, argument: str, command: str) -> Iterator[EventStore
 
 
 @contextlib.contextmanager
-def _new_sqlite_store(url: str, path: str, argument: str) -> Iterator[EventStore]:
+def _new_sqlite_store(url: StoreURL, path: str, argument: str) -> Iterator[EventStore]:
     temporary = temporary_name(path, new_file_folder(path, argument))
-    query = urllib.parse.urlsplit(url).query if url.startswith("sqlite:") else ""
+    query = urllib.parse.urlencode(dict(url.options))
     # The folder part is the user's own, so the temporary URL parses as theirs did.
     temporary_url = f"sqlite:///{temporary}?{query}" if query else temporary
     try:

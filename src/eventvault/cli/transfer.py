@@ -20,6 +20,7 @@ from eventvault.cli.progress import progress_bar
 from eventvault.cli.render import stderr_console
 from eventvault.cli.stores import DEFAULT_URL, open_store, open_target
 from eventvault.export import copy_events, load_export, write_export
+from eventvault.store.masking import mask_url
 
 __all__ = ["copy", "export", "import_"]
 
@@ -81,7 +82,7 @@ def export(
         IncompleteExportError: the store's events did not reach its head (no closing record is
             written; a file is not kept).
     """
-    with open_store(url, must_exist=True) as store:
+    with open_store(url, read_only=True) as store:
         head = store.head_position()
         with (
             open_output(file, overwrite=force) as out,
@@ -172,7 +173,7 @@ def import_(
             expect_count=expect_count,
             on_progress=lambda events, offset: bar.update(completed=offset, events=events),
         )
-    _summary(f"imported {count} events into {url!r}")
+    _summary(f"imported {count} events into {mask_url(url)!r}")
 
 
 def copy(
@@ -207,7 +208,7 @@ def copy(
         IncompleteExportError: the source's events did not reach its head.
         CommandLineError: the target is in memory, or a new file's folder does not exist.
     """
-    with open_store(source, must_exist=True, argument="SOURCE_URL") as origin:
+    with open_store(source, read_only=True, argument="SOURCE_URL") as origin:
         total = origin.head_position()
         with (
             open_target(target, argument="TARGET_URL", command="copy") as destination,
@@ -218,4 +219,4 @@ def copy(
                 destination,
                 on_progress=lambda copied: bar.update(completed=copied, events=copied),
             )
-    _summary(f"copied {count} events from {source!r} to {target!r}")
+    _summary(f"copied {count} events from {mask_url(source)!r} to {mask_url(target)!r}")

@@ -118,7 +118,7 @@ def append(
     event = NewEvent(
         event_type, payload, metadata=meta, event_id=event_id, schema_version=schema_version
     )
-    with open_store(url, must_exist=False, max_event_bytes=max_event_bytes) as store:
+    with open_store(url, read_only=False, max_event_bytes=max_event_bytes) as store:
         # A store with a schema registry holds every producer to it, this one too.
         enforce_registry(store)
         result = store.append_to_stream(stream, [event], expected_version=expected)

@@ -8,6 +8,7 @@ export and import are written once here, so every engine behaves the same way.
 from __future__ import annotations
 
 import abc
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -17,16 +18,24 @@ from typing import Final, Self, TypeVar, cast
 
 import msgspec
 
-from eventvault.errors import ImportFileError, InvalidEventError, StoreClosedError
+from eventvault.errors import (
+    ImportFileError,
+    InvalidArgumentError,
+    ReadOnlyStoreError,
+    StoreClosedError,
+    StoreForkedError,
+)
 from eventvault.serialization import (
     DEFAULT_MAX_EVENT_BYTES,
     FORBIDDEN_NAME_CHARACTERS,
+    MAX_POSITION,
     ChainVerifier,
     canonical_json_problem,
     to_micros,
     validate_stream_name,
 )
 from eventvault.store._append import PendingAppend, StoredRow, prepare, prepare_many
+from eventvault.store._fork import ForkGuard
 from eventvault.store.notify import Notifier
 from eventvault.store.seam import (
     AppendValidator,
@@ -81,13 +90,13 @@ class StoreStats:
 
 def _check_limit(limit: int | None) -> int | None:
     if limit is not None and (type(limit) is not int or limit < 0):
-        raise InvalidEventError(f"limit must be an int >= 0 or None, not {limit!r}")
+        raise InvalidArgumentError("limit", limit, f"must be an int >= 0 or None, not {limit!r}")
     return limit
 
 
 def _check_position(name: str, value: int | None) -> None:
     if value is not None and (type(value) is not int or value < 0):
-        raise InvalidEventError(f"{name} must be an int >= 0, not {value!r}")
+        raise InvalidArgumentError(name, value, f"must be an int >= 0, not {value!r}")
 
 
 def _check_filters(
@@ -98,21 +107,29 @@ def _check_filters(
     types: tuple[str, ...] | None = None
     if event_types is not None:
         if isinstance(event_types, str) or not all(isinstance(t, str) for t in event_types):
-            raise InvalidEventError(f"event_types must be a list of str, not {event_types!r}")
+            raise InvalidArgumentError(
+                "event_types", event_types, f"must be a list of str, not {event_types!r}"
+            )
         types = tuple(event_types)
         for event_type in types:
             if FORBIDDEN_NAME_CHARACTERS.search(event_type):
-                raise InvalidEventError(
-                    f"event_types: {event_type!r} has control characters or lone surrogates, "
-                    "which no event type holds"
+                raise InvalidArgumentError(
+                    "event_types",
+                    event_types,
+                    f"holds {event_type!r}, which has control characters or lone surrogates, "
+                    "which no event type holds",
                 )
     if stream_prefix is not None:
         if not isinstance(stream_prefix, str) or not stream_prefix:
-            raise InvalidEventError(f"stream_prefix must be a non-empty str, not {stream_prefix!r}")
+            raise InvalidArgumentError(
+                "stream_prefix", stream_prefix, f"must be a non-empty str, not {stream_prefix!r}"
+            )
         if FORBIDDEN_NAME_CHARACTERS.search(stream_prefix):
-            raise InvalidEventError(
-                f"stream_prefix {stream_prefix!r} has control characters or lone surrogates, "
-                "which no stream name holds"
+            raise InvalidArgumentError(
+                "stream_prefix",
+                stream_prefix,
+                f"{stream_prefix!r} has control characters or lone surrogates, which no stream "
+                "name holds",
             )
     return types, stream_prefix
 
@@ -154,16 +171,31 @@ class EventStore(abc.ABC):
        catch-up into the live log without gap or duplicate.
 
     A store is a context manager; leaving the block closes it.
+
+    Attributes:
+        url: the URL the store was opened with, any password masked.
+        max_event_bytes: the limit on one event's encoded data plus metadata.
+        read_only: appends, imports and transactions are refused with `ReadOnlyStoreError`.
     """
 
     url: str
     max_event_bytes: int
+    read_only: bool
 
-    def __init__(self, url: str, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        read_only: bool = False,
+    ) -> None:
         if type(max_event_bytes) is not int or max_event_bytes < 1:
-            raise InvalidEventError(f"max_event_bytes must be an int >= 1, not {max_event_bytes!r}")
+            raise InvalidArgumentError(
+                "max_event_bytes", max_event_bytes, f"must be an int >= 1, not {max_event_bytes!r}"
+            )
         self.url = url
         self.max_event_bytes = max_event_bytes
+        self.read_only = read_only
         self._closed = False
         self._subscriptions: set[Subscription] = set()
         self._subscriptions_lock = threading.Lock()
@@ -173,6 +205,33 @@ class EventStore(abc.ABC):
         SQLite file, a PostgreSQL schema opened with `auto_migrate`)."""
         self._components_lock = threading.Lock()
         self._append_validator: AppendValidator | None = None
+        self._opened_in = os.getpid()
+        self._refused: str | None = None
+        # Until the engine installs a guard of its own, a forked child refuses the store.
+        self._fork_guard = ForkGuard(after_in_child=self._refuse_after_fork)
+
+    # -- what the engine is ------------------------------------------------------------------
+
+    @property
+    def engine(self) -> str:
+        """The engine's short name (`sqlite`, `memory`, `postgres`): by default the class name
+        without `EventStore`, in lower case."""
+        return type(self).__name__.removesuffix("EventStore").lower()
+
+    @property
+    def embedded(self) -> bool:
+        """Whether the store lives in this process (and its files), not behind a server."""
+        return False
+
+    @property
+    def storage_file(self) -> str | None:
+        """The file that holds the store, or None when it has none (memory, a server)."""
+        return None
+
+    def storage_size(self) -> int | None:
+        """The bytes the store takes on disk (with any log beside its file); None when it keeps
+        no file this process can measure."""
+        return None
 
     # -- engine primitives -------------------------------------------------------------------
 
@@ -293,7 +352,15 @@ class EventStore(abc.ABC):
 
     def _check_open(self) -> None:
         if self._closed:
+            if self._refused is not None:
+                raise StoreForkedError(self.url, self._refused, self._opened_in, os.getpid())
             raise StoreClosedError(self.url)
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyStoreError(
+                self.url, "it was opened with read_only=True; open it again to write"
+            )
 
     def append_to_stream(
         self,
@@ -320,9 +387,11 @@ class EventStore(abc.ABC):
             DuplicateEventIdError: an event id is stored elsewhere.
             InvalidStreamNameError, InvalidEventError, PayloadTooLargeError,
             InvalidExpectedVersionError: bad input.
+            ReadOnlyStoreError: the store was opened read-only; nothing was written.
             StorageError: the engine failed; the append was not stored.
         """
         self._check_open()
+        self._check_writable()
         guard_reentry(id(self), self.url)
         pending = prepare(stream_name, events, expected_version, self.max_event_bytes)
         if self._append_validator is not None:
@@ -345,6 +414,7 @@ class EventStore(abc.ABC):
             The other errors of `append_to_stream`.
         """
         self._check_open()
+        self._check_writable()
         guard_reentry(id(self), self.url)
         pending = prepare_many(appends, self.max_event_bytes)
         if self._append_validator is not None:
@@ -368,10 +438,15 @@ class EventStore(abc.ABC):
 
         Args:
             validator: the check, or None to remove it.
+
+        Raises:
+            InvalidArgumentError: `validator` is neither callable nor None.
         """
         self._check_open()
         if validator is not None and not callable(validator):
-            raise InvalidEventError(f"an append validator must be callable, not {validator!r}")
+            raise InvalidArgumentError(
+                "validator", validator, f"must be callable or None, not {validator!r}"
+            )
         self._append_validator = validator
 
     # -- storage beside the events (the seam) ------------------------------------------------
@@ -453,10 +528,12 @@ class EventStore(abc.ABC):
         Raises:
             TransactionUsageError: the work appended through the store instead of `tx`, or
                 carried on after one of its statements failed.
+            ReadOnlyStoreError: the store was opened read-only (read with `query`).
             StorageError: a statement or the commit failed; nothing was stored.
             The errors of `append_to_stream`, and whatever the work raises.
         """
         self._check_open()
+        self._check_writable()
         guard_reentry(id(self), self.url)
         validator = self._append_validator
         if validator is None:
@@ -483,7 +560,9 @@ class EventStore(abc.ABC):
         Args:
             stream_name: the stream; one that does not exist reads as empty.
             from_position: the first stream position to read (inclusive). None: the start
-                (forwards) or the last event (backwards).
+                (forwards) or the last event (backwards). Past the largest position a store
+                holds (`2**63 - 1`), where no event can be: forwards reads nothing, backwards
+                reads from the last event.
             backwards: read from newer to older.
             limit: the most events to yield; None for all.
 
@@ -492,11 +571,16 @@ class EventStore(abc.ABC):
 
         Raises:
             InvalidStreamNameError: the name breaks the naming rules.
+            InvalidArgumentError: `from_position` or `limit` is not an int >= 0.
         """
         self._check_open()
         validate_stream_name(stream_name)
         _check_position("from_position", from_position)
         _check_limit(limit)
+        if from_position is not None and from_position > MAX_POSITION:
+            if not backwards:
+                return iter(())
+            from_position = None
         return self._iter_stream(stream_name, from_position, backwards, limit)
 
     def _iter_stream(
@@ -549,7 +633,8 @@ class EventStore(abc.ABC):
 
         Args:
             stream_name: the stream; one that does not exist reads as empty.
-            from_position: the first stream position to read (inclusive); None: 0.
+            from_position: the first stream position to read (inclusive); None: 0. Past the
+                largest position a store holds (`2**63 - 1`) it reads nothing.
             limit: the most events to yield; None for all.
 
         Returns:
@@ -557,11 +642,14 @@ class EventStore(abc.ABC):
 
         Raises:
             InvalidStreamNameError: the name breaks the naming rules.
+            InvalidArgumentError: `from_position` or `limit` is not an int >= 0.
         """
         self._check_open()
         validate_stream_name(stream_name)
         _check_position("from_position", from_position)
         _check_limit(limit)
+        if from_position is not None and from_position > MAX_POSITION:
+            return iter(())
 
         def fetch(position: int | None, size: int) -> list[PayloadEvent]:
             return self._read_stream_payload_page(stream_name, position or 0, size)
@@ -581,7 +669,9 @@ class EventStore(abc.ABC):
 
         Args:
             after: a global position. Forwards, the events after it (0: from the start);
-                backwards, the events before it (0: from the end).
+                backwards, the events before it (0: from the end). From the largest position
+                a store holds (`2**63 - 1`) on, where no event can be, forwards reads nothing
+                and backwards reads from the end.
             backwards: read from newer to older.
             limit: the most events to yield; None for all.
             event_types: only events of these types.
@@ -589,11 +679,20 @@ class EventStore(abc.ABC):
 
         Returns:
             An iterator of events in global order (or reverse global order).
+
+        Raises:
+            InvalidArgumentError: `after` or `limit` is not an int >= 0, `event_types` is not
+                a list of str, `stream_prefix` is empty, or a filter holds characters no name
+                holds.
         """
         self._check_open()
         _check_position("after", after)
         _check_limit(limit)
         types, prefix = _check_filters(event_types, stream_prefix)
+        if after > MAX_POSITION:
+            if not backwards:
+                return iter(())
+            after = 0
         return self._iter_all(after, backwards, limit, types, prefix)
 
     def _iter_all(
@@ -630,13 +729,19 @@ class EventStore(abc.ABC):
         """Follow the global log: catch up from a position, then wait for live events.
 
         Args:
-            after: deliver events after this global position (0: from the start).
+            after: deliver events after this global position (0: from the start). From the
+                largest position a store holds (`2**63 - 1`) on, no event can follow: the
+                subscription waits and delivers nothing.
             event_types: only events of these types.
             stream_prefix: only events of streams whose names start with this.
 
         Returns:
             A `Subscription`: iterate it to receive events, each exactly once, in global order;
-            `close()` it (from any thread) to end the iteration.
+            `close()` it (from any thread) to end the iteration. While the store is unavailable
+            (`StoreUnavailableError`) it waits and retries instead of ending.
+
+        Raises:
+            InvalidArgumentError: `after` is not an int >= 0, or a filter is malformed.
         """
         self._check_open()
         _check_position("after", after)
@@ -645,6 +750,8 @@ class EventStore(abc.ABC):
         filtered = types is not None or prefix is not None
 
         def fetch(position: int) -> tuple[list[RecordedEvent], int]:
+            if position >= MAX_POSITION:
+                return [], position
             # A filter may match nothing for a long stretch of the log: note how far the log
             # was settled before the read, so that the next poll starts there instead of
             # scanning the same non-matching events again.
@@ -662,16 +769,25 @@ class EventStore(abc.ABC):
 
         Args:
             stream_name: the stream (it need not exist yet).
-            after: deliver events after this stream position; None: from the start.
+            after: deliver events after this stream position; None: from the start. From the
+                largest position a store holds (`2**63 - 1`) on, no event can follow: the
+                subscription waits and delivers nothing.
 
         Returns:
-            A `Subscription` delivering the stream's events in stream order.
+            A `Subscription` delivering the stream's events in stream order; it waits through
+            outages of the store like `subscribe_to_all`'s.
+
+        Raises:
+            InvalidStreamNameError: the name breaks the naming rules.
+            InvalidArgumentError: `after` is not an int >= 0.
         """
         self._check_open()
         validate_stream_name(stream_name)
         _check_position("after", after)
 
         def fetch(position: int) -> tuple[list[RecordedEvent], int]:
+            if position >= MAX_POSITION:
+                return [], position
             page = self._read_stream_page(stream_name, position + 1, False, DEFAULT_PAGE_SIZE)
             return page, page[-1].stream_position if page else position
 
@@ -693,7 +809,8 @@ class EventStore(abc.ABC):
         """The log after a position, with the exact stored bytes of every event.
 
         Args:
-            after: export the events after this global position (0: from the start).
+            after: export the events after this global position (0: from the start); from
+                the largest a store holds (`2**63 - 1`) on, where no event can follow, none.
             until: export no event after this global position (inclusive); None: read on to
                 the end of the log, including events appended while the iterator runs. An
                 export bounded by the head seen when it began (`head_position()`) holds exactly
@@ -704,11 +821,13 @@ class EventStore(abc.ABC):
             store (of any engine) or for an export file (`eventvault.export`).
 
         Raises:
-            InvalidEventError: `after` or `until` is not an int >= 0 (at the call).
+            InvalidArgumentError: `after` or `until` is not an int >= 0 (at the call).
         """
         self._check_open()
         _check_position("after", after)
         _check_position("until", until)
+        if after >= MAX_POSITION:
+            return iter(())
         return self._iter_raw(after, until)
 
     def _iter_raw(self, after: int, until: int | None) -> Iterator[RawEvent]:
@@ -753,10 +872,13 @@ class EventStore(abc.ABC):
         Raises:
             NotEmptyError: the store already holds events.
             HashChainError: an event's bytes do not match its hash (the file was changed).
-            ImportFileError: positions out of order or with gaps, or data or metadata bytes
-                that are not canonical JSON objects.
+            ImportFileError: positions out of order or with gaps, a field no append could have
+                stored, or data or metadata bytes that are not canonical JSON objects or nest
+                deeper than `MAX_NESTING_DEPTH` levels.
+            ReadOnlyStoreError: the store was opened read-only.
         """
         self._check_open()
+        self._check_writable()
         verifier = ChainVerifier()
 
         def batches() -> Iterator[list[StoredRow]]:
@@ -802,6 +924,53 @@ class EventStore(abc.ABC):
         return verifier.count
 
     # -- lifecycle ---------------------------------------------------------------------------
+
+    def _refuse_after_fork(self, reason: str | None = None) -> None:
+        """In a forked child: make every operation raise `StoreForkedError`; `close()` then
+        does nothing, so the child never touches what it shares with its parent.
+
+        The default for an engine that installs no `ForkGuard` of its own.
+        """
+        if self._closed:
+            return
+        self._refused = reason or (
+            f"the {self.engine} engine does not carry a store across fork(); open a new store "
+            "in the child"
+        )
+        self._closed = True
+
+    def _refuses_fork(self, *, paused: bool, in_transaction: bool) -> bool:
+        """In a forked child, before an engine rebuilds the store: refuse it when its state at
+        the fork cannot be trusted.
+
+        Args:
+            paused: the engine's `before` hook ran for the store; if not, another thread was
+                still opening it when the process forked, and it may be half made.
+            in_transaction: the fork came from inside one of the store's own transactions,
+                which the child would inherit half done.
+
+        Returns:
+            True when the store is closed or now refused: the engine rebuilds nothing.
+        """
+        if self._closed:
+            return True
+        if not paused:
+            self._refuse_after_fork("it was being opened while the process forked")
+        elif in_transaction:
+            self._refuse_after_fork(
+                "the process forked inside one of its transactions (run_transaction); fork "
+                "outside them"
+            )
+        else:
+            return False
+        return True
+
+    def _forked(self) -> None:
+        """In a forked child whose engine rebuilt the store: the base's own locks may have been
+        held by a thread that does not exist here."""
+        self._subscriptions_lock = threading.Lock()
+        self._components_lock = threading.Lock()
+        self._opened_in = os.getpid()
 
     @property
     def closed(self) -> bool:

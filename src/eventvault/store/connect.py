@@ -1,59 +1,23 @@
-"""Opening a store from a URL: the one place that knows which engine a URL names."""
+"""Opening a store from a URL: `connect` and `connect_async`, through the engine registry."""
 
 from __future__ import annotations
 
-import urllib.parse
-
-from eventvault.errors import InvalidURLError
 from eventvault.serialization import DEFAULT_MAX_EVENT_BYTES
 from eventvault.store.aio import AsyncEventStore
 from eventvault.store.base import EventStore
+from eventvault.store.registry import ConnectOptions, open_url
+from eventvault.store.url import parse_url
 
 __all__ = ["DEFAULT_URL", "connect", "connect_async"]
 
 DEFAULT_URL = "eventvault.db"
 
-_SQLITE_OPTIONS = {"synchronous", "busy_timeout"}
-
-
-def _sqlite(url: str, max_event_bytes: int) -> EventStore:
-    from eventvault.store.sqlite import SQLiteEventStore
-
-    if url.startswith("sqlite:"):
-        parsed = urllib.parse.urlsplit(url)
-        if parsed.netloc not in ("", "localhost"):
-            raise InvalidURLError(url, "a SQLite URL names a local file: sqlite:///path/to.db")
-        path = parsed.path[1:] if parsed.path.startswith("/") else parsed.path
-        options = dict(urllib.parse.parse_qsl(parsed.query, keep_blank_values=True))
-    else:
-        path, options = url, {}
-    if not path:
-        raise InvalidURLError(url, "no file named; use sqlite:///path/to.db or sqlite:///:memory:")
-    unknown = set(options) - _SQLITE_OPTIONS
-    if unknown:
-        raise InvalidURLError(
-            url, f"unknown option(s) {', '.join(sorted(unknown))}; known: synchronous, busy_timeout"
-        )
-    synchronous = options.get("synchronous", "FULL").upper()
-    if synchronous not in ("FULL", "NORMAL", "EXTRA"):
-        raise InvalidURLError(
-            url, f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}"
-        )
-    try:
-        busy_timeout = float(options.get("busy_timeout", "30"))
-    except ValueError:
-        raise InvalidURLError(url, "busy_timeout must be a number of seconds") from None
-    return SQLiteEventStore(
-        path,
-        max_event_bytes=max_event_bytes,
-        synchronous=synchronous,  # type: ignore[arg-type]
-        busy_timeout=busy_timeout,
-        url=url,
-    )
-
 
 def connect(
-    url: str = DEFAULT_URL, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    url: str = DEFAULT_URL,
+    *,
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    read_only: bool = False,
 ) -> EventStore:
     """Open an event store.
 
@@ -64,50 +28,34 @@ def connect(
               `?busy_timeout=SECONDS`); `"sqlite:///:memory:"` for a private SQLite in memory.
             - `"memory://"`: a new, empty in-memory store.
             - `"postgresql://user@host/db"`: PostgreSQL (needs the `postgres` extra).
+            - `"scheme://..."`: an engine registered with `register_engine` or declared by a
+              package's entry point (see docs/howto-write-an-engine.md).
         max_event_bytes: the largest encoded data plus metadata one event may have (1 MiB).
+        read_only: open the store for reading only: nothing is created, migrated or changed
+            (a SQLite file may sit in a read-only folder or on a read-only mount), and appends
+            and imports raise `ReadOnlyStoreError`.
 
     Returns:
         The store; use it as a context manager or call `close()`.
 
     Raises:
-        InvalidURLError: the URL names no engine, or has bad options.
-        NotAnEventVaultDatabaseError: the file or database belongs to something else.
+        InvalidURLError: the URL names no engine, or has bad options; the engine cannot open
+            stores read-only.
+        StoreNotFoundError: `read_only` and the SQLite file does not exist.
+        NotAnEventVaultDatabaseError: the file or database belongs to something else, is a
+            folder, or is empty (`read_only`).
+        ReadOnlyStoreError: the store must be written to be opened (created or set up) and
+            cannot be.
         StorageError: the store cannot be opened.
     """
-    if not isinstance(url, str) or not url:
-        raise InvalidURLError(str(url), "a store URL is a non-empty str")
-    scheme = url.split(":", 1)[0].lower() if "://" in url else ""
-    if not scheme and url.rstrip(":/").lower() in ("memory", "sqlite", "postgresql", "postgres"):
-        raise InvalidURLError(url, "a URL needs '://': memory://, sqlite:///path, postgresql://...")
-    if not scheme and "?" in url:
-        raise InvalidURLError(
-            url, f"options go with a sqlite: URL, as in sqlite:///{url.split('?', 1)[0]}?..."
-        )
-    if scheme == "memory":
-        from eventvault.store.memory import MemoryEventStore
-
-        if url not in ("memory://", "memory:///"):
-            raise InvalidURLError(url, "the in-memory engine takes no path or options: memory://")
-        return MemoryEventStore(url, max_event_bytes=max_event_bytes)
-    if scheme in ("postgresql", "postgres"):
-        try:
-            from eventvault.store.postgres import PostgresEventStore
-        except ImportError as exc:
-            raise InvalidURLError(
-                url,
-                f"PostgreSQL needs the postgres extra: pip install 'eventvault[postgres]' ({exc})",
-            ) from exc
-        store: EventStore = PostgresEventStore(url, max_event_bytes=max_event_bytes)
-        return store
-    if scheme in ("", "sqlite"):
-        return _sqlite(url, max_event_bytes)
-    raise InvalidURLError(
-        url, f"unknown scheme {scheme!r}; use a file path, sqlite:///, memory:// or postgresql://"
-    )
+    return open_url(parse_url(url), ConnectOptions(max_event_bytes, bool(read_only)))
 
 
 def connect_async(
-    url: str = DEFAULT_URL, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    url: str = DEFAULT_URL,
+    *,
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    read_only: bool = False,
 ) -> AsyncEventStore:
     """Open an event store for asyncio code: `connect` with coroutines and async iterators.
 
@@ -116,4 +64,4 @@ def connect_async(
     Returns:
         An `AsyncEventStore`; use it with `async with` or await `close()`.
     """
-    return AsyncEventStore(connect(url, max_event_bytes=max_event_bytes))
+    return AsyncEventStore(connect(url, max_event_bytes=max_event_bytes, read_only=read_only))

@@ -6,6 +6,11 @@ Component tables (the seam) live in a private in-memory SQLite database, so feat
 `sqlite` statements here unchanged; a transaction commits that database and the events it
 appended under the store's one lock. Nothing survives `close()`; each `connect("memory://")`
 is a new, empty store.
+
+Opened read-only, it is a new, empty store that refuses appends and imports: it can be read, and
+nothing can ever be in it. In a forked child, a store is the child's own copy of the events and
+component tables as they were at the fork (an append or transaction in flight finishes first,
+so the copy holds it whole or not at all); neither process sees the other's later writes.
 """
 
 from __future__ import annotations
@@ -15,8 +20,15 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
-from eventvault.errors import EventVaultError, ImportFileError, NotEmptyError, StorageError
+from eventvault.errors import (
+    EventVaultError,
+    ImportFileError,
+    InvalidURLError,
+    NotEmptyError,
+    StorageError,
+)
 from eventvault.serialization import (
     DEFAULT_MAX_EVENT_BYTES,
     decode_rows,
@@ -26,6 +38,7 @@ from eventvault.serialization import (
     validate_stream_name,
 )
 from eventvault.store._append import PendingAppend, StoredRow, plan_batch
+from eventvault.store._fork import ForkGuard
 from eventvault.store.base import EventStore, StoreStats
 from eventvault.store.notify import Notifier
 from eventvault.store.seam import (
@@ -45,7 +58,11 @@ from eventvault.store.sqlite._seam import (
 )
 from eventvault.types import AppendResult, PayloadEvent, RawEvent, RecordedEvent, StreamInfo
 
-__all__ = ["MemoryEventStore"]
+if TYPE_CHECKING:
+    from eventvault.store.registry import ConnectOptions
+    from eventvault.store.url import StoreURL
+
+__all__ = ["MemoryEventStore", "open_memory"]
 
 
 class MemoryEventStore(EventStore):
@@ -54,22 +71,59 @@ class MemoryEventStore(EventStore):
     Args:
         url: the URL it was opened with, for messages.
         max_event_bytes: the limit on one event's encoded data plus metadata.
+        read_only: refuse appends, imports and transactions (the store stays empty).
     """
 
     def __init__(
-        self, url: str = "memory://", *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+        self,
+        url: str = "memory://",
+        *,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        read_only: bool = False,
     ) -> None:
-        super().__init__(url, max_event_bytes=max_event_bytes)
+        super().__init__(url, max_event_bytes=max_event_bytes, read_only=read_only)
         self._lock = threading.RLock()
         self._log: list[StoredRow] = []
         self._streams: dict[str, list[StoredRow]] = {}
         self._ids: dict[uuid.UUID, tuple[str, int, int]] = {}
         self._notifier = Notifier()
         self._tables: sqlite3.Connection | None = None
+        self._paused = False
+        self._forked_in_transaction = False
+        self._fork_guard = ForkGuard(
+            before=self._pause, after_in_parent=self._resume, after_in_child=self._rebuild
+        )
 
     @property
     def notifier(self) -> Notifier:
         return self._notifier
+
+    @property
+    def embedded(self) -> bool:
+        return True
+
+    # -- fork --------------------------------------------------------------------------------
+
+    def _pause(self) -> None:
+        # The lock already this thread's: the fork comes from inside a transaction's work.
+        self._forked_in_transaction = bool(cast(Any, self._lock)._is_owned())
+        # Holding the lock across the fork: the child's copy has every append whole or not at all.
+        self._lock.acquire()
+        self._paused = True
+
+    def _resume(self) -> None:
+        self._paused = False
+        self._lock.release()
+
+    def _rebuild(self) -> None:
+        if self._refuses_fork(paused=self._paused, in_transaction=self._forked_in_transaction):
+            return
+        # The lock copied into the child is held (by the forking thread); take a new one. The
+        # component tables' private database was idle at the fork: it is the child's copy.
+        self._paused = False
+        self._lock = threading.RLock()
+        self._notifier = Notifier()
+        self._forked()
 
     def _head(self) -> int:
         return self._log[-1].global_position if self._log else 0
@@ -335,3 +389,18 @@ class _MemoryTransaction(SQLiteStatements):
         results, rows = self._store._plan(appends, self.staged)
         self.staged.extend(rows)
         return results
+
+
+def open_memory(url: StoreURL, options: ConnectOptions) -> MemoryEventStore:
+    """Open a `memory://` URL: a new, empty store.
+
+    Raises:
+        InvalidURLError: the URL has a path, a host or options.
+    """
+    if url.host or url.location or url.options:
+        raise InvalidURLError(
+            url.display, "the in-memory engine takes no path or options: memory://"
+        )
+    return MemoryEventStore(
+        url.text, max_event_bytes=options.max_event_bytes, read_only=options.read_only
+    )

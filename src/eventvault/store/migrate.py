@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from eventvault.errors import InvalidURLError
 from eventvault.store.base import EventStore
-from eventvault.store.connect import connect
+from eventvault.store.registry import ConnectOptions, open_url
 from eventvault.store.seam import CORE_COMPONENT, Component, known_components
+from eventvault.store.url import parse_url
 
 __all__ = ["AppliedMigration", "MigrationResult", "migrate"]
 
@@ -41,17 +41,7 @@ class MigrationResult:
 
 def _open_migrating(url: str) -> EventStore:
     """Open a store allowed to migrate its own tables (PostgreSQL: whatever its URL says)."""
-    scheme = url.split(":", 1)[0].lower() if "://" in url else ""
-    if scheme in ("postgresql", "postgres"):
-        try:  # imported here: psycopg is needed only for PostgreSQL
-            from eventvault.store.postgres import PostgresEventStore
-        except ImportError as exc:
-            raise InvalidURLError(
-                url,
-                f"PostgreSQL needs the postgres extra: pip install 'eventvault[postgres]' ({exc})",
-            ) from exc
-        return PostgresEventStore(url, auto_migrate=True)
-    return connect(url)
+    return open_url(parse_url(url), ConnectOptions(migrate=True))
 
 
 def migrate(url: str, *, components: Sequence[Component] | None = None) -> MigrationResult:

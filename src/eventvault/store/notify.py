@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import threading
 
-__all__ = ["Notifier", "shared_notifier"]
+__all__ = ["Notifier", "reset_shared_notifiers", "shared_notifier", "wake_future"]
 
 
 class Notifier:
@@ -19,7 +19,7 @@ class Notifier:
     def __init__(self) -> None:
         self._condition = threading.Condition()
         self._generation = 0
-        self._async_waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self._async_waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
 
     @property
     def generation(self) -> int:
@@ -32,10 +32,10 @@ class Notifier:
             self._generation += 1
             self._condition.notify_all()
             waiters = list(self._async_waiters)
-        for loop, event in waiters:
+        for loop, waiter in waiters:
             # A closed loop raises RuntimeError: nobody is waiting there any more.
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(event.set)
+                loop.call_soon_threadsafe(wake_future, waiter)
 
     def wait(self, seen: int, timeout: float) -> int:
         """Block until a notification newer than `seen` arrives or `timeout` seconds pass.
@@ -49,22 +49,36 @@ class Notifier:
             return self._generation
 
     async def wait_async(self, seen: int, timeout: float) -> int:
-        """The coroutine form of `wait`."""
+        """The coroutine form of `wait`.
+
+        Cancelling it is safe at any point: it only stops waiting.
+        """
         loop = asyncio.get_running_loop()
-        event = asyncio.Event()
-        entry = (loop, event)
+        woken: asyncio.Future[None] = loop.create_future()
+        entry = (loop, woken)
         with self._condition:
             if self._generation != seen:
                 return self._generation
             self._async_waiters.add(entry)
+        # A timer on the loop, not asyncio.wait_for: before Python 3.12, wait_for can swallow
+        # a cancellation that arrives as the wait ends.
+        timer = loop.call_later(timeout, wake_future, woken)
         try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except TimeoutError:
-            pass
+            await woken
         finally:
+            timer.cancel()
             with self._condition:
                 self._async_waiters.discard(entry)
         return self._generation
+
+
+def wake_future(waiter: asyncio.Future[None]) -> None:
+    """Complete a waiter future unless it is done already (cancelled, or woken twice).
+
+    Called on the waiter's event loop.
+    """
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 _shared: dict[str, Notifier] = {}
@@ -82,3 +96,11 @@ def shared_notifier(key: str) -> Notifier:
         if notifier is None:
             notifier = _shared[key] = Notifier()
         return notifier
+
+
+def reset_shared_notifiers() -> None:
+    """Forget every shared notifier: called in a forked child, where a lock held by one of the
+    parent's other threads would stay held forever. Stores the child keeps take new ones."""
+    global _shared_lock
+    _shared_lock = threading.Lock()
+    _shared.clear()

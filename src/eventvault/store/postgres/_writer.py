@@ -30,6 +30,7 @@ from eventvault.errors import (
     InvalidEventError,
     NotEmptyError,
     StorageError,
+    StoreUnavailableError,
 )
 from eventvault.serialization import now_micros, uuid_from_bytes
 from eventvault.store._append import (
@@ -53,7 +54,9 @@ from eventvault.store.postgres._connections import Connections
 from eventvault.store.postgres._errors import (
     is_connection_error,
     is_retryable_conflict,
+    is_unavailable,
     translate,
+    unavailable,
 )
 from eventvault.store.postgres._notifications import Notifications
 from eventvault.store.postgres._sql import COPY_TYPES, Statements
@@ -63,6 +66,10 @@ __all__ = ["Writer"]
 
 logger = logging.getLogger("eventvault.postgres")
 
+_MAYBE_STORED: Final = (
+    " during the commit of an append, which may or may not be stored; retry it with the same "
+    "event ids to find out"
+)
 MAX_WRITE_ATTEMPTS: Final = 20
 """Tries of one append transaction that collides with concurrent writers before giving up."""
 MAX_REMEMBERED_HEADS: Final = 50_000
@@ -209,7 +216,15 @@ class Writer:
                 last = retry.__cause__
                 continue
             except _Unsure as unsure:
-                stored = self._first_stored(unsure.event_id)
+                try:
+                    stored = self._first_stored(unsure.event_id)
+                except StoreUnavailableError as exc:
+                    raise unavailable(
+                        unsure.error,
+                        self._url,
+                        " while an append committed, and cannot tell whether it is stored; "
+                        "retry it with the same event ids to find out",
+                    ) from exc
                 if stored is None:
                     last = unsure.error
                     continue  # not stored: safe to run again, ids and all
@@ -218,6 +233,13 @@ class Writer:
             if written:
                 self._notifications.notifier.notify()
             return outcomes
+        if last is not None and is_unavailable(last):
+            raise unavailable(
+                last,
+                self._url,
+                f" before an append could commit, {MAX_WRITE_ATTEMPTS} times in a row; "
+                "nothing was stored",
+            ) from last
         if last is not None and is_connection_error(last):
             what = "lost its connection before it could commit"
         else:
@@ -311,6 +333,8 @@ class Writer:
         server cannot say: then the caller must not assume it is stored)."""
         try:
             rows = self._connections.fetch(self._sql.position_of_id, (uuid.UUID(bytes=event_id),))
+        except StoreUnavailableError:
+            raise
         except EventVaultError:
             return None
         return int(rows[0][0]) if rows else None
@@ -404,10 +428,10 @@ class Writer:
             if is_connection_error(exc):
                 if first is None:
                     raise _Retry from exc  # nothing was written: safe on a fresh connection
+                if is_unavailable(exc):
+                    raise unavailable(exc, self._url, _MAYBE_STORED) from exc
                 raise StorageError(
-                    f"PostgreSQL at {self._url!r}: the connection failed during the commit of "
-                    f"an append, which may or may not be stored; retry it with the same event "
-                    f"ids to find out ({exc})"
+                    f"PostgreSQL at {self._url!r}: the connection failed{_MAYBE_STORED} ({exc})"
                 ) from exc
             raise _RequestFailed(translate(exc, self._url)) from exc
         except BaseException:

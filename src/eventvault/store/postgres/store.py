@@ -27,11 +27,12 @@ from eventvault.serialization import (
     validate_stream_name,
 )
 from eventvault.store._append import PendingAppend, StoredRow
+from eventvault.store._fork import ForkGuard, keep_forever
 from eventvault.store.base import EventStore, StoreStats
 from eventvault.store.notify import Notifier
 from eventvault.store.postgres._batch import Row
-from eventvault.store.postgres._config import parse_url, quote_schema
-from eventvault.store.postgres._connections import Connections
+from eventvault.store.postgres._config import connect_timeout, parse_url, quote_schema
+from eventvault.store.postgres._connections import Connections, read_only_session
 from eventvault.store.postgres._errors import translate
 from eventvault.store.postgres._horizon import HorizonStatus
 from eventvault.store.postgres._notifications import Notifications
@@ -66,16 +67,24 @@ class PostgresEventStore(EventStore):
     Args:
         url: `postgresql://user:password@host:port/database`, with optional eventvault options
             as query parameters: `schema` (default `eventvault`), `auto_migrate` (`true` to
-            create or upgrade the schema on first use), `pool_max` (connections, default 10).
-            Other parameters (`sslmode`, ...) go to libpq.
+            create or upgrade the schema on first use), `pool_max` (connections, default 10),
+            `unavailable_timeout` (seconds, default 5: how long a call waits for a connection
+            before it checks whether the server can be reached, and fails with
+            `StoreUnavailableError` naming it when it cannot). Other parameters (`sslmode`,
+            `connect_timeout`, ...) go to libpq; `connect_timeout` defaults to
+            `unavailable_timeout` (at least 2 s).
         max_event_bytes: the limit on one event's encoded data plus metadata (default 1 MiB).
         schema: overrides the URL's `schema`.
         auto_migrate: overrides the URL's `auto_migrate`.
         pool_max: overrides the URL's `pool_max`.
+        unavailable_timeout: overrides the URL's `unavailable_timeout`.
         horizon_wait: the most seconds a read of the global log waits for transactions that
             were in flight when it started, so that it sees every event committed before it.
         stall_warning_after: seconds readers may be held below the head by an open
             transaction before a warning naming it is logged (logger `eventvault.postgres`).
+        read_only: every session of the store is read-only (`default_transaction_read_only`),
+            nothing is migrated (whatever `auto_migrate` says), and appends, imports and
+            transactions raise `ReadOnlyStoreError`.
 
     Raises:
         InvalidURLError: a bad URL or option.
@@ -83,7 +92,8 @@ class PostgresEventStore(EventStore):
             `eventvault migrate URL`, or pass `auto_migrate=true`), or something else.
         SchemaVersionError: the schema is newer than this eventvault, or older and
             `auto_migrate` is off.
-        StorageError: the server cannot be reached.
+        StoreUnavailableError: the server cannot be reached (the message names it and the
+            connection error).
     """
 
     def __init__(
@@ -94,27 +104,54 @@ class PostgresEventStore(EventStore):
         schema: str | None = None,
         auto_migrate: bool | None = None,
         pool_max: int | None = None,
+        unavailable_timeout: float | None = None,
         horizon_wait: float = 0.5,
         stall_warning_after: float = 5.0,
+        read_only: bool = False,
     ) -> None:
-        options = parse_url(url, schema=schema, auto_migrate=auto_migrate, pool_max=pool_max)
-        super().__init__(options.display_url, max_event_bytes=max_event_bytes)
+        options = parse_url(
+            url,
+            schema=schema,
+            auto_migrate=auto_migrate,
+            pool_max=pool_max,
+            unavailable_timeout=unavailable_timeout,
+        )
+        super().__init__(options.display_url, max_event_bytes=max_event_bytes, read_only=read_only)
         self.schema = options.schema
         self.channel = f"eventvault_{options.schema}"
         self._conninfo = options.conninfo
-        if "application_name" not in conninfo_to_dict(options.conninfo):
+        given = conninfo_to_dict(options.conninfo)
+        if "application_name" not in given:
             self._conninfo = make_conninfo(
-                options.conninfo, application_name=f"eventvault/{options.schema}"
+                self._conninfo, application_name=f"eventvault/{options.schema}"
+            )
+        if "connect_timeout" not in given:
+            # libpq's default waits for an unanswering host for minutes.
+            self._conninfo = make_conninfo(
+                self._conninfo, connect_timeout=connect_timeout(options.unavailable_timeout)
             )
         self._sql = Statements(options.schema)
-        self._auto_migrate = options.auto_migrate
-        self._check_schema(options.auto_migrate)
+        self._auto_migrate = options.auto_migrate and not read_only
+        self._check_schema(self._auto_migrate)
+        self._pool_max = options.pool_max
+        self._unavailable_timeout = options.unavailable_timeout
+        self._horizon_wait = horizon_wait
+        self._stall_warning_after = stall_warning_after
+        self._connect_parts()
+        self._fork_guard = ForkGuard(after_in_child=self._rebuild)
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _connect_parts(self) -> None:
+        """The pool, notifications, reader and writer of this process."""
         self._connections = Connections(
             self._conninfo,
             self.url,
-            pool_max=options.pool_max,
-            name=f"eventvault-{options.schema}",
+            pool_max=self._pool_max,
+            unavailable_timeout=self._unavailable_timeout,
+            name=f"eventvault-{self.schema}",
             is_closed=lambda: self._closed,
+            read_only=self.read_only,
         )
         self._notifications = Notifications(
             self._connections, self._conninfo, self.channel, self._sql.notify
@@ -123,17 +160,29 @@ class PostgresEventStore(EventStore):
             self._connections,
             self._sql,
             schema=self.schema,
-            horizon_wait=horizon_wait,
-            stall_warning_after=stall_warning_after,
+            horizon_wait=self._horizon_wait,
+            stall_warning_after=self._stall_warning_after,
             is_closed=lambda: self._closed,
         )
         self._writer = Writer(self._connections, self._sql, self._notifications)
 
-    # -- connections -------------------------------------------------------------------------
+    def _rebuild(self) -> None:
+        """In a forked child: a pool, listener, reader and writer of its own.
+
+        The pool's connections (and the listener's) are sockets shared with the parent: the
+        child never uses or closes them, only keeps them, and opens its own.
+        """
+        if self._closed:
+            return
+        keep_forever(self._connections, self._notifications, self._reader, self._writer)
+        self._forked()
+        self._connect_parts()
 
     def _check_schema(self, auto_migrate: bool) -> None:
         try:
             with psycopg.connect(self._conninfo, autocommit=True) as conn:
+                if self.read_only:
+                    read_only_session(conn)
                 check_encoding(conn, self.url)
                 version = stored_version(conn, self.schema)
                 if version == SCHEMA_VERSION:

@@ -7,12 +7,18 @@ commits, and `BEGIN IMMEDIATE` takes it before the first read of a transaction, 
 never both pass a version check.
 
 See docs/adr/0002-sqlite-durability.md for the durability settings.
+
+A store opened read-only never writes: its connections open the file with `mode=ro` (or
+`immutable=1` where SQLite could not otherwise read it, see `_files.read_only_uri`), and nothing
+is created, set up or migrated. A store carried into a forked child gets fresh connections
+there (see `_rebuild`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import sqlite3
 import threading
@@ -26,10 +32,13 @@ from eventvault.errors import (
     EventVaultError,
     ImportFileError,
     InvalidURLError,
+    MigrationRequiredError,
     NotAnEventVaultDatabaseError,
     NotEmptyError,
+    ReadOnlyStoreError,
     SchemaVersionError,
     StorageError,
+    StorageFullError,
     StoreClosedError,
 )
 from eventvault.serialization import (
@@ -47,6 +56,7 @@ from eventvault.store._append import (
     StreamHead,
     plan_batch,
 )
+from eventvault.store._fork import ForkGuard, keep_forever
 from eventvault.store._groupcommit import GroupCommitter
 from eventvault.store.base import EventStore, StoreStats
 from eventvault.store.notify import Notifier, shared_notifier
@@ -60,11 +70,24 @@ from eventvault.store.seam import (
     run_work,
     with_schema,
 )
+from eventvault.store.sqlite._files import (
+    CreatedFile,
+    check_store_file,
+    claim_file,
+    describe_full,
+    describe_read_only,
+    folder_of,
+    hold_reader_locks,
+    read_only_cause,
+    read_only_uri,
+    wal_holds_frames,
+)
 from eventvault.store.sqlite._seam import (
     COMPONENT_MIGRATIONS_DDL,
     CORE_MIGRATIONS,
     SQLiteStatements,
     apply_component,
+    component_version,
     component_versions,
 )
 from eventvault.types import (
@@ -118,11 +141,26 @@ _READ_STREAM_PAYLOADS: Final = (
     "WHERE stream_name = ? AND stream_position >= ? ORDER BY stream_position LIMIT ?"
 )
 _MAX_POSITION: Final = 2**63 - 1
+_IDS_PER_LOOKUP: Final = 500
+"""Values per `IN (...)` list (event ids, event types): SQLite builds before 3.32 bind at most
+999 variables per statement."""
 
 
 def _translate(exc: sqlite3.Error, location: str) -> EventVaultError:
-    """The one place where SQLite's errors become eventvault's."""
+    """The one place where SQLite's errors become eventvault's.
+
+    Args:
+        exc: the error sqlite3 raised.
+        location: the database file, for messages (and to tell a full disk from a full
+            database).
+    """
     message = str(exc)
+    code = getattr(exc, "sqlite_errorcode", 0) or 0
+    primary = code & 0xFF
+    if primary == sqlite3.SQLITE_FULL:
+        return StorageFullError(location, describe_full(location, message))
+    if primary == sqlite3.SQLITE_READONLY:
+        return ReadOnlyStoreError(location, describe_read_only(location, code, message))
     if isinstance(exc, sqlite3.OperationalError) and "locked" in message:
         return DatabaseLockedError(
             f"{location!r} stayed locked by another connection past the busy timeout: {message}"
@@ -133,7 +171,34 @@ def _translate(exc: sqlite3.Error, location: str) -> EventVaultError:
         return NotAnEventVaultDatabaseError(location, message)
     if isinstance(exc, sqlite3.ProgrammingError) and "closed" in message:
         return StoreClosedError(location)
+    if primary == sqlite3.SQLITE_CANTOPEN and read_only_cause(location) is not None:
+        return ReadOnlyStoreError(location, describe_read_only(location, code, message))
+    if primary == sqlite3.SQLITE_CANTOPEN:
+        return StorageError(
+            f"SQLite cannot open {location!r} or the files beside it in {folder_of(location)!r} "
+            f"({message}); check that the folder exists and that it and the file can be read "
+            "and written"
+        )
     return StorageError(f"SQLite error on {location!r}: {message}")
+
+
+def _rollback_quietly(conn: sqlite3.Connection) -> None:
+    """Roll back what is left of a failed transaction.
+
+    SQLite may already have rolled the transaction back itself (on a full disk, an I/O error):
+    a ROLLBACK then fails with "no transaction is active", and raising that would hide the
+    error that matters.
+    """
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
+# SQLite answers these when a read-only connection cannot create the -shm file it needs to
+# read a WAL database (a read-only folder or mount).
+_CANNOT_SHARE: Final = frozenset(
+    {sqlite3.SQLITE_READONLY_DIRECTORY, sqlite3.SQLITE_READONLY_CANTINIT}
+)
 
 
 @functools.cache
@@ -183,12 +248,18 @@ class SQLiteEventStore(EventStore):
             acknowledged append survive power loss, `NORMAL` only a process crash.
         busy_timeout: seconds to wait for another process's write lock before failing.
         url: the URL the store was opened with, for messages.
+        read_only: open the file for reading only: never create it, set it up, migrate or
+            change it (it may be in a read-only folder or on a read-only mount); refuse
+            appends, imports and transactions with `ReadOnlyStoreError`.
 
     Raises:
-        NotAnEventVaultDatabaseError: the file is not a SQLite database, or belongs to another
-            application.
+        StoreNotFoundError: `read_only` and the file does not exist.
+        NotAnEventVaultDatabaseError: the file is not a SQLite database, belongs to another
+            application, is a folder, or (`read_only`) is empty or holds no store.
         SchemaVersionError: the file was written by a newer eventvault.
-        StorageError: the file cannot be opened.
+        ReadOnlyStoreError: the file must be set up (or its folder written) and cannot be.
+        StorageFullError: setting up a new file filled the disk (the file is removed again).
+        StorageError: the file cannot be opened: its folder does not exist, access is denied.
     """
 
     def __init__(
@@ -199,8 +270,9 @@ class SQLiteEventStore(EventStore):
         synchronous: Synchronous = "FULL",
         busy_timeout: float = 30.0,
         url: str | None = None,
+        read_only: bool = False,
     ) -> None:
-        super().__init__(url or path, max_event_bytes=max_event_bytes)
+        super().__init__(url or path, max_event_bytes=max_event_bytes, read_only=read_only)
         if synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise InvalidURLError(
                 path, f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}"
@@ -213,57 +285,147 @@ class SQLiteEventStore(EventStore):
         self._in_memory = path == ":memory:"
         self._synchronous = synchronous
         self._busy_timeout = busy_timeout
+        # The URI every connection of a read-only store opens; None: the path, read-write.
+        self._uri: str | None = None
         # Reentrant: a transaction's work runs on the writer's thread holding it, and on
         # ":memory:" a read inside that work reads through the writer too.
         self._conn_lock = threading.RLock()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
-        if not self._in_memory and os.path.isdir(path):
-            raise NotAnEventVaultDatabaseError(path, "it is a directory")
-        self._writer = self._connect()
+        # Reads in flight, and whether new ones wait (while the process forks).
+        self._readers_idle = threading.Condition(self._readers_lock)
+        self._reads_in_flight = 0
+        self._paused = False
+        self._files_at_fork: tuple[tuple[int, int] | None, ...] = ()
+        self._forked_in_transaction = False
+        created: CreatedFile | None = None
+        if not self._in_memory:
+            if read_only:
+                check_store_file(path, self.url)
+            else:
+                created = claim_file(path, self.url)
         try:
-            self._initialize(self._writer)
+            if read_only and not self._in_memory:
+                self._writer = self._open_read_only()
+            else:
+                self._writer = self._open()
         except BaseException:
-            self._writer.close()
+            if created is not None:
+                created.remove_if_empty()
             raise
         self._notifier = Notifier() if self._in_memory else shared_notifier(os.path.realpath(path))
         # Stream heads (version, last hash) this writer committed: the fast path plans
         # against them. Touched only under the connection lock.
         self._heads: dict[str, tuple[int, bytes]] = {}
         self._committer: GroupCommitter[_Request, object] = GroupCommitter(self._commit_batch)
+        self._fork_guard = ForkGuard(
+            before=self._pause, after_in_parent=self._resume, after_in_child=self._rebuild
+        )
 
     # -- connections -------------------------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
-        try:
-            conn = sqlite3.connect(
-                self.path,
-                isolation_level=None,
-                check_same_thread=False,
-                timeout=self._busy_timeout,
-            )
-        except sqlite3.Error as exc:
-            raise _translate(exc, self.path) from exc
+    def _new_connection(self) -> sqlite3.Connection:
+        """A connection with the store's settings (raises SQLite's errors as they are)."""
+        conn = sqlite3.connect(
+            self.path if self._uri is None else self._uri,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=self._busy_timeout,
+            uri=self._uri is not None,
+        )
         try:
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-        except sqlite3.Error as exc:
+            if self.read_only and not self._in_memory:
+                conn.execute("PRAGMA query_only = 1")
+        except BaseException:
             conn.close()
+            raise
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            return self._new_connection()
+        except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
+
+    def _open(self) -> sqlite3.Connection:
+        """The write connection, with the file checked (and set up when new)."""
+        conn = self._connect()
+        try:
+            self._initialize(conn)
+            if self.read_only:  # (a private database in memory is set up first, then closed)
+                conn.execute("PRAGMA query_only = 1")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """A connection that never writes the database: `query_only` always, and SQLite's
+        `mode=ro` or `immutable=1` where the file system forbids writing.
+
+        Where the folder and the file may be written and no -wal file holds a transaction, the
+        connection opens the file as any reader does: SQLite creates the -wal and -shm files
+        beside it and, closing last, removes them again, so reading leaves nothing behind.
+        Elsewhere SQLite can read a WAL database read-only when its -shm file exists, or its
+        folder is writable so that it can create it, or when the database is opened as
+        immutable (https://www.sqlite.org/wal.html#readonly); immutable ignores the -wal file,
+        so it is only used when the log holds no transaction.
+        """
+        if read_only_cause(self.path) is None and not wal_holds_frames(self.path):
+            return self._open()
+        self._uri = read_only_uri(self.path, immutable=False)
+        try:
+            conn = self._new_connection()
+            try:
+                # Reading the schema opens the -wal and -shm files, or fails to.
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except BaseException:
+                conn.close()
+                raise
+        except sqlite3.Error as exc:
+            code = getattr(exc, "sqlite_errorcode", 0)
+            if code not in _CANNOT_SHARE and code & 0xFF != sqlite3.SQLITE_CANTOPEN:
+                raise _translate(exc, self.path) from exc
+            if wal_holds_frames(self.path):
+                raise StorageError(
+                    f"cannot read the store {self.url!r}: its write-ahead log "
+                    f"{self.path + '-wal'!r} holds committed events, and SQLite can only read it "
+                    f"with an index file ({os.path.basename(self.path)}-shm) that it cannot "
+                    f"create in {folder_of(self.path)!r}; copy the store's file and its -wal "
+                    f"file to a writable folder and read the copy ({exc})"
+                ) from exc
+            self._uri = read_only_uri(self.path, immutable=True)
+            conn = self._connect()
+        try:
+            self._initialize(conn)
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _initialize(self, conn: sqlite3.Connection) -> None:
         try:
             application_id = conn.execute("PRAGMA application_id").fetchone()[0]
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if application_id == 0 or (
-                application_id == APPLICATION_ID and version < SCHEMA_VERSION
+            # A read-only store sets nothing up and migrates nothing, except a private database
+            # in memory, which nobody else could have set up.
+            may_migrate = not self.read_only or self._in_memory
+            if may_migrate and (
+                application_id == 0
+                or (application_id == APPLICATION_ID and version < SCHEMA_VERSION)
             ):
                 self._migrate_core(conn)
                 application_id = conn.execute("PRAGMA application_id").fetchone()[0]
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if application_id == APPLICATION_ID and not self._in_memory:
+            if application_id == APPLICATION_ID and not self._in_memory and not self.read_only:
                 # Only a file known to be ours is switched to WAL (it stays so; cheap to repeat).
                 conn.execute("PRAGMA journal_mode = WAL")
+            if application_id == 0:
+                self._refuse_foreign(conn)
+                raise NotAnEventVaultDatabaseError(
+                    self.path, "a SQLite database that holds no eventvault store"
+                )
             if application_id != APPLICATION_ID:
                 raise NotAnEventVaultDatabaseError(
                     self.path,
@@ -287,15 +449,7 @@ class SQLiteEventStore(EventStore):
             application_id = conn.execute("PRAGMA application_id").fetchone()[0]
             current = conn.execute("PRAGMA user_version").fetchone()[0]
             if application_id == 0:
-                tables = [
-                    row[0]
-                    for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-                ]
-                if tables:
-                    raise NotAnEventVaultDatabaseError(
-                        self.path,
-                        f"a SQLite database of another application (tables: {', '.join(tables)})",
-                    )
+                self._refuse_foreign(conn)
                 current = 0
             elif application_id != APPLICATION_ID or current >= SCHEMA_VERSION:
                 conn.execute("ROLLBACK")
@@ -317,9 +471,18 @@ class SQLiteEventStore(EventStore):
             conn.execute("COMMIT")
             self.core_migrations_applied = [m.version for m in pending]
         except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            _rollback_quietly(conn)
             raise
+
+    def _refuse_foreign(self, conn: sqlite3.Connection) -> None:
+        """Raise when a database without eventvault's mark holds tables of its own."""
+        tables = [
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        ]
+        if tables:
+            raise NotAnEventVaultDatabaseError(
+                self.path, f"a SQLite database of another application (tables: {', '.join(tables)})"
+            )
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
@@ -331,15 +494,21 @@ class SQLiteEventStore(EventStore):
                 yield self._writer
             return
         with self._readers_lock:
+            while self._paused:
+                self._readers_idle.wait()
+            self._reads_in_flight += 1
             conn = self._readers.pop() if self._readers else None
-        if conn is None:
-            conn = self._connect()
-            conn.execute("PRAGMA query_only = 1")
         try:
+            if conn is None:
+                conn = self._connect()
+                conn.execute("PRAGMA query_only = 1")
             yield conn
         finally:
             with self._readers_lock:
-                if len(self._readers) < MAX_READERS and not self._closed:
+                self._reads_in_flight -= 1
+                if self._paused and not self._reads_in_flight:
+                    self._readers_idle.notify_all()
+                if conn is not None and len(self._readers) < MAX_READERS and not self._closed:
                     self._readers.append(conn)
                     conn = None
             if conn is not None:
@@ -355,6 +524,101 @@ class SQLiteEventStore(EventStore):
     @property
     def notifier(self) -> Notifier:
         return self._notifier
+
+    # -- what the engine is ------------------------------------------------------------------
+
+    @property
+    def embedded(self) -> bool:
+        return True
+
+    @property
+    def storage_file(self) -> str | None:
+        return None if self._in_memory else self.path
+
+    def storage_size(self) -> int | None:
+        """The bytes of the database file and its write-ahead log; None for ":memory:"."""
+        if self._in_memory:
+            return None
+        size = 0
+        for name in (self.path, f"{self.path}-wal"):
+            with contextlib.suppress(FileNotFoundError):
+                size += os.path.getsize(name)
+        return size
+
+    # -- fork --------------------------------------------------------------------------------
+
+    def _wal_files(self) -> tuple[tuple[int, int] | None, ...]:
+        """The identity (device, inode) of the -wal and -shm files, None for one missing."""
+        found: list[tuple[int, int] | None] = []
+        for name in (f"{self.path}-wal", f"{self.path}-shm"):
+            try:
+                info = os.stat(name)
+            except OSError:
+                found.append(None)
+            else:
+                found.append((info.st_dev, info.st_ino))
+        return tuple(found)
+
+    def _pause(self) -> None:
+        """Before a fork: let the commit and the reads in flight finish, hold new ones back.
+
+        The child must not inherit a connection in the middle of a statement: SQLite's record
+        of the locks that connection held (a write lock on the log) would stay in the child's
+        copy for ever, and the child could never write.
+        """
+        # The writer's lock already this thread's: the fork comes from inside a transaction's
+        # work on this store, and the child would inherit the writer in the middle of it.
+        self._forked_in_transaction = bool(cast(Any, self._conn_lock)._is_owned())
+        self._conn_lock.acquire()
+        with self._readers_lock:
+            self._paused = True
+            while self._reads_in_flight:
+                self._readers_idle.wait()
+        if not self._in_memory:
+            self._files_at_fork = self._wal_files()
+
+    def _resume(self) -> None:
+        with self._readers_lock:
+            self._paused = False
+            self._readers_idle.notify_all()
+        self._conn_lock.release()
+
+    def _rebuild(self) -> None:
+        """In a forked child: fresh locks, writer, readers and group committer.
+
+        The connections inherited from the parent are shared with it: they are never used or
+        closed here, only kept (closing one would act on the parent's files and locks). A
+        private ":memory:" database is the child's own copy, and its connection (idle at the
+        fork) goes on serving it.
+        """
+        if self._refuses_fork(paused=self._paused, in_transaction=self._forked_in_transaction):
+            return
+        inherited = [*self._readers] if self._in_memory else [self._writer, *self._readers]
+        keep_forever(*inherited)
+        self._conn_lock = threading.RLock()
+        self._readers = []
+        self._readers_lock = threading.Lock()
+        self._readers_idle = threading.Condition(self._readers_lock)
+        self._reads_in_flight = 0
+        self._paused = False
+        self._heads = {}
+        self._committer = GroupCommitter(self._commit_batch)
+        self._forked()
+        if self._in_memory:
+            self._notifier = Notifier()
+            return
+        self._notifier = shared_notifier(os.path.realpath(self.path))
+        try:
+            hold_reader_locks(self.path)
+            now = self._wal_files()
+            pairs = zip(self._files_at_fork, now, strict=True)
+            if any(then not in (None, found) for then, found in pairs):
+                raise StorageError(
+                    "its -wal and -shm files were removed or replaced just after the fork"
+                )
+            self._writer = self._connect()
+        except (OSError, EventVaultError) as exc:
+            self._refuse_after_fork(f"it could not be opened again in the child ({exc})")
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -519,13 +783,18 @@ class SQLiteEventStore(EventStore):
     def _find_ids(
         self, conn: sqlite3.Connection, ids: list[uuid.UUID]
     ) -> dict[uuid.UUID, tuple[str, int, int]]:
-        marks = ", ".join("?" * len(ids))
-        rows = conn.execute(
-            "SELECT event_id, stream_name, stream_position, global_position FROM events "
-            f"WHERE event_id IN ({marks})",
-            [event_id.bytes for event_id in ids],
-        ).fetchall()
-        return {uuid.UUID(bytes=row[0]): (row[1], row[2], row[3]) for row in rows}
+        """Where the given event ids are stored: one lookup per `_IDS_PER_LOOKUP` ids, so an
+        append of any size stays under SQLite's limit on bound variables."""
+        found: dict[uuid.UUID, tuple[str, int, int]] = {}
+        for start in range(0, len(ids), _IDS_PER_LOOKUP):
+            chunk = ids[start : start + _IDS_PER_LOOKUP]
+            rows = conn.execute(
+                "SELECT event_id, stream_name, stream_position, global_position FROM events "
+                f"WHERE event_id IN ({', '.join('?' * len(chunk))})",
+                [event_id.bytes for event_id in chunk],
+            ).fetchall()
+            found.update({uuid.UUID(bytes=row[0]): (row[1], row[2], row[3]) for row in rows})
+        return found
 
     def _import(self, batches: Iterator[list[StoredRow]]) -> None:
         with self._conn_lock:
@@ -546,7 +815,7 @@ class SQLiteEventStore(EventStore):
                             ) from exc
                     conn.execute("COMMIT")
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    _rollback_quietly(conn)
                     raise
                 finally:
                     self._heads.clear()
@@ -587,9 +856,13 @@ class SQLiteEventStore(EventStore):
         else:
             conditions = ["global_position > ?"]
             params = [after]
-        if event_types is not None:
+        if event_types is not None and len(event_types) <= _IDS_PER_LOOKUP:
             conditions.append(f"event_type IN ({', '.join('?' * len(event_types))})")
             params.extend(event_types)
+        elif event_types is not None:
+            # More types than SQLite may bind one variable each: one JSON array instead.
+            conditions.append("event_type IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(event_types))
         if stream_prefix is not None:
             conditions.append("substr(stream_name, 1, ?) = ?")
             params.extend((len(stream_prefix), stream_prefix))
@@ -650,6 +923,9 @@ class SQLiteEventStore(EventStore):
     # -- storage beside the events (the seam) ------------------------------------------------
 
     def _use(self, component: Component) -> None:
+        if self.read_only and not self._in_memory:
+            self._use_read_only(component)
+            return
         # On the writer, under its lock and SQLite's: never a second write connection, and
         # processes that migrate one file at once serialize.
         with self._conn_lock:
@@ -661,11 +937,24 @@ class SQLiteEventStore(EventStore):
                     apply_component(conn, component, self.path)
                     conn.execute("COMMIT")
                 except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
+                    _rollback_quietly(conn)
                     raise
             except sqlite3.Error as exc:
                 raise _translate(exc, self.path) from exc
+
+    def _use_read_only(self, component: Component) -> None:
+        """A read-only store migrates nothing: its component's tables must be up to date."""
+        try:
+            with self._reading() as conn:
+                found = component_version(conn, component.name)
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+        if found > component.version:
+            raise SchemaVersionError(
+                f"{self.path} (component {component.name})", found, component.version
+            )
+        if found < component.version:
+            raise MigrationRequiredError(self.url, component.name, found, component.version)
 
     @property
     def dialect(self) -> Dialect:

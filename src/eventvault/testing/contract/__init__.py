@@ -12,16 +12,26 @@ subclassing the classes in a test module::
 
     class TestAppend(AppendContract): ...
 
-Each class holds one area; every test asks only for `store` or `engine`.
+An engine that `connect` does not open (or not only), such as a class of another package,
+passes a `factory` that opens its stores::
+
+    EngineSpec("mine", "store-1", durable=False, multiprocess=False,
+               factory=lambda location, *, max_event_bytes: MyEventStore(...))
+
+Each class holds one area; every test asks only for `store` or `engine`. See
+docs/howto-write-an-engine.md.
 """
 
 from eventvault.testing.contract.appends import AppendContract, BadInputContract
-from eventvault.testing.contract.base import ContractBase, EngineSpec, events
+from eventvault.testing.contract.base import ContractBase, EngineSpec, StoreFactory, events
+from eventvault.testing.contract.cancellation import CancellationContract
 from eventvault.testing.contract.concurrency import (
     ConcurrencyContract,
     CrashContract,
     ImportContract,
 )
+from eventvault.testing.contract.edges import PositionEdgeContract
+from eventvault.testing.contract.nesting import NestingContract
 from eventvault.testing.contract.reads import HashChainContract, IdempotencyContract, ReadContract
 from eventvault.testing.contract.seam import SeamContract
 from eventvault.testing.contract.stateful import StatefulContract
@@ -38,6 +48,9 @@ ALL_CONTRACTS = (
     ImportContract,
     SubscriptionContract,
     AsyncContract,
+    CancellationContract,
+    NestingContract,
+    PositionEdgeContract,
     StatefulContract,
     SeamContract,
 )
@@ -47,6 +60,7 @@ __all__ = [
     "AppendContract",
     "AsyncContract",
     "BadInputContract",
+    "CancellationContract",
     "ConcurrencyContract",
     "ContractBase",
     "CrashContract",
@@ -54,9 +68,12 @@ __all__ = [
     "HashChainContract",
     "IdempotencyContract",
     "ImportContract",
+    "NestingContract",
+    "PositionEdgeContract",
     "ReadContract",
     "SeamContract",
     "StatefulContract",
+    "StoreFactory",
     "SubscriptionContract",
     "events",
 ]

@@ -17,6 +17,7 @@ from eventvault import (
     WrongExpectedVersionError,
 )
 from eventvault.errors import (
+    InvalidArgumentError,
     InvalidEventError,
     InvalidExpectedVersionError,
     InvalidStreamNameError,
@@ -378,3 +379,12 @@ class BadInputContract(ContractBase):
                     "order-1", [NewEvent("A", {"x": "y" * 100})], expected_version=StreamState.ANY
                 )
             assert small.get_stream_version("order-1") == 0
+
+    @pytest.mark.parametrize("limit", [0, -1, "1000", 1.5], ids=["zero", "neg", "str", "float"])
+    def test_a_bad_payload_limit_is_an_argument_error_naming_it(
+        self, engine: EngineSpec, limit: object
+    ) -> None:
+        with pytest.raises(InvalidArgumentError) as caught:
+            engine.open(max_event_bytes=limit)  # type: ignore[arg-type]
+        assert caught.value.argument == "max_event_bytes"
+        assert "max_event_bytes must be an int >= 1" in str(caught.value)

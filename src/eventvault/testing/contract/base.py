@@ -4,26 +4,53 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import pytest
 
 from eventvault import EventStore, NewEvent, connect
+from eventvault.serialization import DEFAULT_MAX_EVENT_BYTES
 
-__all__ = ["ContractBase", "EngineSpec", "events"]
+__all__ = ["ContractBase", "EngineSpec", "StoreFactory", "events"]
+
+
+class StoreFactory(Protocol):
+    """Opens a store of the engine under test."""
+
+    def __call__(self, location: str, *, max_event_bytes: int) -> EventStore:
+        """Open the store at `location` (an `EngineSpec`'s `url`, or one `new_url` made).
+
+        Args:
+            location: which storage to open, in whatever form the factory understands.
+            max_event_bytes: the store's limit on one event's encoded data plus metadata.
+
+        Returns:
+            The open store; the suite closes it.
+        """
+        ...
+
+
+def _connect(location: str, *, max_event_bytes: int) -> EventStore:
+    return connect(location, max_event_bytes=max_event_bytes)
 
 
 @dataclass(frozen=True, slots=True)
 class EngineSpec:
-    """The engine under test.
+    """The engine under test, and how the suite opens its stores.
 
     Attributes:
         name: a label for test ids.
-        url: `connect(url)` opens the store under test. For a durable engine, every call opens
-            the same, initially empty, storage.
-        durable: events survive `close()` and are seen by a second `connect(url)`.
-        multiprocess: several processes may open `url` at once.
-        new_url: returns the URL of new, empty storage on the same engine; None when every
-            `connect(url)` already gives an empty store (the in-memory engines).
+        url: the storage under test: what `factory` opens. For a durable engine, every open
+            gives the same, initially empty, storage. With `multiprocess`, also what
+            `connect(url)` opens in another process.
+        durable: events survive `close()` and are seen by a store opened again on `url`.
+        multiprocess: several processes may open `url` at once (some tests start processes
+            that `connect(url)`).
+        new_url: returns the location of new, empty storage on the same engine; None when every
+            open of `url` already gives an empty store (the in-memory engines).
+        factory: opens a store from a location; `connect` by default. An engine that is not
+            (or not only) reached through a URL, such as a third-party class or a client of a
+            server started by the test, gives its own.
     """
 
     name: str
@@ -31,16 +58,16 @@ class EngineSpec:
     durable: bool
     multiprocess: bool
     new_url: Callable[[], str] | None = None
+    factory: StoreFactory = _connect
 
     def fresh(self) -> EventStore:
         """Open a store on new, empty storage of the engine under test."""
-        return connect(self.url if self.new_url is None else self.new_url())
+        location = self.url if self.new_url is None else self.new_url()
+        return self.factory(location, max_event_bytes=DEFAULT_MAX_EVENT_BYTES)
 
-    def open(self, *, max_event_bytes: int | None = None) -> EventStore:
+    def open(self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> EventStore:
         """Open a store on the engine under test."""
-        if max_event_bytes is None:
-            return connect(self.url)
-        return connect(self.url, max_event_bytes=max_event_bytes)
+        return self.factory(self.url, max_event_bytes=max_event_bytes)
 
 
 class ContractBase:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import msgspec
 import pytest
@@ -14,6 +15,7 @@ from eventvault.errors import (
     DuplicateEventIdError,
     HashChainError,
     ImportFileError,
+    InvalidArgumentError,
     InvalidEventError,
     InvalidStreamNameError,
     StoreClosedError,
@@ -213,10 +215,12 @@ class ReadContract(ContractBase):
         assert [e.data["n"] for e in limited] == [0, 4, 8]
 
     def test_export_rejects_a_bad_position_at_the_call(self, store: EventStore) -> None:
-        with pytest.raises(InvalidEventError):
+        with pytest.raises(InvalidArgumentError) as caught:
             store.export_events(after=-1)
-        with pytest.raises(InvalidEventError, match="until"):
+        assert (caught.value.argument, caught.value.value) == ("after", -1)
+        with pytest.raises(InvalidArgumentError, match="until") as caught:
             store.export_events(until=-1)
+        assert caught.value.argument == "until"
 
     def test_export_until_a_position_stops_there_across_pages(self, store: EventStore) -> None:
         total = DEFAULT_PAGE_SIZE * 2 + 10
@@ -242,13 +246,32 @@ class ReadContract(ContractBase):
         rest = [e.global_position for e in exported]
         assert [first.global_position, *rest] == list(range(1, head + 1))
 
-    def test_read_all_rejects_bad_arguments(self, store: EventStore) -> None:
-        with pytest.raises(InvalidEventError):
+    def test_read_all_rejects_bad_arguments_naming_the_argument(self, store: EventStore) -> None:
+        with pytest.raises(InvalidArgumentError, match="after") as caught:
             store.read_all(after=-1)
-        with pytest.raises(InvalidEventError):
+        assert caught.value.argument == "after"
+        with pytest.raises(InvalidArgumentError) as caught:
             store.read_all(event_types="Single")
-        with pytest.raises(InvalidEventError):
+        assert caught.value.argument == "event_types"
+        with pytest.raises(InvalidArgumentError) as caught:
             store.read_all(limit=-5)
+        assert caught.value.argument == "limit"
+
+    @pytest.mark.parametrize("bad", [-1, "3", 1.5, True], ids=["negative", "str", "float", "bool"])
+    def test_bad_positions_and_limits_are_argument_errors_not_event_errors(
+        self, store: EventStore, bad: object
+    ) -> None:
+        value: Any = bad
+        calls: dict[str, Callable[[], object]] = {
+            "from_position": lambda: store.read_stream("a-1", from_position=value),
+            "limit": lambda: store.read_stream("a-1", limit=value),
+            "after": lambda: store.subscribe_to_all(after=value),
+        }
+        for argument, call in calls.items():
+            with pytest.raises(InvalidArgumentError) as caught:
+                call()
+            assert caught.value.argument == argument
+            assert not isinstance(caught.value, InvalidEventError)
 
     @pytest.mark.parametrize(
         "bad", ["nul\x00", "half\ud800pair", "tab\t"], ids=["nul", "lone-surrogate", "tab"]
@@ -257,11 +280,11 @@ class ReadContract(ContractBase):
         self, store: EventStore, bad: str
     ) -> None:
         store.append_to_stream("a-1", events(1), expected_version=StreamState.ANY)
-        with pytest.raises(InvalidEventError, match="event_types"):
+        with pytest.raises(InvalidArgumentError, match="event_types"):
             store.read_all(event_types=["A", bad])
-        with pytest.raises(InvalidEventError, match="stream_prefix"):
+        with pytest.raises(InvalidArgumentError, match="stream_prefix"):
             store.read_all(stream_prefix=bad)
-        with pytest.raises(InvalidEventError, match="stream_prefix"):
+        with pytest.raises(InvalidArgumentError, match="stream_prefix"):
             store.subscribe_to_all(stream_prefix=bad)
 
     def test_list_streams_gives_versions_in_name_order(self, store: EventStore) -> None:

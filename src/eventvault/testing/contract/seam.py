@@ -32,7 +32,7 @@ from eventvault.serialization import verify_chain
 from eventvault.store.seam import Component, Dialect, Migration, Transaction
 from eventvault.testing.contract.base import ContractBase, EngineSpec
 
-__all__ = ["COUNTS", "SeamContract", "bump", "count_of"]
+__all__ = ["COUNTS", "COUNT_QUERY", "SeamContract", "bump", "count_of"]
 
 
 def _component(name: str, *versions: dict[Dialect, tuple[str, ...]]) -> Component:
@@ -72,7 +72,7 @@ _BUMP: dict[Dialect, str] = {
         "ON CONFLICT (name) DO UPDATE SET n = contract_counts.n + EXCLUDED.n"
     ),
 }
-_COUNT: dict[Dialect, str] = {
+COUNT_QUERY: dict[Dialect, str] = {
     "sqlite": "SELECT n FROM contract_counts WHERE name = ?",
     "postgresql": "SELECT n FROM {schema}.contract_counts WHERE name = %s",
 }
@@ -85,12 +85,12 @@ def bump(tx: Transaction, name: str, by: int = 1) -> None:
 
 def count_of(store: EventStore, name: str) -> int:
     """The committed value of the counter `name` (0 when it has none)."""
-    rows = store.query(_COUNT[store.dialect], (name,))
+    rows = store.query(COUNT_QUERY[store.dialect], (name,))
     return int(rows[0][0]) if rows else 0
 
 
 def _tx_count(tx: Transaction, name: str) -> int:
-    rows = tx.fetch(_COUNT[tx.dialect], (name,))
+    rows = tx.fetch(COUNT_QUERY[tx.dialect], (name,))
     return int(rows[0][0]) if rows else 0
 
 

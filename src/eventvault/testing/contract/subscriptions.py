@@ -20,7 +20,9 @@ from eventvault import (
     StreamState,
     connect,
 )
+from eventvault.store.seam import SQLRow, Transaction
 from eventvault.testing.contract.base import ContractBase, EngineSpec, events
+from eventvault.testing.contract.seam import COUNT_QUERY, COUNTS, bump
 
 __all__ = ["AsyncContract", "SubscriptionContract"]
 
@@ -230,3 +232,23 @@ class AsyncContract(ContractBase):
             return count, target.closed
 
         assert asyncio.run(scenario()) == (3, True)
+
+    def test_async_seam_runs_a_transaction_of_rows_and_events(self, store: EventStore) -> None:
+        def work(tx: Transaction) -> int:
+            bump(tx, "orders", 2)
+            return tx.append_to_stream(
+                "order-1", events(1), expected_version=StreamState.NO_STREAM
+            ).global_position
+
+        async def scenario() -> tuple[int, list[SQLRow], dict[str, int], str]:
+            facade = AsyncEventStore(store)
+            await facade.use(COUNTS)
+            position = await facade.run_transaction(work)
+            rows = await facade.query(COUNT_QUERY[facade.dialect], ("orders",))
+            return position, rows, await facade.component_versions(), facade.dialect
+
+        position, rows, versions, dialect = asyncio.run(scenario())
+        assert [e.global_position for e in store.read_stream("order-1")] == [position]
+        assert [tuple(row) for row in rows] == [(2,)]
+        assert versions["contract_counts"] == 1
+        assert dialect == store.dialect
