@@ -8,6 +8,7 @@ from eventvault.testing.contract import (
     ConcurrencyContract,
     CrashContract,
     HashChainContract,
+    HostileNamesContract,
     IdempotencyContract,
     ImportContract,
     NestingContract,
@@ -36,6 +37,10 @@ class TestRead(ReadContract):
 
 
 class TestHashChain(HashChainContract):
+    pass
+
+
+class TestHostileNames(HostileNamesContract):
     pass
 
 

@@ -157,6 +157,7 @@ def test_migrate_of_a_schema_written_by_0_1_0_applies_what_is_missing(
     result = migrate_store(with_options(server_url, schema=schema))
     assert [(step.component, step.version) for step in result.applied] == [
         ("eventvault", 3),
+        ("schemas", 1),
         ("snapshots", 1),
     ]
     with PostgresEventStore(with_options(server_url, schema=schema)) as store:

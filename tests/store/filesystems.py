@@ -99,3 +99,15 @@ def tmpfs(size: str) -> Iterator[Path]:
 def remount_read_only(mount_point: Path) -> None:
     """Make a tmpfs from `tmpfs()` read-only."""
     _mount("-o", "remount,ro", str(mount_point))
+
+
+def fill(folder: Path, leave: int) -> Path:
+    """Fill the disk that holds `folder` with a file, leaving about `leave` bytes free.
+
+    Returns:
+        The file: remove it to give the space back.
+    """
+    stats = os.statvfs(folder)
+    filler = folder / "filler"
+    filler.write_bytes(b"\0" * max(0, stats.f_bavail * stats.f_frsize - leave))
+    return filler

@@ -29,6 +29,7 @@ from eventvault.errors import (
     ExportFormatError,
     HashChainError,
     ImportFileError,
+    IncompatibleSchemaError,
     IncompleteExportError,
     IntegrityError,
     InvalidURLError,
@@ -39,13 +40,18 @@ from eventvault.errors import (
     PayloadTooDeepError,
     PayloadTooLargeError,
     ReadOnlyStoreError,
+    RegistryChangeConflictError,
+    SchemaSupportMissingError,
+    SchemaValidationError,
     SchemaVersionError,
     StorageError,
     StorageFullError,
     StoreClosedError,
     StoreUnavailableError,
     StreamNotFoundError,
+    UnregisteredSchemaError,
     UnverifiableExportError,
+    UpcasterError,
     WrongExpectedVersionError,
 )
 
@@ -117,6 +123,7 @@ class ExitCode(enum.IntEnum):
 
 EXIT_CODES: Final[tuple[tuple[type[BaseException], ExitCode], ...]] = (
     # Errors whose code differs from their tier's.
+    (IncompatibleSchemaError, ExitCode.INCOMPATIBLE),
     (NotEmptyError, ExitCode.NOT_EMPTY),
     (NotAnEventVaultDatabaseError, ExitCode.INCOMPATIBLE),
     (SchemaVersionError, ExitCode.INCOMPATIBLE),
@@ -151,6 +158,12 @@ def _foreign_store_hint(exc: BaseException) -> str | None:
         return None
     if str(getattr(exc, "location", "")).startswith(("postgresql:", "postgres:")):
         return None
+    # SQLite's SQLITE_CORRUPT: a database whose pages were damaged, most likely a store.
+    if "malformed" in str(getattr(exc, "reason", "")):
+        return (
+            "the file is damaged: restore the store from a backup (`eventvault import`); "
+            "keep the damaged file until then"
+        )
     return "check --url: the file belongs to another application"
 
 
@@ -174,6 +187,27 @@ _HINTS: Final[
     (InvalidURLError, _url_hint),
     (PayloadTooLargeError, "`eventvault append --max-event-bytes N` raises the limit"),
     (PayloadTooDeepError, "flatten the payload, or store its deepest part as a JSON string"),
+    (
+        SchemaValidationError,
+        "`eventvault schema show TYPE VERSION` prints the schema the data must match",
+    ),
+    (
+        UnregisteredSchemaError,
+        "`eventvault schema list` shows what is registered; `eventvault schema register TYPE "
+        "FILE` adds a schema",
+    ),
+    (
+        IncompatibleSchemaError,
+        "register it under a new event type, make the change compatible, or set the type's "
+        "mode with `eventvault schema mode TYPE MODE` (an upcaster then bridges the versions)",
+    ),
+    (
+        RegistryChangeConflictError,
+        "another process changed the registry at the same moment: `eventvault schema list`, "
+        "then retry",
+    ),
+    (UpcasterError, "fix the upcaster or its examples; nothing was registered"),
+    (SchemaSupportMissingError, "pip install 'eventvault[schema]'"),
     (
         WrongExpectedVersionError,
         "see the stream's version with `eventvault read STREAM --backwards --limit 1`, "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import queue
 import tempfile
@@ -33,7 +34,7 @@ from eventvault.errors import (
     PayloadTooDeepError,
     PermissionDeniedError,
 )
-from eventvault.export import read_export, write_export
+from eventvault.export import load_export, write_export
 from eventvault.serialization import MAX_NESTING_DEPTH, decode_json_object
 from eventvault.server.errors import RequestTooLargeError, install_handlers
 from eventvault.server.metrics import CONTENT_TYPE, Metrics
@@ -510,9 +511,13 @@ def create_app(
         )
 
     @app.post("/v1/import", tags=["log"], summary="Import an export file into an empty store")
-    async def import_(request: Request) -> Response:
+    async def import_(
+        request: Request,
+        expect_count: Annotated[int | None, Query()] = None,
+        expect_head: Annotated[int | None, Query()] = None,
+    ) -> Response:
         (await principal_of(request)).require_unlimited("admin")
-        return await _import(store, request)
+        return await _import(store, request, expect_count, expect_head)
 
     # -- subscriptions --------------------------------------------------------------------------
 
@@ -659,12 +664,18 @@ async def _export_lines(store: EventStore, after: int) -> AsyncIterator[bytes]:
         sink.stopped.set()
 
 
-async def _import(store: EventStore, request: Request) -> Response:
+async def _import(
+    store: EventStore, request: Request, expect_count: int | None, expect_head: int | None
+) -> Response:
     """Import an export file sent as the request body, spooled to a temporary file first;
     nothing is stored unless the file is whole and every event verifies."""
     with tempfile.TemporaryFile() as spool:
         async for chunk in request.stream():
             await run_in_threadpool(spool.write, chunk)
         spool.seek(0)
-        count = await run_in_threadpool(store.import_events, read_export(spool))
+        count = await run_in_threadpool(
+            functools.partial(
+                load_export, store, spool, expect_count=expect_count, expect_head=expect_head
+            )
+        )
     return Response(_encode({"imported": count}), status_code=201, media_type=JSON)

@@ -37,6 +37,7 @@ __all__ = [
     "StoredRow",
     "StreamHead",
     "plan_batch",
+    "plan_on_remembered_heads",
     "prepare",
     "prepare_many",
 ]
@@ -334,6 +335,40 @@ def plan_batch(
                     known[event.event_id] = where
         outcomes.append(results)
     return BatchPlan(outcomes, rows, written)
+
+
+def plan_on_remembered_heads(
+    requests: Sequence[Sequence[PendingAppend]],
+    remembered: Mapping[str, tuple[int, bytes]],
+    recorded_at_us: int,
+) -> BatchPlan | None:
+    """Plan a batch against stream heads a writer remembers from its own commits: the fast
+    path of the SQL engines.
+
+    Global positions 1, 2, ... stand for offsets from the position the database gives the
+    batch's first row (`BatchPlan.shifted` moves them once it is known).
+
+    Returns:
+        The plan; None, for the careful path, when a stream's head is unknown (unless its
+        append expects `NO_STREAM`), when the batch writes nothing, or when some append would
+        fail: a remembered head may be stale, so only the careful path, reading heads under
+        lock, may refuse an append.
+    """
+    heads: dict[str, tuple[int, bytes]] = {}
+    for request in requests:
+        for append in request:
+            name = append.stream_name
+            if name in heads:
+                continue
+            cached = remembered.get(name)
+            if cached is not None:
+                heads[name] = cached
+            elif append.expected_version is not StreamState.NO_STREAM:
+                return None
+    plan = plan_batch(requests, heads, {}, 1, recorded_at_us)
+    if not plan.rows or plan.failed:
+        return None
+    return plan
 
 
 def resolve_existing_ids(

@@ -26,7 +26,7 @@ from typing import Generic, Self, TypeVar
 from eventvault.errors import StoreUnavailableError
 from eventvault.store.base import DEFAULT_PAGE_SIZE, EventStore, StoreStats
 from eventvault.store.notify import Notifier, wake_future
-from eventvault.store.seam import Component, Dialect, SQLRow, Transaction
+from eventvault.store.seam import AppendValidator, Component, Dialect, SQLRow, Transaction
 from eventvault.store.subscription import Subscription
 from eventvault.types import (
     AppendResult,
@@ -407,6 +407,16 @@ class AsyncEventStore:
         """See `EventStore.import_events`; `events` is consumed, and `on_progress` called, in a
         worker thread."""
         return await asyncio.to_thread(self.store.import_events, events, on_progress=on_progress)
+
+    @property
+    def append_validator(self) -> AppendValidator | None:
+        """See `EventStore.append_validator`."""
+        return self.store.append_validator
+
+    async def set_append_validator(self, validator: AppendValidator | None) -> None:
+        """See `EventStore.set_append_validator`: the async face appends through the store,
+        so the check holds here too."""
+        self.store.set_append_validator(validator)
 
     async def use(self, component: Component) -> None:
         """See `EventStore.use`."""

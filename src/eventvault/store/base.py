@@ -38,7 +38,15 @@ from eventvault.serialization import (
 from eventvault.store._append import PendingAppend, StoredRow, prepare, prepare_many
 from eventvault.store._fork import ForkGuard
 from eventvault.store.notify import Notifier
-from eventvault.store.seam import Component, Dialect, SQLRow, Transaction, guard_reentry
+from eventvault.store.seam import (
+    AppendValidator,
+    Component,
+    Dialect,
+    SQLRow,
+    Transaction,
+    guard_reentry,
+    validate_appends,
+)
 from eventvault.store.subscription import Subscription
 from eventvault.types import (
     AppendResult,
@@ -197,6 +205,7 @@ class EventStore(abc.ABC):
         """The versions of the store's own tables that opening it applied (a new or upgraded
         SQLite file, a PostgreSQL schema opened with `auto_migrate`)."""
         self._components_lock = threading.Lock()
+        self._append_validator: AppendValidator | None = None
         self._opened_in = os.getpid()
         self._refused: str | None = None
         # Until the engine installs a guard of its own, a forked child refuses the store.
@@ -392,14 +401,20 @@ class EventStore(abc.ABC):
         self._check_open()
         self._check_writable()
         guard_reentry(id(self), self.url)
-        return [prepare(stream_name, events, expected_version, self.max_event_bytes)]
+        pending = prepare(stream_name, events, expected_version, self.max_event_bytes)
+        if self._append_validator is not None:
+            self._append_validator(pending.stream_name, pending.events)
+        return [pending]
 
     def _prepare_appends(self, appends: Sequence[StreamAppend]) -> list[PendingAppend]:
         """`_prepare_append` for `append_to_streams`."""
         self._check_open()
         self._check_writable()
         guard_reentry(id(self), self.url)
-        return prepare_many(appends, self.max_event_bytes)
+        pending = prepare_many(appends, self.max_event_bytes)
+        if self._append_validator is not None:
+            validate_appends(self._append_validator, pending)
+        return pending
 
     async def _append_async(self, appends: list[PendingAppend]) -> list[AppendResult]:
         """`_append` for the async face, awaited on the event loop.
@@ -426,6 +441,34 @@ class EventStore(abc.ABC):
             The other errors of `append_to_stream`.
         """
         return self._append(self._prepare_appends(appends))
+
+    @property
+    def append_validator(self) -> AppendValidator | None:
+        """The check every append of this store object passes before it is written, or None."""
+        return self._append_validator
+
+    def set_append_validator(self, validator: AppendValidator | None) -> None:
+        """Check every append of this store object (`append_to_stream`, `append_to_streams`,
+        and appends inside `run_transaction`) before anything is written.
+
+        The validator is called once per stream of an append, after the events are validated
+        and encoded and before the engine sees them; when it raises, the whole append is
+        refused and nothing is written. It holds for this store object, in this process: the
+        schema registry installs one (`SchemaRegistry.enforce`). A store without one pays
+        nothing for the hook.
+
+        Args:
+            validator: the check, or None to remove it.
+
+        Raises:
+            InvalidArgumentError: `validator` is neither callable nor None.
+        """
+        self._check_open()
+        if validator is not None and not callable(validator):
+            raise InvalidArgumentError(
+                "validator", validator, f"must be callable or None, not {validator!r}"
+            )
+        self._append_validator = validator
 
     # -- storage beside the events (the seam) ------------------------------------------------
 
@@ -513,7 +556,15 @@ class EventStore(abc.ABC):
         self._check_open()
         self._check_writable()
         guard_reentry(id(self), self.url)
-        return cast(_Result, self._run_transaction(work))
+        validator = self._append_validator
+        if validator is None:
+            return cast(_Result, self._run_transaction(work))
+
+        def validated(tx: Transaction) -> _Result:
+            tx.append_validator = validator
+            return work(tx)
+
+        return cast(_Result, self._run_transaction(validated))
 
     # -- reading -----------------------------------------------------------------------------
 

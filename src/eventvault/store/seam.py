@@ -21,20 +21,21 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
-from typing import Any, Final, Literal, TypeAlias
+from typing import Any, Final, Literal, TypeAlias, TypeVar
 
 from eventvault.errors import (
     DuplicateEventIdError,
-    InvalidEventError,
+    InvalidArgumentError,
     TransactionUsageError,
     WrongExpectedVersionError,
 )
-from eventvault.serialization import validate_stream_name
+from eventvault.serialization import EncodedEvent, validate_stream_name
 from eventvault.store._append import PendingAppend, prepare, prepare_many
 from eventvault.types import AppendResult, ExpectedVersion, NewEvent, StreamAppend
 
 __all__ = [
     "CORE_COMPONENT",
+    "AppendValidator",
     "Component",
     "Dialect",
     "Migration",
@@ -54,8 +55,14 @@ keeps component tables in a private in-memory SQLite database."""
 DIALECTS: Final[tuple[Dialect, ...]] = ("sqlite", "postgresql")
 SQLRow: TypeAlias = tuple[Any, ...]
 """A row of a component table, its values as the database driver gives them."""
+AppendValidator: TypeAlias = Callable[[str, Sequence[EncodedEvent]], None]
+"""A check of one stream's events before they are written: called with the stream name and
+the events as validated and encoded (`EncodedEvent.data` holds the payload's JSON bytes); it
+raises an `InvalidEventError` naming the event's index to refuse the whole append. A feature
+installs one with `EventStore.set_append_validator` (the schema registry does)."""
 CORE_COMPONENT: Final = "eventvault"
 """The name under which the store's own tables (the log) are versioned."""
+_T = TypeVar("_T")
 _COMPONENT_NAME: Final = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _SCHEMA_MARK: Final = "{schema}"
 
@@ -85,7 +92,7 @@ class Component:
             A component offers every dialect (`sqlite` and `postgresql`).
 
     Raises:
-        InvalidEventError: a bad name, a missing dialect, or versions that are not 1, 2, ...
+        InvalidArgumentError: a bad name, a missing dialect, or versions that are not 1, 2, ...
     """
 
     name: str
@@ -93,23 +100,30 @@ class Component:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _COMPONENT_NAME.fullmatch(self.name):
-            raise InvalidEventError(
-                f"a component name is a lower-case identifier of at most 63 characters, not "
-                f"{self.name!r}"
+            raise InvalidArgumentError(
+                "name",
+                self.name,
+                f"must be a lower-case identifier of at most 63 characters, not {self.name!r}",
             )
         if self.name == CORE_COMPONENT:
-            raise InvalidEventError(f"the component name {CORE_COMPONENT!r} is the store's own")
+            raise InvalidArgumentError(
+                "name", self.name, f"{CORE_COMPONENT!r} is the store's own tables' name"
+            )
         for dialect in DIALECTS:
             versions = [m.version for m in self.migrations.get(dialect, ())]
             if not versions or versions != list(range(1, len(versions) + 1)):
-                raise InvalidEventError(
-                    f"component {self.name!r}: the {dialect} migrations must be versions 1, 2, "
-                    f"... without gaps, not {versions}"
+                raise InvalidArgumentError(
+                    "migrations",
+                    versions,
+                    f"of component {self.name!r} for {dialect} must be versions 1, 2, ... "
+                    f"without gaps, not {versions}",
                 )
         counts = {len(self.migrations[dialect]) for dialect in DIALECTS}
         if len(counts) != 1:
-            raise InvalidEventError(
-                f"component {self.name!r}: every dialect needs the same versions"
+            raise InvalidArgumentError(
+                "migrations",
+                sorted(counts),
+                f"of component {self.name!r}: every dialect needs the same versions",
             )
 
     @property
@@ -178,12 +192,14 @@ def register_component(component: Component) -> Component:
         The component, so that a module can write `SNAPSHOTS = register_component(...)`.
 
     Raises:
-        InvalidEventError: another component is registered under the same name.
+        InvalidArgumentError: another component is registered under the same name.
     """
     with _registry_lock:
         existing = _registry.get(component.name)
         if existing is not None and existing != component:
-            raise InvalidEventError(f"another component is registered as {component.name!r}")
+            raise InvalidArgumentError(
+                "component", component.name, f"{component.name!r}: another one has that name"
+            )
         _registry[component.name] = component
     return component
 
@@ -224,6 +240,8 @@ class Transaction(abc.ABC):
     """
 
     dialect: Dialect
+    append_validator: AppendValidator | None = None
+    """The store's append validator, set by `EventStore.run_transaction` (None: none)."""
 
     def __init__(self, max_event_bytes: int) -> None:
         self._max_event_bytes = max_event_bytes
@@ -241,18 +259,22 @@ class Transaction(abc.ABC):
                 "rolled back: let the error propagate out of the work"
             )
 
+    def _step(self, step: Callable[[], _T]) -> _T:
+        """Run one step of the transaction; a failure ends the transaction."""
+        self._usable()
+        try:
+            return step()
+        except BaseException as exc:
+            self._failure = exc
+            raise
+
     def fetch(self, statement: str, params: Sequence[object] = ()) -> list[SQLRow]:
         """Run a query and return its rows.
 
         Raises:
             StorageError: the statement failed; the transaction will be rolled back.
         """
-        self._usable()
-        try:
-            return self._fetch(statement, params)
-        except BaseException as exc:
-            self._failure = exc
-            raise
+        return self._step(lambda: self._fetch(statement, params))
 
     def execute(self, statement: str, params: Sequence[object] = ()) -> int:
         """Run a statement that writes; returns how many rows it changed.
@@ -260,12 +282,7 @@ class Transaction(abc.ABC):
         Raises:
             StorageError: the statement failed; the transaction will be rolled back.
         """
-        self._usable()
-        try:
-            return self._execute(statement, params)
-        except BaseException as exc:
-            self._failure = exc
-            raise
+        return self._step(lambda: self._execute(statement, params))
 
     def execute_many(self, statement: str, params: Sequence[Sequence[object]]) -> int:
         """Run a statement once per parameter row; returns how many rows it changed in all.
@@ -273,12 +290,7 @@ class Transaction(abc.ABC):
         Raises:
             StorageError: the statement failed; the transaction will be rolled back.
         """
-        self._usable()
-        try:
-            return self._execute_many(statement, params)
-        except BaseException as exc:
-            self._failure = exc
-            raise
+        return self._step(lambda: self._execute_many(statement, params))
 
     def get_stream_version(self, stream_name: str) -> int | None:
         """The version of a stream as this transaction sees it (its own appends included).
@@ -288,11 +300,7 @@ class Transaction(abc.ABC):
         """
         self._usable()
         validate_stream_name(stream_name)
-        try:
-            return self._stream_version(stream_name)
-        except BaseException as exc:
-            self._failure = exc
-            raise
+        return self._step(lambda: self._stream_version(stream_name))
 
     def append_to_stream(
         self,
@@ -307,11 +315,16 @@ class Transaction(abc.ABC):
         raises here and writes nothing; the work may catch the error and go on.
         """
         pending = prepare(stream_name, events, expected_version, self._max_event_bytes)
+        if self.append_validator is not None:
+            self.append_validator(pending.stream_name, pending.events)
         return self._checked_append([pending])[0]
 
     def append_to_streams(self, appends: Sequence[StreamAppend]) -> list[AppendResult]:
         """Append to several streams in this transaction, as `EventStore.append_to_streams`."""
-        return self._checked_append(prepare_many(appends, self._max_event_bytes))
+        pending = prepare_many(appends, self._max_event_bytes)
+        if self.append_validator is not None:
+            validate_appends(self.append_validator, pending)
+        return self._checked_append(pending)
 
     def _checked_append(self, appends: list[PendingAppend]) -> list[AppendResult]:
         self._usable()
@@ -345,6 +358,16 @@ class Transaction(abc.ABC):
     def _append(self, appends: list[PendingAppend]) -> list[AppendResult]:
         """Store validated appends in this transaction, all or none; one result per append.
         Raises `WrongExpectedVersionError` / `DuplicateEventIdError` before writing anything."""
+
+
+def validate_appends(validator: AppendValidator, appends: Sequence[PendingAppend]) -> None:
+    """Run an append validator over every stream of an append, before anything is written.
+
+    Raises:
+        InvalidEventError: whatever the validator raises for the first event it refuses.
+    """
+    for append in appends:
+        validator(append.stream_name, append.events)
 
 
 def check_finished(tx: Transaction) -> None:

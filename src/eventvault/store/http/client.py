@@ -19,20 +19,17 @@ and the server's problem details come back as the same errors, with the same att
 from __future__ import annotations
 
 import collections
-import hashlib
 import os
 import tempfile
 import threading
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
 from typing import IO, Final, TypeVar
 
 import httpx
 import msgspec
 
-import eventvault
 from eventvault.errors import (
     EventVaultError,
     InvalidURLError,
@@ -299,14 +296,19 @@ class HTTPEventStore(EventStore):
         return [AppendResult(r.stream_position, r.global_position) for r in many.results]
 
     def _import(self, batches: Iterator[list[StoredRow]]) -> None:
-        # The rows are verified by the base class as they come; spooled to a file they become
-        # an export file (which needs the last position in its header), uploaded once whole.
+        # The rows are verified by the base class as they come, spooled to a file, and sent
+        # once the last one is: an import that fails on the way sends nothing. The server reads
+        # them as event lines that must hold exactly this many events up to this position.
         with tempfile.TemporaryFile() as spool:
-            _spool_export(batches, spool)
+            count, head = _spool_events(batches, spool)
             spool.seek(0)
+            params = {"expect_count": count, "expect_head": head}
             self._send(
                 lambda: self._client.post(
-                    "/v1/import", content=_chunks(spool), headers={"content-type": NDJSON}
+                    "/v1/import",
+                    params=params,
+                    content=_chunks(spool),
+                    headers={"content-type": NDJSON},
                 )
             )
 
@@ -460,58 +462,36 @@ class HTTPEventStore(EventStore):
         self._client.close()
 
 
-def _spool_export(batches: Iterator[list[StoredRow]], out: IO[bytes]) -> None:
-    """Write verified rows as an export file (header, events, closing record)."""
-    from eventvault.export import FORMAT_NAME, FORMAT_VERSION, ExportEnd, ExportHeader
-
-    with tempfile.TemporaryFile() as events:
-        count = 0
-        first: int | None = None
-        last: int | None = None
-        for batch in batches:
-            lines = []
-            for row in batch:
-                lines.append(
-                    _encode(
-                        RawEvent(
-                            global_position=row.global_position,
-                            stream_name=row.stream_name,
-                            stream_position=row.stream_position,
-                            event_id=uuid.UUID(bytes=row.event_id),
-                            event_type=row.event_type,
-                            schema_version=row.schema_version,
-                            data=msgspec.Raw(row.data),
-                            metadata=msgspec.Raw(row.metadata),
-                            recorded_at=from_micros(row.recorded_at),
-                            hash=row.hash.hex(),
-                        )
+def _spool_events(batches: Iterator[list[StoredRow]], out: IO[bytes]) -> tuple[int, int]:
+    """Write verified rows as the event lines of an export; return their count and the last
+    global position (0 for none)."""
+    count = 0
+    last = 0
+    for batch in batches:
+        out.write(
+            b"".join(
+                _encode(
+                    RawEvent(
+                        global_position=row.global_position,
+                        stream_name=row.stream_name,
+                        stream_position=row.stream_position,
+                        event_id=uuid.UUID(bytes=row.event_id),
+                        event_type=row.event_type,
+                        schema_version=row.schema_version,
+                        data=msgspec.Raw(row.data),
+                        metadata=msgspec.Raw(row.metadata),
+                        recorded_at=from_micros(row.recorded_at),
+                        hash=row.hash.hex(),
                     )
-                    + b"\n"
                 )
-                last = row.global_position
-                first = last if first is None else first
-            count += len(batch)
-            events.write(b"".join(lines))
-        header = ExportHeader(
-            format=FORMAT_NAME,
-            format_version=FORMAT_VERSION,
-            eventvault_version=eventvault.__version__,
-            after=0,
-            head=last or 0,
-            created_at=datetime.now(UTC),
+                + b"\n"
+                for row in batch
+            )
         )
-        digest = hashlib.sha256()
-        head_line = _encode(header) + b"\n"
-        digest.update(head_line)
-        out.write(head_line)
-        events.seek(0)
-        for chunk in iter(lambda: events.read(65536), b""):
-            digest.update(chunk)
-            out.write(chunk)
-        end = ExportEnd(
-            event_count=count, first_position=first, last_position=last, sha256=digest.hexdigest()
-        )
-        out.write(_encode(end) + b"\n")
+        count += len(batch)
+        if batch:
+            last = batch[-1].global_position
+    return count, last
 
 
 def _chunks(spool: IO[bytes]) -> Iterator[bytes]:

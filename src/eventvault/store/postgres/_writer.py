@@ -40,6 +40,7 @@ from eventvault.store._append import (
     StoredRow,
     StreamHead,
     plan_batch,
+    plan_on_remembered_heads,
 )
 from eventvault.store._groupcommit import GroupCommitter
 from eventvault.store.postgres._arrays import append_arguments
@@ -60,7 +61,7 @@ from eventvault.store.postgres._errors import (
 )
 from eventvault.store.postgres._notifications import Notifications
 from eventvault.store.postgres._sql import COPY_TYPES, Statements
-from eventvault.types import AppendResult, StreamState
+from eventvault.types import AppendResult
 
 __all__ = ["Writer"]
 
@@ -268,22 +269,8 @@ class Writer:
         """Plan a batch against remembered stream heads, or None when the careful path must
         decide it: a head is unknown, or some append would fail or be a retry (a remembered
         head may be stale, so only the careful path may refuse an append)."""
-        heads: dict[str, tuple[int, bytes]] = {}
-        for request in requests:
-            for append in request:
-                name = append.stream_name
-                if name in heads:
-                    continue
-                cached = self._heads.get(name)
-                if cached is not None:
-                    heads[name] = cached
-                elif append.expected_version is not StreamState.NO_STREAM:
-                    return None
         # Global positions 1, 2, ... stand for offsets in the block the server will reserve.
-        plan = plan_batch(requests, heads, {}, 1, now_micros())
-        if not plan.rows or plan.failed:
-            return None
-        return plan
+        return plan_on_remembered_heads(requests, self._heads, now_micros())
 
     def _fast_write(self, conn: psycopg.Connection[Row], plan: BatchPlan) -> list[Outcome] | None:
         """Write a planned batch in one statement, `append_events` (with its notification when

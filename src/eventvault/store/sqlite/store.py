@@ -55,6 +55,7 @@ from eventvault.store._append import (
     StoredRow,
     StreamHead,
     plan_batch,
+    plan_on_remembered_heads,
 )
 from eventvault.store._fork import ForkGuard, keep_forever
 from eventvault.store._groupcommit import GroupCommitter
@@ -96,7 +97,6 @@ from eventvault.types import (
     RawEvent,
     RecordedEvent,
     StreamInfo,
-    StreamState,
 )
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SQLiteEventStore", "Synchronous"]
@@ -663,20 +663,8 @@ class SQLiteEventStore(EventStore):
         stream-position index (another writer moved a remembered head on; versions only grow,
         so a stale head always collides) or with the event-id index (a retry).
         """
-        heads: dict[str, tuple[int, bytes]] = {}
-        for request in requests:
-            for append in request:
-                name = append.stream_name
-                if name in heads:
-                    continue
-                cached = self._heads.get(name)
-                if cached is not None:
-                    heads[name] = cached
-                elif append.expected_version is not StreamState.NO_STREAM:
-                    return None
-        # Global positions 1, 2, ... stand for offsets from the one SQLite gives the first row.
-        plan = plan_batch(requests, heads, {}, 1, now_micros())
-        if not plan.rows or plan.failed or len(plan.rows) > _ROWS_PER_INSERT:
+        plan = plan_on_remembered_heads(requests, self._heads, now_micros())
+        if plan is None or len(plan.rows) > _ROWS_PER_INSERT:
             return None
         try:
             # At most _ROWS_PER_INSERT rows: one statement, which outside BEGIN is one

@@ -31,6 +31,7 @@ from eventvault.testing.contract.concurrency import (
     ImportContract,
 )
 from eventvault.testing.contract.edges import PositionEdgeContract
+from eventvault.testing.contract.names import HostileNamesContract
 from eventvault.testing.contract.nesting import NestingContract
 from eventvault.testing.contract.reads import HashChainContract, IdempotencyContract, ReadContract
 from eventvault.testing.contract.seam import SeamContract
@@ -43,6 +44,7 @@ ALL_CONTRACTS = (
     IdempotencyContract,
     ReadContract,
     HashChainContract,
+    HostileNamesContract,
     ConcurrencyContract,
     CrashContract,
     ImportContract,
@@ -66,6 +68,7 @@ __all__ = [
     "CrashContract",
     "EngineSpec",
     "HashChainContract",
+    "HostileNamesContract",
     "IdempotencyContract",
     "ImportContract",
     "NestingContract",

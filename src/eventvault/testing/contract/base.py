@@ -11,7 +11,7 @@ import pytest
 from eventvault import EventStore, NewEvent, connect
 from eventvault.serialization import DEFAULT_MAX_EVENT_BYTES
 
-__all__ = ["ContractBase", "EngineSpec", "StoreFactory", "events"]
+__all__ = ["ContractBase", "EngineSpec", "StoreFactory", "events", "shared_storage"]
 
 
 class StoreFactory(Protocol):
@@ -85,6 +85,15 @@ class ContractBase:
             yield store
         finally:
             store.close()
+
+
+def shared_storage(engine: EngineSpec) -> None:
+    """Skip the test unless several processes may open the engine's storage; create that
+    storage, so that the processes the test starts next do not race to create it."""
+    if not engine.multiprocess:
+        pytest.skip(f"{engine.name} lives in one process")
+    with engine.open():
+        pass
 
 
 def events(count: int, event_type: str = "Happened", **data: object) -> list[NewEvent]:

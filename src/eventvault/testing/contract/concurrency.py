@@ -1,7 +1,9 @@
-"""Contract: racing writers (threads and processes), group commit, crashes, import refusals."""
+"""Contract: racing writers (threads and processes), retries sent at once, exports taken while
+others write, group commit, crashes, import refusals."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -19,13 +21,17 @@ from eventvault import (
     EventStore,
     NewEvent,
     RawEvent,
+    StreamAppend,
     StreamState,
     WrongExpectedVersionError,
     connect,
 )
 from eventvault.errors import HashChainError, ImportFileError, NotEmptyError
+from eventvault.export import copy_events, load_export, write_export
 from eventvault.serialization import GENESIS_HASH, raw_event_hash, verify_chain
-from eventvault.testing.contract.base import ContractBase, EngineSpec, events
+from eventvault.store.base import DEFAULT_PAGE_SIZE
+from eventvault.testing._workers import resent_batch
+from eventvault.testing.contract.base import ContractBase, EngineSpec, events, shared_storage
 
 __all__ = ["ConcurrencyContract", "CrashContract", "ImportContract"]
 
@@ -62,6 +68,17 @@ def _race_in_threads(store: EventStore, stream_name: str, workers: int, attempts
     return len(wins)
 
 
+def _worker(*args: str, stdin: bool = False) -> subprocess.Popen[str]:
+    """A child process running `eventvault.testing._workers` with these arguments; its stdout
+    (one JSON line per result) is piped, and its stdin too when asked."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "eventvault.testing._workers", *args],
+        stdin=subprocess.PIPE if stdin else None,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
 class ConcurrencyContract(ContractBase):
     """Concurrent writers: each expected version is won exactly once, no update is lost."""
 
@@ -77,27 +94,8 @@ class ConcurrencyContract(ContractBase):
     def test_processes_racing_on_one_stream_win_each_version_exactly_once(
         self, engine: EngineSpec
     ) -> None:
-        if not engine.multiprocess:
-            pytest.skip(f"{engine.name} lives in one process")
-        with engine.open():
-            pass  # create the storage before the children race to
-        children = [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "eventvault.testing._workers",
-                    "race",
-                    engine.url,
-                    "race-1",
-                    "30",
-                    f"p{n}",
-                ],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            for n in range(4)
-        ]
+        shared_storage(engine)
+        children = [_worker("race", engine.url, "race-1", "25", f"p{n}") for n in range(8)]
         wins: list[tuple[str, int, int]] = []
         for child in children:
             out, _ = child.communicate(timeout=240)
@@ -151,6 +149,100 @@ class ConcurrencyContract(ContractBase):
         assert len(set(map(repr, results))) == 1
         assert [e.event_id for e in store.read_stream("pay-1")] == [e.event_id for e in batch]
 
+    def test_the_same_appends_sent_from_many_processes_at_once_are_each_stored_once(
+        self, engine: EngineSpec
+    ) -> None:
+        # Clients retrying one request through several processes and threads: every copy of
+        # each append gets its original result, whichever copy landed first.
+        shared_storage(engine)
+        seed, rounds = uuid.uuid4(), 5
+        senders = [
+            _worker("resend", engine.url, "pay-1", str(seed), str(rounds), "3", stdin=True)
+            for _ in range(4)
+        ]
+        for sender in senders:
+            assert sender.stdin is not None and sender.stdout is not None
+            assert msgspec.json.decode(sender.stdout.readline()) == {"ready": True}
+        for sender in senders:
+            assert sender.stdin is not None
+            sender.stdin.write("go\n")
+            sender.stdin.flush()
+        results: dict[int, set[tuple[int, int]]] = {r: set() for r in range(rounds)}
+        for sender in senders:
+            out, _ = sender.communicate(timeout=120)
+            assert sender.returncode == 0
+            lines = [msgspec.json.decode(line) for line in out.splitlines()]
+            assert len(lines) == rounds * 3
+            for line in lines:
+                results[line["round"]].add((line["position"], line["global"]))
+        with engine.open() as store:
+            stored = list(store.read_stream("pay-1"))
+            assert len(stored) == 3 * rounds
+            for round_ in range(rounds):
+                batch, _ = resent_batch(seed, round_)
+                last = stored[3 * round_ + 2]
+                assert results[round_] == {(last.stream_position, last.global_position)}
+                assert [e.event_id for e in stored[3 * round_ : 3 * round_ + 3]] == [
+                    e.event_id for e in batch
+                ]
+            assert store.stats().event_count == 3 * rounds
+
+    def test_an_export_taken_while_threads_append_is_a_whole_prefix_of_the_log(
+        self, store: EventStore
+    ) -> None:
+        store.append_to_streams(
+            [
+                StreamAppend(f"old-{n:04d}", events(2), StreamState.NO_STREAM)
+                for n in range(DEFAULT_PAGE_SIZE + 100)
+            ]
+        )
+        stop = threading.Event()
+        appended: list[int] = []
+
+        def append(worker: int) -> None:
+            number = 0
+            while not stop.is_set():
+                store.append_to_stream(
+                    f"live-{worker}-{number % 3}",
+                    events(number % 3 + 1, worker=worker),
+                    expected_version=StreamState.ANY,
+                )
+                number += 1
+            appended.append(number)
+
+        writers = [threading.Thread(target=append, args=(n,)) for n in range(4)]
+        taken: list[tuple[int, bytes, int]] = []
+        copied: list[RawEvent] = []
+        for writer in writers:
+            writer.start()
+        try:
+            for _ in range(3):
+                out = io.BytesIO()
+                summary = write_export(store, out)
+                taken.append((summary.header.head, out.getvalue(), store.head_position()))
+            with connect("memory://") as target:
+                copy_events(store, target)
+                copied = list(target.export_events())
+        finally:
+            stop.set()
+            for writer in writers:
+                writer.join()
+        log = list(store.export_events())
+        assert sum(appended) > 0
+        assert any(head_after > head for head, _, head_after in taken), (
+            "the log grew while an export ran"
+        )
+        for head, data, _ in taken:
+            with connect("memory://") as target:
+                assert load_export(target, io.BytesIO(data)) == len(
+                    [e for e in log if e.global_position <= head]
+                )
+                restored = list(target.export_events())
+            assert restored == [e for e in log if e.global_position <= head]
+            assert verify_chain(restored) == len(restored)
+        assert copied == log[: len(copied)]
+        assert verify_chain(copied) == len(copied) > 2 * DEFAULT_PAGE_SIZE
+
     def test_a_failing_append_among_concurrent_ones_fails_alone(self, store: EventStore) -> None:
         store.append_to_stream("fixed-1", events(1), expected_version=StreamState.NO_STREAM)
         outcomes: Counter[str] = Counter()
@@ -193,25 +285,24 @@ class ConcurrencyContract(ContractBase):
 class CrashContract(ContractBase):
     """A writer killed mid-append loses that append whole, nothing acknowledged (guarantee 5)."""
 
-    def test_acknowledged_events_survive_sigkill_of_the_writer(self, engine: EngineSpec) -> None:
+    @pytest.mark.parametrize("threads", [1, 4], ids=["one-thread", "four-threads"])
+    def test_acknowledged_events_survive_sigkill_of_the_writer(
+        self, engine: EngineSpec, threads: int
+    ) -> None:
+        # With four threads the writer commits appends of several threads together: the kill
+        # lands in group commits too.
         if not (engine.durable and engine.multiprocess):
             pytest.skip(f"{engine.name} does not outlive its process")
         with engine.open():
             pass
         acknowledged: list[dict[str, int | str]] = []
         for round_number in range(4):
-            child = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "eventvault.testing._workers",
-                    "append-forever",
-                    engine.url,
-                    f"crash{round_number}",
-                    f"r{round_number}",
-                ],
-                stdout=subprocess.PIPE,
-                text=True,
+            child = _worker(
+                "append-forever",
+                engine.url,
+                f"crash{round_number}",
+                f"r{round_number}",
+                str(threads),
             )
             assert child.stdout is not None
             deadline = time.monotonic() + 30

@@ -22,7 +22,7 @@ import pytest
 from eventvault import EventStore, NewEvent, StreamState
 from eventvault.errors import (
     DuplicateEventIdError,
-    InvalidEventError,
+    InvalidArgumentError,
     StorageError,
     StoreClosedError,
     TransactionUsageError,
@@ -30,7 +30,7 @@ from eventvault.errors import (
 )
 from eventvault.serialization import verify_chain
 from eventvault.store.seam import Component, Dialect, Migration, Transaction
-from eventvault.testing.contract.base import ContractBase, EngineSpec
+from eventvault.testing.contract.base import ContractBase, EngineSpec, shared_storage
 
 __all__ = ["COUNTS", "COUNT_QUERY", "SeamContract", "bump", "count_of"]
 
@@ -132,20 +132,17 @@ class SeamContract(ContractBase):
             assert reopened.query(note) == [(None,)]
 
     def test_a_component_declared_wrongly_is_refused(self) -> None:
-        with pytest.raises(InvalidEventError, match="lower-case identifier"):
+        with pytest.raises(InvalidArgumentError, match="lower-case identifier"):
             Component("Bad Name", COUNTS.migrations)
-        with pytest.raises(InvalidEventError, match="without gaps"):
+        with pytest.raises(InvalidArgumentError, match="without gaps"):
             Component("gaps", {"sqlite": (Migration(2, ()),), "postgresql": (Migration(2, ()),)})
-        with pytest.raises(InvalidEventError, match="without gaps"):
+        with pytest.raises(InvalidArgumentError, match="without gaps"):
             Component("one_dialect", {"sqlite": COUNTS.migrations["sqlite"]})
 
     def test_processes_migrating_one_store_at_once_apply_each_version_once(
         self, engine: EngineSpec
     ) -> None:
-        if not engine.multiprocess:
-            pytest.skip(f"{engine.name} lives in one process")
-        with engine.open():
-            pass
+        shared_storage(engine)
         children = [
             subprocess.Popen(
                 [
