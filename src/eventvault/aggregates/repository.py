@@ -408,8 +408,24 @@ class Repository(Generic[A]):
         dirty = [aggregate for aggregate in aggregates if aggregate.pending_events]
         if not dirty:
             return []
+        appends = self._appends(dirty, metadata)
+        if len(appends) == 1:
+            one = appends[0]
+            results = [
+                self.store.append_to_stream(
+                    one.stream_name, one.events, expected_version=one.expected_version
+                )
+            ]
+        else:
+            results = self.store.append_to_streams(appends)
+        self._saved(dirty)
+        return results
+
+    def _appends(self, dirty: list[A], metadata: JSONObject | None) -> list[StreamAppend]:
+        """What saving aggregates with pending events appends: one stream each, expecting the
+        version each was loaded at, the events keeping the ids they were given when recorded."""
         to_new_event = self.registry.to_new_event
-        appends = [
+        return [
             StreamAppend(
                 aggregate.stream_name,
                 [
@@ -422,21 +438,15 @@ class Repository(Generic[A]):
             )
             for aggregate in dirty
         ]
-        if len(appends) == 1:
-            one = appends[0]
-            results = [
-                self.store.append_to_stream(
-                    one.stream_name, one.events, expected_version=one.expected_version
-                )
-            ]
-        else:
-            results = self.store.append_to_streams(appends)
+
+    def _saved(self, dirty: list[A]) -> None:
+        """After the appends of `_appends` committed: clear the pending events, advance the
+        versions, take the snapshots the policy asks for."""
         for aggregate in dirty:
             before = aggregate.version
             aggregate.mark_saved()
             if self._due_for_snapshot(before, aggregate.version):
                 self._snapshot_quietly(aggregate)
-        return results
 
     def _due_for_snapshot(self, before: int, after: int) -> bool:
         every = self.snapshot_every
