@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import re
@@ -60,8 +61,10 @@ class Server:
 
     def __init__(self, path: Path) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "eventvault.cli", "serve", str(path), "--port", "0"]
-            + ["--allow-anonymous", "read,write,admin", "--log-level", "warning"],
+            [
+                *(sys.executable, "-m", "eventvault.cli", "serve", str(path), "--port", "0"),
+                *("--allow-anonymous", "read,write,admin", "--log-level", "warning"),
+            ],
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             text=True,
@@ -126,8 +129,17 @@ def http_load(url: str, requests: int, events: int, path: str = "append") -> flo
     """Requests per second... as events per second, of CLIENTS raw keep-alive clients."""
     host, port = url.removeprefix("http://").split(":")
     done = subprocess.run(
-        [sys.executable, "-c", CLIENT_SCRIPT, host, port, str(CLIENTS), str(requests)]
-        + [str(events), path],
+        [
+            sys.executable,
+            "-c",
+            CLIENT_SCRIPT,
+            host,
+            port,
+            str(CLIENTS),
+            str(requests),
+            str(events),
+            path,
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -241,13 +253,11 @@ def main() -> None:
         try:
             local = eventvault.connect(str(local_path))
             for events, label, count in ((1, "1", calls), (100, "1b", big_calls)):
-                samples = interleave(
-                    {
-                        "http": lambda e=events, c=count: http_load(server.url, c, e),
-                        "in-process": lambda e=events, c=count: threads_load(local, c, e),
-                    },
-                    rounds,
-                )
+                contenders: dict[str, Callable[[], float]] = {
+                    "http": functools.partial(http_load, server.url, count, events),
+                    "in-process": functools.partial(threads_load, local, count, events),
+                }
+                samples = interleave(contenders, rounds)
                 http, near = (
                     summarize(samples["http"], "best"),
                     summarize(samples["in-process"], "best"),
