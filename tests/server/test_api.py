@@ -290,3 +290,32 @@ def test_the_server_package_is_imported_by_nothing_but_the_command_line() -> Non
         "assert not [m for m in sys.modules if m.startswith(('eventvault.server', 'fastapi'))]"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_schema_registry_is_served_and_enforced_on_appends(
+    admin: httpx.Client, served: tuple[Served, Path]
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"amount": {"type": "integer"}},
+        "required": ["amount"],
+    }
+    created = admin.post("/v1/schemas/Deposited", json={"schema": schema})
+    assert created.status_code == 201, created.text
+    assert created.json() == {"event_type": "Deposited", "version": 1, "created": True}
+    assert admin.post("/v1/schemas/Deposited", json={"schema": schema}).status_code == 200
+    listed = admin.get("/v1/schemas").json()["types"]
+    assert {"event_type": "Deposited", "versions": [1], "mode": "BACKWARD"} in listed
+    (version,) = admin.get("/v1/schemas/Deposited").json()["versions"]
+    assert version["registered_by"] == "root"
+    assert version["schema"]["properties"] == schema["properties"]
+    _problem(admin.get("/v1/schemas/Nothing"), 400)
+    good = {"event_type": "Deposited", "data": {"amount": 5}}
+    bad = {"event_type": "Deposited", "data": {"amount": "five"}}
+    body = {"expected_version": "any", "events": [good]}
+    assert admin.post("/v1/streams/acct-1", json=body).status_code == 201
+    head = _head(admin)
+    refused = admin.post("/v1/streams/acct-1", json={"expected_version": "any", "events": [good, bad]})
+    assert refused.status_code == 400, refused.text
+    assert "amount" in refused.json()["detail"]
+    assert _head(admin) == head

@@ -39,6 +39,7 @@ from eventvault.serialization import MAX_NESTING_DEPTH, decode_json_object
 from eventvault.server.errors import RequestTooLargeError, install_handlers
 from eventvault.server.metrics import CONTENT_TYPE, Metrics
 from eventvault.server.openapi import describe
+from eventvault.server.schemas import SchemaRoutes
 from eventvault.server.streaming import first_page, ndjson_pages, sse_events
 from eventvault.server.tokens import Authorizer, Principal
 from eventvault.store.aio import AsyncEventStore, AsyncSubscription
@@ -581,6 +582,10 @@ def create_app(
         return subscription_response(
             subscription, _stream_position, _heartbeat(settings, heartbeat)
         )
+
+    schemas = SchemaRoutes(store)
+    schemas.enforce_if_present()
+    schemas.install(app, principal_of)
 
     app.openapi = lambda: describe(app)  # type: ignore[method-assign]
     return app

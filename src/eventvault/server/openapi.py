@@ -236,6 +236,25 @@ _SUCCESS: Final[dict[tuple[str, str], tuple[str, dict[str, Any]]]] = {
     ("/v1/subscriptions/log", "get"): ("200", _SSE),
     ("/v1/subscriptions/log", "post"): ("200", _SSE),
     ("/v1/subscriptions/streams/{stream_name}", "get"): ("200", _SSE),
+    ("/v1/schemas", "get"): ("200", _json({"type": "object"}, "The registry's types.")),
+    ("/v1/schemas/{event_type}", "get"): (
+        "200",
+        _json({"type": "object"}, "The type's versions, with their schemas."),
+    ),
+    ("/v1/schemas/{event_type}", "post"): (
+        "201",
+        _json(
+            {
+                "type": "object",
+                "properties": {
+                    "event_type": {"type": "string"},
+                    "version": {"type": "integer"},
+                    "created": {"type": "boolean"},
+                },
+            },
+            "Registered (200 when the schema was registered already).",
+        ),
+    ),
 }
 _BODIES: Final[dict[tuple[str, str], dict[str, Any]]] = {
     ("/v1/streams/{stream_name}", "post"): {"application/json": {"schema": _ref("AppendIn")}},
@@ -243,6 +262,19 @@ _BODIES: Final[dict[tuple[str, str], dict[str, Any]]] = {
     ("/v1/log", "post"): {"application/json": {"schema": _ref("LogQuery")}},
     ("/v1/subscriptions/log", "post"): {"application/json": {"schema": _ref("LogQuery")}},
     ("/v1/import", "post"): {NDJSON: {"schema": {"type": "string"}}},
+    ("/v1/schemas/{event_type}", "post"): {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["schema"],
+                "additionalProperties": False,
+                "properties": {
+                    "schema": {"type": "object"},
+                    "version": {"type": ["integer", "null"], "minimum": 1},
+                },
+            }
+        }
+    },
 }
 _FAILURES: Final = {
     "400": "Bad input: the reason names the value.",
@@ -287,6 +319,7 @@ def describe(app: FastAPI) -> dict[str, Any]:
             status, success = _SUCCESS[key]
             operation["responses"] = {
                 status: success,
+                **({"200": success} if key == ("/v1/schemas/{event_type}", "post") else {}),
                 **{
                     code: {"description": text, "content": problem}
                     for code, text in _FAILURES.items()
