@@ -79,9 +79,16 @@ class Served:
             assert self.process.stderr is not None
             self.process.stderr.close()
 
-    def open_files(self) -> int:
-        """How many file descriptors the server holds (sockets included)."""
-        return len(os.listdir(f"/proc/{self.pid}/fd"))
+    def open_sockets(self) -> int:
+        """How many sockets the server holds (listening and connected)."""
+        folder = f"/proc/{self.pid}/fd"
+        count = 0
+        for name in os.listdir(folder):
+            try:
+                count += os.readlink(f"{folder}/{name}").startswith("socket:")
+            except FileNotFoundError:
+                continue
+        return count
 
     def wait_for_log(self, text: str, timeout: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout

@@ -315,7 +315,9 @@ def test_the_schema_registry_is_served_and_enforced_on_appends(
     body = {"expected_version": "any", "events": [good]}
     assert admin.post("/v1/streams/acct-1", json=body).status_code == 201
     head = _head(admin)
-    refused = admin.post("/v1/streams/acct-1", json={"expected_version": "any", "events": [good, bad]})
+    refused = admin.post(
+        "/v1/streams/acct-1", json={"expected_version": "any", "events": [good, bad]}
+    )
     assert refused.status_code == 400, refused.text
     assert "amount" in refused.json()["detail"]
     assert _head(admin) == head

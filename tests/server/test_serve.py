@@ -7,6 +7,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -49,7 +50,9 @@ def test_with_no_arguments_it_serves_eventvault_db_on_port_2113(tmp_path: Path) 
 def test_it_logs_the_store_with_its_password_masked() -> None:
     assert POSTGRES_URL is not None
     user, _, rest = POSTGRES_URL.removeprefix("postgresql://").partition("@")
-    url = f"postgresql://{user.split(':')[0]}:hunter2@{rest}"
+    schema = f"ev_serve_{uuid.uuid4().hex[:12]}"
+    separator = "&" if "?" in rest else "?"
+    url = f"postgresql://{user.split(':')[0]}:hunter2@{rest}{separator}schema={schema}&auto_migrate=true"
     server = Served(url, "--port", "0", *ANONYMOUS)
     try:
         assert "hunter2" not in "".join(server.log)
@@ -57,6 +60,10 @@ def test_it_logs_the_store_with_its_password_masked() -> None:
         assert "postgres engine" in "".join(server.log)
     finally:
         server.terminate()
+        import psycopg
+
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def test_sigterm_answers_the_appends_in_flight_and_ends_subscriptions_cleanly(
@@ -230,7 +237,7 @@ def test_clients_that_vanish_mid_append_or_mid_subscription_leak_no_connection(
     try:
         httpx.get(f"{server.url}/health")
         time.sleep(0.5)
-        before = server.open_files()
+        before = server.open_sockets()
         for _ in range(30):
             # Half a body, then gone.
             cut = socket.create_connection(("127.0.0.1", port))
@@ -245,9 +252,9 @@ def test_clients_that_vanish_mid_append_or_mid_subscription_leak_no_connection(
             gone.recv(100)
             gone.close()
         deadline = time.monotonic() + 20
-        while server.open_files() > before and time.monotonic() < deadline:
+        while server.open_sockets() > before and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert server.open_files() <= before
+        assert server.open_sockets() <= before
         with httpx.Client(base_url=server.url) as client:
             assert client.get("/v1/head").json()["head_position"] == 0
             assert "eventvault_subscribers 0.0" in client.get("/metrics").text

@@ -326,6 +326,11 @@ def create_app(
             media_type=JSON,
         )
 
+    @app.get("/v1/components", tags=["store"], summary="The versions of the store's tables")
+    async def components(request: Request) -> Response:
+        (await principal_of(request)).require("read")
+        return Response(_encode(await face.component_versions()), media_type=JSON)
+
     @app.get("/v1/head", tags=["store"], summary="The global position of the last event")
     async def head(request: Request) -> Response:
         (await principal_of(request)).require("read")

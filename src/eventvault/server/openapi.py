@@ -188,6 +188,13 @@ _SUCCESS: Final[dict[tuple[str, str], tuple[str, dict[str, Any]]]] = {
         },
     ),
     ("/v1/info", "get"): ("200", _json({"type": "object"}, "The server and its store.")),
+    ("/v1/components", "get"): (
+        "200",
+        _json(
+            {"type": "object", "additionalProperties": {"type": "integer"}},
+            "Component name to the version of its tables (the store's own as `eventvault`).",
+        ),
+    ),
     ("/v1/head", "get"): (
         "200",
         _json(
