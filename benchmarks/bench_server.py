@@ -7,7 +7,8 @@
 | 2 | `read_all()` of the log through the HTTP client engine | `read_all()` of the same file | >= 0.5x |
 | 3 | append (HTTP) to delivery to an SSE subscriber, p50 and p99 | | p99 < 20 ms |
 | 4 | 256 asyncio tasks appending 1 event each, `AsyncEventStore` | raw INSERT+COMMIT, 1 thread | >= 4x |
-| 5 | 64 clients asking `GET /health` (no store work): the HTTP ceiling of this machine | | |
+| 5 | 64 clients asking `GET /health` of the server (no append): its HTTP ceiling here | | |
+| 5b | the same against a bare ASGI app on uvicorn (no framework, no store): Python's ceiling | | |
 
 The HTTP clients of measure 1 are a small asyncio HTTP/1.1 client written here (keep-alive,
 one request in flight per connection), in a process of their own, so that the figure is the
@@ -82,6 +83,35 @@ class Server:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(30)
+
+
+BARE_APP: Final = r"""
+import socket, sys, uvicorn
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"15")]})
+    await send({"type": "http.response.body", "body": b'{"status":"ok"}'})
+
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+print(sock.getsockname()[1], flush=True)
+uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off")).run(sockets=[sock])
+"""
+
+
+def bare_ceiling(requests: int, rounds: int) -> float:
+    """Requests per second of CLIENTS clients against a bare ASGI app on uvicorn."""
+    process = subprocess.Popen([sys.executable, "-c", BARE_APP], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        url = f"http://127.0.0.1:{int(process.stdout.readline())}"
+        return max(http_load(url, requests, 0, "health") for _ in range(rounds))
+    finally:
+        process.terminate()
+        process.wait(30)
 
 
 CLIENT_SCRIPT: Final = r"""
@@ -278,6 +308,17 @@ def main() -> None:
                 (
                     f"5. GET /health, {CLIENTS} clients (HTTP ceiling)",
                     format_rate(ceiling, "req/s"),
+                    "",
+                    "",
+                    "",
+                )
+            )
+            bare = bare_ceiling(calls, rounds)
+            figures["measure_5b"] = bare
+            rows.append(
+                (
+                    f"5b. bare ASGI app on uvicorn, {CLIENTS} clients",
+                    format_rate(bare, "req/s"),
                     "",
                     "",
                     "",
