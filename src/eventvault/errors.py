@@ -27,16 +27,20 @@ __all__ = [
     "InvalidExpectedVersionError",
     "InvalidStreamNameError",
     "InvalidURLError",
+    "LeaseLostError",
     "MigrationRequiredError",
     "MissingHandlerError",
     "NotAnEventVaultDatabaseError",
     "NotEmptyError",
     "PayloadTooLargeError",
+    "ProjectionDefinitionError",
+    "ProjectionStateError",
     "SchemaVersionError",
     "StorageError",
     "StoreClosedError",
     "TransactionUsageError",
     "UnknownEventTypeError",
+    "UnknownProjectionError",
     "UnregisteredEventError",
     "UnverifiableExportError",
     "WrongExpectedVersionError",
@@ -559,3 +563,73 @@ class TransactionUsageError(EventVaultError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+# -- projections -------------------------------------------------------------------------------
+
+
+class ProjectionDefinitionError(EventVaultError, TypeError):
+    """A projection class is defined wrongly: a bad name, version or table, a handler for an
+    event class its registry does not know, two handlers for one event type, or two projections
+    of one runner that claim the same name or table.
+
+    Attributes:
+        projection: the class (or the name) at fault.
+        reason: what is wrong.
+    """
+
+    def __init__(self, projection: object, reason: str) -> None:
+        self.projection = projection
+        self.reason = reason
+        name = getattr(projection, "__qualname__", str(projection))
+        super().__init__(f"projection {name}: {reason}")
+
+
+class UnknownProjectionError(EventVaultError, LookupError):
+    """A projection was asked for by a name that none of the projections given has.
+
+    Attributes:
+        name: the name asked for.
+        known: the names that exist.
+    """
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name = name
+        self.known = known
+        listing = ", ".join(known) if known else "none"
+        super().__init__(f"no projection named {name!r} (known: {listing})")
+
+
+class ProjectionStateError(EventVaultError):
+    """A projection is not in the state an operation needs: a retry or a skip of a projection
+    that has not failed, a skip of another event than the one it failed at.
+
+    Attributes:
+        projection: the projection's name.
+        reason: what state it is in.
+    """
+
+    def __init__(self, projection: str, reason: str) -> None:
+        self.projection = projection
+        self.reason = reason
+        super().__init__(f"projection {projection!r}: {reason}")
+
+
+class LeaseLostError(EventVaultError):
+    """A runner tried to commit for a projection whose lease another runner holds now (it
+    expired while this one was paused or cut off); nothing was committed.
+
+    Attributes:
+        projection: the projection's name.
+        version: its version.
+        token: the fencing token this runner held.
+    """
+
+    def __init__(self, projection: str, version: int, token: int) -> None:
+        self.projection = projection
+        self.version = version
+        self.token = token
+        super().__init__(
+            f"projection {projection!r} version {version}: the lease with token {token} was "
+            "taken over by another runner; nothing was committed"
+        )

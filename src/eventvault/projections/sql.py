@@ -1,0 +1,129 @@
+"""The SQL of read models: written once, with `?` placeholders and `{table}` names.
+
+A projection's statements name its tables in braces (`UPDATE {balances} SET ...`) and take
+parameters as `?`. Before a statement runs, each `{table}` becomes the physical table of the
+projection's version (`balances_v2`, in the right schema) and, on PostgreSQL, each `?` outside a
+quoted literal becomes `%s` (and a literal `%` becomes `%%`, as psycopg needs). Where the
+dialects really differ, a statement is given per dialect instead: `{"sqlite": ..., "postgresql":
+...}`.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping, Sequence
+from typing import Final, TypeAlias
+
+from eventvault.errors import ProjectionDefinitionError
+from eventvault.store.seam import Dialect, SQLRow, Transaction
+
+__all__ = ["SQL", "ReadModel", "physical_table", "render"]
+
+SQL: TypeAlias = str | Mapping[Dialect, str]
+"""A statement: one text for both dialects, or one per dialect."""
+
+_NAME: Final = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Quoted literals and identifiers, which may hold `?` and `%` that are not placeholders.
+_QUOTED: Final = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
+
+
+def physical_table(table: str, version: int) -> str:
+    """The name of a read model table of one version of a projection: `balances_v2`."""
+    return f"{table}_v{version}"
+
+
+def _postgres_placeholders(text: str) -> str:
+    parts: list[str] = []
+    last = 0
+    for match in _QUOTED.finditer(text):
+        parts.append(text[last : match.start()].replace("%", "%%").replace("?", "%s"))
+        parts.append(match.group(0).replace("%", "%%"))
+        last = match.end()
+    parts.append(text[last:].replace("%", "%%").replace("?", "%s"))
+    return "".join(parts)
+
+
+@functools.lru_cache(maxsize=4096)
+def _render(statement: str, dialect: Dialect, names: tuple[tuple[str, str], ...]) -> str:
+    lookup = dict(names)
+
+    def name(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key == "schema":
+            return match.group(0)
+        table = lookup.get(key)
+        if table is None:
+            known = ", ".join(sorted(lookup)) or "none"
+            raise ProjectionDefinitionError(
+                key,
+                f"a statement names the table {{{key}}}, which is not declared (declared: {known})",
+            )
+        return table
+
+    text = _NAME.sub(name, statement)
+    return _postgres_placeholders(text) if dialect == "postgresql" else text
+
+
+def render(statement: SQL, dialect: Dialect, tables: Mapping[str, str]) -> str:
+    """A read model statement as the database runs it.
+
+    Args:
+        statement: the statement, with `{table}` names and `?` placeholders, or one per dialect.
+        dialect: the database's dialect.
+        tables: each declared table name to its physical name (`{schema}.balances_v2`).
+
+    Returns:
+        The statement in the dialect, `{schema}` left for the seam to fill in.
+
+    Raises:
+        ProjectionDefinitionError: the statement names a table that is not declared, or has
+            no text for the dialect.
+    """
+    if not isinstance(statement, str):
+        text = statement.get(dialect)
+        if text is None:
+            raise ProjectionDefinitionError(
+                str(statement)[:60], f"the statement has no {dialect} text"
+            )
+        statement = text
+    return _render(statement, dialect, tuple(sorted(tables.items())))
+
+
+class ReadModel:
+    """The transaction a projection's handlers write its read model in.
+
+    Every statement is rendered (`render`) for the projection's tables and the database's
+    dialect, then run in the transaction that also moves the projection's checkpoint: it
+    commits with it, or not at all.
+
+    Attributes:
+        dialect: the database's dialect (`sqlite` or `postgresql`).
+    """
+
+    __slots__ = ("_tables", "_tx", "dialect")
+
+    def __init__(self, tx: Transaction, tables: Mapping[str, str]) -> None:
+        self._tx = tx
+        self._tables = tables
+        self.dialect: Dialect = tx.dialect
+
+    def sql(self, statement: SQL) -> str:
+        """A statement as it runs here (see `render`)."""
+        return render(statement, self.dialect, self._tables)
+
+    def execute(self, statement: SQL, params: Sequence[object] = ()) -> int:
+        """Run a statement that writes; returns how many rows it changed.
+
+        Raises:
+            StorageError: the statement failed (the projection stops at this event).
+        """
+        return self._tx.execute(self.sql(statement), params)
+
+    def execute_many(self, statement: SQL, params: Sequence[Sequence[object]]) -> int:
+        """Run a statement once per parameter row; returns how many rows it changed in all."""
+        return self._tx.execute_many(self.sql(statement), params)
+
+    def fetch(self, statement: SQL, params: Sequence[object] = ()) -> list[SQLRow]:
+        """Run a query in the transaction (its own writes included) and return its rows."""
+        return self._tx.fetch(self.sql(statement), params)
