@@ -263,8 +263,8 @@ class Projection(ProjectionBase):
     database: ClassVar[str | None] = None
 
     def table_names(self) -> dict[str, str]:
-        """Each declared table to its physical name in this version, `{schema}`-qualified."""
-        return {table: f"{{schema}}.{physical_table(table, self.version)}" for table in self.tables}
+        """Each declared table to its physical name in this version (`balances_v2`)."""
+        return {table: physical_table(table, self.version) for table in self.tables}
 
     def create_statements(self, dialect: Dialect) -> list[SQL]:
         """The statements that create this version's tables, in declaration order."""

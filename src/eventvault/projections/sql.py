@@ -18,7 +18,7 @@ from typing import Final, TypeAlias
 from eventvault.errors import ProjectionDefinitionError
 from eventvault.store.seam import Dialect, SQLRow, Transaction
 
-__all__ = ["SQL", "ReadModel", "physical_table", "render"]
+__all__ = ["SQL", "ReadModel", "enter_schema", "physical_table", "render"]
 
 SQL: TypeAlias = str | Mapping[Dialect, str]
 """A statement: one text for both dialects, or one per dialect."""
@@ -71,7 +71,7 @@ def render(statement: SQL, dialect: Dialect, tables: Mapping[str, str]) -> str:
     Args:
         statement: the statement, with `{table}` names and `?` placeholders, or one per dialect.
         dialect: the database's dialect.
-        tables: each declared table name to its physical name (`{schema}.balances_v2`).
+        tables: each declared table name to its physical name (`balances_v2`).
 
     Returns:
         The statement in the dialect, `{schema}` left for the seam to fill in.
@@ -88,6 +88,18 @@ def render(statement: SQL, dialect: Dialect, tables: Mapping[str, str]) -> str:
             )
         statement = text
     return _render(statement, dialect, tuple(sorted(tables.items())))
+
+
+def enter_schema(tx: Transaction) -> None:
+    """Make unqualified table names mean the schema of the database's tables, for the rest of
+    the transaction.
+
+    Read model tables are named without a schema (`balances_v2`), since `CREATE INDEX` takes
+    neither a qualified index name on PostgreSQL nor a qualified table on SQLite; on SQLite
+    they are in `main`, on PostgreSQL the search path of the transaction points at the schema.
+    """
+    if tx.dialect == "postgresql":
+        tx.execute("SET LOCAL search_path TO {schema}, public")
 
 
 class ReadModel:
@@ -107,6 +119,7 @@ class ReadModel:
         self._tx = tx
         self._tables = tables
         self.dialect: Dialect = tx.dialect
+        enter_schema(tx)
 
     def sql(self, statement: SQL) -> str:
         """A statement as it runs here (see `render`)."""

@@ -17,7 +17,7 @@ from typing import Final
 
 from eventvault.errors import LeaseLostError, ProjectionStateError
 from eventvault.projections.projection import Projection, ProjectionBase
-from eventvault.projections.sql import physical_table, render
+from eventvault.projections.sql import enter_schema, physical_table, render
 from eventvault.store.database import SQLDatabase
 from eventvault.store.seam import (
     Component,
@@ -229,6 +229,7 @@ def prepare_version(tx: Transaction, projection: ProjectionBase) -> int:
         return int(rows[0][0])
     if isinstance(projection, Projection):
         names = projection.table_names()
+        enter_schema(tx)
         for statement in projection.create_statements(tx.dialect):
             tx.execute(render(statement, tx.dialect, names))
     now = db_now(tx)
