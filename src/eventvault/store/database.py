@@ -23,7 +23,7 @@ from typing import Protocol, Self, TypeVar, cast
 from eventvault.errors import InvalidURLError, StoreClosedError, TransactionUsageError
 from eventvault.store._append import PendingAppend
 from eventvault.store.seam import Component, Dialect, SQLRow, Transaction, guard_reentry
-from eventvault.types import AppendResult
+from eventvault.types import AppendResult, ExpectedVersion, NewEvent, StreamAppend
 
 __all__ = ["Database", "SQLDatabase", "connect_database", "refuse_append"]
 
@@ -191,9 +191,40 @@ class Database(abc.ABC):
 
 
 class StatementsOnly:
-    """The part of a database's transaction that refuses what needs an event log."""
+    """The part of a database's transaction that refuses what needs an event log (mixed in
+    before an engine's `Transaction`)."""
 
     _location: str
+
+    def append_to_stream(
+        self,
+        stream_name: str,
+        events: Sequence[NewEvent],
+        *,
+        expected_version: ExpectedVersion,
+    ) -> AppendResult:
+        """Refused: the database holds no events.
+
+        Raises:
+            TransactionUsageError: always.
+        """
+        raise refuse_append(self._location)
+
+    def append_to_streams(self, appends: Sequence[StreamAppend]) -> list[AppendResult]:
+        """Refused: the database holds no events.
+
+        Raises:
+            TransactionUsageError: always.
+        """
+        raise refuse_append(self._location)
+
+    def get_stream_version(self, stream_name: str) -> int | None:
+        """Refused: the database holds no streams.
+
+        Raises:
+            TransactionUsageError: always.
+        """
+        raise refuse_append(self._location)
 
     def _stream_version(self, stream_name: str) -> int | None:
         raise refuse_append(self._location)
