@@ -49,7 +49,7 @@ def _in_the_store(projection: P) -> P:
         return projection
     cls = type(projection)
     local = type(cls.__name__, (cls,), {"database": None})
-    clone = object.__new__(local)
+    clone: P = object.__new__(local)
     clone.__dict__.update(projection.__dict__)
     return clone
 
