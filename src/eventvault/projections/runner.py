@@ -479,6 +479,11 @@ class ProjectionRunner:
         self._started = False
 
     @property
+    def databases(self) -> dict[str, Database]:
+        """The databases beside the store this runner opened, by URL (for `StatusReader`)."""
+        return self._databases
+
+    @property
     def stopping(self) -> bool:
         """Whether `stop()` was called."""
         return self._stop.is_set()
