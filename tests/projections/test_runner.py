@@ -315,3 +315,28 @@ def test_status_shows_lag_rate_owner_and_state(store: EventStore) -> None:
     finally:
         runner.stop()
         runner.join()
+
+
+def test_a_table_that_cannot_be_created_is_reported_by_status_and_retried(
+    store: EventStore,
+) -> None:
+    class Broken(Counter):
+        name = "broken"
+        tables = {"broken": "CREATE TABLE {broken} (this is not sql"}
+
+    runner = ProjectionRunner(store, [Broken()], lease_seconds=1.0)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            [status] = runner.status()
+            if status.runner_error is not None:
+                break
+            assert time.monotonic() < deadline, status
+            time.sleep(0.05)
+        assert status.state is ProjectionState.RUNNING
+        assert status.last_error == status.runner_error
+        assert "StorageError" in status.runner_error and "syntax error" in status.runner_error
+    finally:
+        runner.stop()
+        runner.join()

@@ -216,6 +216,10 @@ def status_table(statuses: Sequence[ProjectionStatus]) -> Table:
             _duration(status.eta_seconds),
             status.owner or "-",
         )
+        if status.failure is None and status.runner_error is not None:
+            table.add_row(
+                "", "", Text(f"runner: {status.runner_error}", style="yellow"), end_section=True
+            )
         if status.failure is not None:
             failure = status.failure
             table.add_row(

@@ -108,6 +108,7 @@ class _Worker:
         self.name = projection.name
         self.version = projection.version
         self.token: int | None = None
+        self.prepared = False
         self.checkpoint = 0
         self.cursor = 0
         self.state = "stopped"
@@ -133,6 +134,8 @@ class _Worker:
                 if self.token is None and not self._acquire():
                     runner.pause(runner.acquire_interval)
                     continue
+                if not self.prepared:
+                    self._prepare()
                 if self.failure is not None:
                     self._while_failed()
                     continue
@@ -159,18 +162,30 @@ class _Worker:
             except StoreClosedError:
                 break
             except EventVaultError as exc:
-                # The storage failed, not the projection: try again, from the checkpoint.
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                logger.warning("%s: %s; retrying", self.projection.describe(), self.last_error)
-                self._reload()
+                # Not an event's fault (a lost connection, a locked file, a table that cannot
+                # be created): report it where status shows it, and try again.
+                self._met(exc)
                 runner.pause(RETRY_AFTER)
             finally:
                 runner.progressed()
         self._release()
         runner.progressed()
 
+    def _met(self, exc: EventVaultError) -> None:
+        """Note an error that is not an event's, log it once, and report it with the lease."""
+        error = f"{type(exc).__name__}: {exc}"
+        if error != self.last_error:
+            logger.error("%s: %s; retrying", self.projection.describe(), error)
+        self.last_error = error
+        if self.token is not None:
+            try:
+                self._renew(self.state)
+                self._reload()
+            except EventVaultError as again:
+                logger.debug("%s: cannot report it (%s)", self.projection.describe(), again)
+
     def _acquire(self) -> bool:
-        def work(tx: Transaction) -> tuple[int, int, Failure | None] | None:
+        def work(tx: Transaction) -> int | None:
             token = state.try_acquire(
                 tx, self.name, self.version, self.runner.owner, self.runner.lease_seconds
             )
@@ -179,8 +194,7 @@ class _Worker:
             active = state.active_version(tx, self.name)
             if active is not None and active > self.version:
                 raise _Retired
-            position = state.prepare_version(tx, self.projection)
-            return token, position, state.failure_in(tx, self.name, self.version)
+            return token
 
         try:
             taken = self.db.run_transaction(work)
@@ -196,18 +210,28 @@ class _Worker:
             return False
         if taken is None:
             return False
-        self.token, self.checkpoint, self.failure = taken
-        self.cursor = self.checkpoint
-        self.state = "failed" if self.failure is not None else "running"
+        self.token = taken
+        self.prepared = False
+        self.state = "running"
         self._renewed = time.monotonic()
         self.active = None
-        logger.info(
-            "%s: lease taken (token %d) at position %d",
-            self.projection.describe(),
-            self.token,
-            self.checkpoint,
-        )
+        logger.info("%s: lease taken (token %d)", self.projection.describe(), self.token)
         return True
+
+    def _prepare(self) -> None:
+        """Create this version's tables and checkpoint if new, and read where it stands."""
+
+        def work(tx: Transaction) -> tuple[int, Failure | None]:
+            self._fence(tx, "running")
+            position = state.prepare_version(tx, self.projection)
+            return position, state.failure_in(tx, self.name, self.version)
+
+        self.checkpoint, self.failure = self.db.run_transaction(work)
+        self.cursor = self.checkpoint
+        self.prepared = True
+        self.last_error = None
+        self.state = "failed" if self.failure is not None else "running"
+        logger.info("%s: at position %d", self.projection.describe(), self.checkpoint)
 
     def _fence(self, tx: Transaction, state_name: str) -> None:
         assert self.token is not None
@@ -220,6 +244,7 @@ class _Worker:
             state=state_name,
             rate=self.rate.per_second(),
             seen=max(self.cursor, self.checkpoint),
+            error=self.last_error,
         )
 
     def _renew(self, state_name: str) -> None:
@@ -342,6 +367,7 @@ class _Worker:
         self.applied += len(events)
         self.rate.add(len(events))
         self.state = state_name
+        self.last_error = None
         self._renewed = time.monotonic()
 
     def _transaction(

@@ -93,6 +93,7 @@ class LeaseRow:
         state: the owner's report: `running`, `catching up`, `live`, `failed` or `stopped`.
         events_per_second: the owner's recent rate.
         seen_position: how far the owner has looked in the log (at least the checkpoint).
+        error: the last error the owner met that is not an event's (empty: none).
     """
 
     owner: str
@@ -102,6 +103,7 @@ class LeaseRow:
     state: str
     events_per_second: float
     seen_position: int
+    error: str
 
 
 def ensure_lease(tx: Transaction, name: str, version: int) -> None:
@@ -109,8 +111,8 @@ def ensure_lease(tx: Transaction, name: str, version: int) -> None:
     _run(
         tx,
         "INSERT INTO {schema}.projection_leases (projection, version, owner, token, expires_at, "
-        "renewed_at, state, events_per_second, seen_position) "
-        "VALUES (?, ?, '', 0, 0, 0, 'stopped', 0, 0) ON CONFLICT (projection, version) DO NOTHING",
+        "renewed_at, state, events_per_second, seen_position, error) "
+        "VALUES (?, ?, '', 0, 0, 0, 'stopped', 0, 0, '') ON CONFLICT (projection, version) DO NOTHING",
         (name, version),
     )
 
@@ -154,6 +156,7 @@ def fence(
     state: str,
     rate: float,
     seen: int,
+    error: str | None = None,
 ) -> None:
     """Check, first thing in a transaction, that this runner still holds the lease, and extend
     it with the owner's report.
@@ -169,9 +172,9 @@ def fence(
     changed = _run(
         tx,
         "UPDATE {schema}.projection_leases SET expires_at = ?, renewed_at = ?, state = ?, "
-        "events_per_second = ?, seen_position = ? "
+        "events_per_second = ?, seen_position = ?, error = ? "
         "WHERE projection = ? AND version = ? AND token = ?",
-        (now + int(seconds * 1e6), now, state, rate, seen, name, version, token),
+        (now + int(seconds * 1e6), now, state, rate, seen, error or "", name, version, token),
     )
     if changed != 1:
         raise LeaseLostError(name, version, token)
@@ -191,15 +194,23 @@ def read_lease(db: SQLDatabase, name: str, version: int) -> LeaseRow | None:
     """A projection version's lease as committed, or None."""
     rows = query(
         db,
-        "SELECT owner, token, expires_at, renewed_at, state, events_per_second, seen_position "
+        "SELECT owner, token, expires_at, renewed_at, state, events_per_second, seen_position, "
+        "error "
         "FROM {schema}.projection_leases WHERE projection = ? AND version = ?",
         (name, version),
     )
     if not rows:
         return None
-    owner, token, expires, renewed, state, rate, seen = rows[0]
+    owner, token, expires, renewed, state, rate, seen, error = rows[0]
     return LeaseRow(
-        str(owner), int(token), int(expires), int(renewed), str(state), float(rate), int(seen)
+        str(owner),
+        int(token),
+        int(expires),
+        int(renewed),
+        str(state),
+        float(rate),
+        int(seen),
+        str(error),
     )
 
 

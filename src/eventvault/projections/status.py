@@ -63,6 +63,8 @@ class ProjectionStatus:
         owner: the runner holding it (None: none).
         lease_expires_at: when that runner's lease runs out unless renewed.
         failure: the event it stopped at and the error, when failed.
+        runner_error: the last error its runner met that is not an event's (a lost
+            connection, a table that cannot be created), until it next commits.
     """
 
     name: str
@@ -80,11 +82,13 @@ class ProjectionStatus:
     owner: str | None
     lease_expires_at: datetime | None
     failure: Failure | None
+    runner_error: str | None = None
 
     @property
     def last_error(self) -> str | None:
-        """The error it stopped at, `Type: message`; None when it has not failed."""
-        return None if self.failure is None else self.failure.error
+        """The error it stopped at, or else its runner's last error, `Type: message`; None
+        when there is none."""
+        return self.runner_error if self.failure is None else self.failure.error
 
     def to_dict(self) -> dict[str, object]:
         """The status as JSON-ready values (for `--json`, the server and metrics)."""
@@ -106,6 +110,7 @@ class ProjectionStatus:
             "lease_expires_at": None
             if self.lease_expires_at is None
             else self.lease_expires_at.isoformat(),
+            "runner_error": self.runner_error,
             "failure": None
             if failure is None
             else {
@@ -218,6 +223,7 @@ class StatusReader:
             if held and lease is not None
             else None,
             failure=failure,
+            runner_error=lease.error or None if held and lease is not None else None,
         )
 
     def close(self) -> None:
