@@ -102,6 +102,10 @@ def enter_schema(tx: Transaction) -> None:
         tx.execute("SET LOCAL search_path TO {schema}, public")
 
 
+_RENDERED: dict[tuple[Dialect, tuple[tuple[str, str], ...]], dict[str, str]] = {}
+_MAX_RENDERED: Final = 1000
+
+
 class ReadModel:
     """The transaction a projection's handlers write its read model in.
 
@@ -113,16 +117,30 @@ class ReadModel:
         dialect: the database's dialect (`sqlite` or `postgresql`).
     """
 
-    __slots__ = ("_tables", "_tx", "dialect")
+    __slots__ = ("_rendered", "_tables", "_tx", "dialect")
 
     def __init__(self, tx: Transaction, tables: Mapping[str, str]) -> None:
         self._tx = tx
         self._tables = tables
         self.dialect: Dialect = tx.dialect
+        # Statements rendered for these tables and this dialect, shared by every batch: a
+        # handler runs the same few statements for every event.
+        key = (self.dialect, tuple(sorted(tables.items())))
+        rendered = _RENDERED.get(key)
+        if rendered is None:
+            rendered = _RENDERED[key] = {}
+        self._rendered: dict[str, str] = rendered
         enter_schema(tx)
 
     def sql(self, statement: SQL) -> str:
         """A statement as it runs here (see `render`)."""
+        if isinstance(statement, str):
+            text = self._rendered.get(statement)
+            if text is None:
+                if len(self._rendered) >= _MAX_RENDERED:
+                    self._rendered.clear()  # statements built per event: do not hoard them
+                text = self._rendered[statement] = render(statement, self.dialect, self._tables)
+            return text
         return render(statement, self.dialect, self._tables)
 
     def execute(self, statement: SQL, params: Sequence[object] = ()) -> int:
