@@ -123,3 +123,25 @@ class Collector(Sink):
             raise RuntimeError("the queue is down")
         with self.lock:
             self.received.append((recorded.global_position, event.amount))
+
+
+class Ledger(Projection):
+    """Queues its writes: a row per deposit (amounts are unique: a repeated one fails), and at
+    each withdrawal the number of deposits seen so far, read in the same transaction."""
+
+    name = "ledger"
+    registry = registry
+    batch_size = 50
+    tables = {
+        "ledger": "CREATE TABLE {ledger} (amount BIGINT PRIMARY KEY, position BIGINT NOT NULL)",
+        "counts": "CREATE TABLE {counts} (position BIGINT PRIMARY KEY, deposits BIGINT NOT NULL)",
+    }
+
+    @handles(Deposited)
+    def deposited(self, db: ReadModel, event: Deposited, recorded: RecordedEvent) -> None:
+        db.queue("INSERT INTO {ledger} VALUES (?, ?)", (event.amount, recorded.global_position))
+
+    @handles(Withdrawn)
+    def withdrawn(self, db: ReadModel, event: Withdrawn, recorded: RecordedEvent) -> None:
+        [(deposits,)] = db.fetch("SELECT count(*) FROM {ledger}")
+        db.queue("INSERT INTO {counts} VALUES (?, ?)", (recorded.global_position, deposits))

@@ -22,7 +22,7 @@ from eventvault.projections import (
 from eventvault.projections.state import read_history
 
 from .helpers import append_activity, database_of, expected_totals, located, rows, run_to_head
-from .model import Collector, Counter, Picky, Totals, deposit
+from .model import Collector, Counter, Ledger, Picky, Totals, deposit, withdraw
 
 TOTALS = "SELECT stream, balance, events FROM {schema}.totals ORDER BY stream"
 
@@ -340,3 +340,31 @@ def test_a_table_that_cannot_be_created_is_reported_by_status_and_retried(
     finally:
         runner.stop()
         runner.join()
+
+
+def test_queued_writes_run_in_order_before_reads_and_the_commit(
+    store: EventStore, read_model_url: str | None
+) -> None:
+    ledger = located(Ledger, read_model_url)()
+    for n in range(1, 121):
+        event = withdraw(1) if n % 10 == 0 else deposit(n)
+        store.append_to_stream("account-1", [event], expected_version=StreamState.ANY)
+    run_to_head(store, ledger)
+    assert rows(store, ledger, "SELECT count(*) FROM {schema}.ledger") == [(108,)]
+    counts = rows(store, ledger, "SELECT position, deposits FROM {schema}.counts ORDER BY 1")
+    assert [tuple(r) for r in counts] == [(n, n - n // 10) for n in range(10, 121, 10)]
+
+
+def test_a_failing_queued_write_stops_the_projection_at_the_event_that_queued_it(
+    store: EventStore, read_model_url: str | None
+) -> None:
+    ledger = located(Ledger, read_model_url)()
+    for amount in (1, 2, 3, 2, 5):  # the second 2 breaks the ledger's key, at position 4
+        store.append_to_stream("account-1", [deposit(amount)], expected_version=StreamState.ANY)
+    run_to_head(store, ledger)
+    [status] = projection_status(store, [ledger])
+    assert status.state is ProjectionState.FAILED
+    assert status.failure is not None and status.failure.global_position == 4
+    assert status.checkpoint == 3
+    applied = rows(store, ledger, "SELECT amount FROM {schema}.ledger_v1 ORDER BY 1")
+    assert [tuple(r) for r in applied] == [(1,), (2,), (3,)]

@@ -65,6 +65,11 @@ class _Retired(Exception):
     """A newer version of the projection is active: this one has nothing more to do."""
 
 
+class _Imprecise(Exception):
+    """A batch failed after statements were queued: the error may belong to an earlier event
+    than the one being handled. The batch is applied again, statements run at once."""
+
+
 class _HandlerFailed(Exception):
     """A handler raised at the event at `index` of a batch."""
 
@@ -354,7 +359,10 @@ class _Worker:
         handler's error, commit the events before it and record the failure instead."""
         if isinstance(self.projection, Projection):
             try:
-                self._transaction(events, position, state_name)
+                try:
+                    self._transaction(events, position, state_name)
+                except _Imprecise:
+                    self._transaction(events, position, state_name, immediate=True)
             except _HandlerFailed as failed:
                 self._fail(events, failed)
                 return
@@ -376,6 +384,8 @@ class _Worker:
         position: int,
         state_name: str,
         failure: tuple[RecordedEvent, Exception] | None = None,
+        *,
+        immediate: bool = False,
     ) -> None:
         expected = self.checkpoint
 
@@ -387,12 +397,18 @@ class _Worker:
             if not state.advance(tx, self.name, self.version, expected, position):
                 raise _Moved
             if events:
-                read_model = ReadModel(tx, self._tables)
+                read_model = ReadModel(tx, self._tables, immediate=immediate)
                 for index, event in enumerate(events):
                     try:
                         self._apply(read_model, event)
                     except Exception as exc:
+                        if read_model.queued_any:
+                            raise _Imprecise from exc
                         raise _HandlerFailed(index, exc) from exc
+                try:
+                    read_model.flush()
+                except Exception as exc:
+                    raise _Imprecise from exc
             if failure is not None:
                 state.record_failure(tx, self.name, self.version, *failure)
 
@@ -407,7 +423,7 @@ class _Worker:
             before = events[index - 1].global_position if index else self.checkpoint
             applied = events[:index] if isinstance(self.projection, Projection) else []
             try:
-                self._transaction(applied, before, "failed", (event, failed.error))
+                self._transaction(applied, before, "failed", (event, failed.error), immediate=True)
             except _HandlerFailed as again:
                 # A handler that failed later now fails earlier (it is not deterministic):
                 # stop at the earlier event.

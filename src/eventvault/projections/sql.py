@@ -113,16 +113,45 @@ class ReadModel:
     dialect, then run in the transaction that also moves the projection's checkpoint: it
     commits with it, or not at all.
 
+    `execute` runs a statement at once and returns its row count. `queue` runs it later, in
+    order: before the next `execute`, `execute_many` or `fetch`, and before the commit, with the
+    queued statements of the same text in a row sent as one `executemany` (on PostgreSQL one
+    round trip for a batch of events instead of one per event). Use it for writes whose row
+    count the handler does not need.
+
+    Args:
+        tx: the batch's transaction.
+        tables: each declared table to its physical name.
+        immediate: run queued statements at once (the runner's second pass over a batch whose
+            queued statements failed, to find the event at fault).
+
     Attributes:
         dialect: the database's dialect (`sqlite` or `postgresql`).
+        queued_any: whether a statement was queued (an error may then belong to an earlier
+            event than the handler running).
     """
 
-    __slots__ = ("_rendered", "_tables", "_tx", "dialect")
+    __slots__ = (
+        "_pending",
+        "_pending_sql",
+        "_rendered",
+        "_tables",
+        "_tx",
+        "dialect",
+        "immediate",
+        "queued_any",
+    )
 
-    def __init__(self, tx: Transaction, tables: Mapping[str, str]) -> None:
+    def __init__(
+        self, tx: Transaction, tables: Mapping[str, str], *, immediate: bool = False
+    ) -> None:
         self._tx = tx
         self._tables = tables
         self.dialect: Dialect = tx.dialect
+        self.immediate = immediate
+        self.queued_any = False
+        self._pending: list[Sequence[object]] = []
+        self._pending_sql = ""
         # Statements rendered for these tables and this dialect, shared by every batch: a
         # handler runs the same few statements for every event.
         key = (self.dialect, tuple(sorted(tables.items())))
@@ -144,17 +173,46 @@ class ReadModel:
         return render(statement, self.dialect, self._tables)
 
     def execute(self, statement: SQL, params: Sequence[object] = ()) -> int:
-        """Run a statement that writes; returns how many rows it changed.
+        """Run a statement that writes, now (after the queued ones); returns how many rows it
+        changed.
 
         Raises:
             StorageError: the statement failed (the projection stops at this event).
         """
+        self.flush()
         return self._tx.execute(self.sql(statement), params)
+
+    def queue(self, statement: SQL, params: Sequence[object] = ()) -> None:
+        """Run a statement that writes later, in order, batched with the queued statements of
+        the same text (see the class). Its failure stops the projection at the event that
+        queued it, as `execute`'s does.
+        """
+        text = self.sql(statement)
+        if self.immediate:
+            self._tx.execute(text, params)
+            return
+        if self._pending and text != self._pending_sql:
+            self.flush()
+        self._pending_sql = text
+        self._pending.append(params)
+        self.queued_any = True
+
+    def flush(self) -> None:
+        """Run the queued statements now.
+
+        Raises:
+            StorageError: a queued statement failed.
+        """
+        if self._pending:
+            rows, self._pending = self._pending, []
+            self._tx.execute_many(self._pending_sql, rows)
 
     def execute_many(self, statement: SQL, params: Sequence[Sequence[object]]) -> int:
         """Run a statement once per parameter row; returns how many rows it changed in all."""
+        self.flush()
         return self._tx.execute_many(self.sql(statement), params)
 
     def fetch(self, statement: SQL, params: Sequence[object] = ()) -> list[SQLRow]:
         """Run a query in the transaction (its own writes included) and return its rows."""
+        self.flush()
         return self._tx.fetch(self.sql(statement), params)
