@@ -323,7 +323,8 @@ class _Worker:
             if len(page) < size:
                 last = max(last, settled)
             self._commit(events, last, "catching up" if len(page) == size else "live")
-            self.cursor = last
+            if self.failure is None:  # else it stays before the failed event
+                self.cursor = last
             return True
         # Caught up: everything up to `settled` (read before the page) was looked at.
         self.cursor = max(self.cursor, settled)
