@@ -20,6 +20,7 @@ from eventvault.projections import (
     skip,
 )
 from eventvault.projections.state import read_history
+from eventvault.projections.worker import Worker
 
 from .helpers import append_activity, database_of, expected_totals, located, rows, run_to_head
 from .model import Collector, Counter, Ledger, Picky, Totals, deposit, withdraw
@@ -167,7 +168,7 @@ def test_reset_empties_the_read_model_and_it_is_rebuilt_from_the_start(
 
 
 def test_a_new_version_builds_beside_the_old_one_which_serves_until_the_switch(
-    store: EventStore,
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     append_activity(store, 120)
     run_to_head(store, Totals())
@@ -177,23 +178,24 @@ def test_a_new_version_builds_beside_the_old_one_which_serves_until_the_switch(
         version = 2
         batch_size = 10
 
-    runner = ProjectionRunner(store, [TotalsV2()], lease_seconds=1.0)
+    version_2 = TotalsV2()
+    runner = ProjectionRunner(store, [version_2], lease_seconds=1.0)
     gate = threading.Event()
     built_some = threading.Event()
-    runner.start()
-    worker = runner._workers[0]
-    original: Callable[..., None] = worker._transaction
+    original: Callable[..., None] = Worker._transaction
     batches = 0
 
-    def hold_after_two_batches(*args: object, **kwargs: object) -> None:
+    def hold_after_two_batches(worker: Worker, *args: object, **kwargs: object) -> None:
         nonlocal batches
-        batches += 1
-        if batches == 3:
-            built_some.set()
-            gate.wait(30)
-        original(*args, **kwargs)
+        if worker.projection is version_2:
+            batches += 1
+            if batches == 3:
+                built_some.set()
+                gate.wait(30)
+        original(worker, *args, **kwargs)
 
-    worker._transaction = hold_after_two_batches  # type: ignore[method-assign]
+    monkeypatch.setattr(Worker, "_transaction", hold_after_two_batches)
+    runner.start()
     try:
         assert built_some.wait(30)
         # Version 2 is half built beside version 1, and queries read version 1, whole.

@@ -25,10 +25,11 @@ See docs/projections.md for the guarantees (exactly once for SQL read models, at
 sinks), ownership by leases, rebuilds without downtime and the command line.
 """
 
+from eventvault.projections.failures import Failure, reset, retry, skip
 from eventvault.projections.projection import Handler, Projection, ProjectionBase, Sink, handles
 from eventvault.projections.runner import DEFAULT_LEASE_SECONDS, ProjectionRunner
 from eventvault.projections.sql import SQL, ReadModel
-from eventvault.projections.state import PROJECTIONS, Failure, HistoryEntry, reset, retry, skip
+from eventvault.projections.state import PROJECTIONS, HistoryEntry
 from eventvault.projections.status import (
     ProjectionState,
     ProjectionStatus,

@@ -1,4 +1,5 @@
-"""The projections component: checkpoints, leases, active versions, failures and history.
+"""The projections component: checkpoints, leases, active versions and history (failures and
+what people do about them are in `failures.py`).
 
 These tables live beside each read model: in the store's database for projections kept there
 (and for every `Sink`), in the other database for a projection whose `database` names one. Every
@@ -10,12 +11,11 @@ compare-and-set (`advance`), so two writers can never both apply the same events
 from __future__ import annotations
 
 import time
-import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from eventvault.errors import LeaseLostError, ProjectionStateError
+from eventvault.errors import LeaseLostError
 from eventvault.projections.projection import Projection, ProjectionBase
 from eventvault.projections.sql import enter_schema, physical_table, render
 from eventvault.store.database import SQLDatabase
@@ -27,21 +27,21 @@ from eventvault.store.seam import (
     load_migrations,
     register_component,
 )
-from eventvault.types import RecordedEvent
 
 __all__ = [
     "PROJECTIONS",
-    "Failure",
     "HistoryEntry",
     "LeaseRow",
+    "add_history",
     "advance",
+    "database_now",
     "db_now",
     "fence",
+    "fetch_sql",
     "prepare_version",
-    "record_failure",
-    "reset",
-    "retry",
-    "skip",
+    "query",
+    "read_history",
+    "run_sql",
     "switch_to",
 ]
 
@@ -57,11 +57,13 @@ def _sql(dialect: Dialect, statement: str) -> str:
     return render(statement, dialect, {})
 
 
-def _run(tx: Transaction, statement: str, params: Sequence[object] = ()) -> int:
+def run_sql(tx: Transaction, statement: str, params: Sequence[object] = ()) -> int:
+    """Run one of this module's writing statements (`?` placeholders) in a transaction."""
     return tx.execute(_sql(tx.dialect, statement), params)
 
 
-def _rows(tx: Transaction, statement: str, params: Sequence[object] = ()) -> list[SQLRow]:
+def fetch_sql(tx: Transaction, statement: str, params: Sequence[object] = ()) -> list[SQLRow]:
+    """Run one of this module's queries (`?` placeholders) in a transaction."""
     return tx.fetch(_sql(tx.dialect, statement), params)
 
 
@@ -75,6 +77,13 @@ def db_now(tx: Transaction) -> int:
     machines compare lease expiries on one clock), this machine's on SQLite."""
     if tx.dialect == "postgresql":
         return int(tx.fetch(_NOW)[0][0])
+    return time.time_ns() // 1000
+
+
+def database_now(db: SQLDatabase) -> int:
+    """`db_now` outside a transaction (for status)."""
+    if db.dialect == "postgresql":
+        return int(db.query(_NOW)[0][0])
     return time.time_ns() // 1000
 
 
@@ -108,7 +117,7 @@ class LeaseRow:
 
 def ensure_lease(tx: Transaction, name: str, version: int) -> None:
     """Make the lease row of a projection's version exist (unowned)."""
-    _run(
+    run_sql(
         tx,
         "INSERT INTO {schema}.projection_leases (projection, version, owner, token, expires_at, "
         "renewed_at, state, events_per_second, seen_position, error) "
@@ -128,7 +137,7 @@ def try_acquire(tx: Transaction, name: str, version: int, owner: str, seconds: f
         tx.execute("SET LOCAL lock_timeout = '1s'")
     now = db_now(tx)
     ensure_lease(tx, name, version)
-    changed = _run(
+    changed = run_sql(
         tx,
         "UPDATE {schema}.projection_leases SET owner = ?, token = token + 1, expires_at = ?, "
         "renewed_at = ?, state = 'running', events_per_second = 0 "
@@ -138,7 +147,7 @@ def try_acquire(tx: Transaction, name: str, version: int, owner: str, seconds: f
     if changed != 1:
         return None
     return int(
-        _rows(
+        fetch_sql(
             tx,
             "SELECT token FROM {schema}.projection_leases WHERE projection = ? AND version = ?",
             (name, version),
@@ -169,7 +178,7 @@ def fence(
         LeaseLostError: another runner took the lease over; the transaction must roll back.
     """
     now = db_now(tx)
-    changed = _run(
+    changed = run_sql(
         tx,
         "UPDATE {schema}.projection_leases SET expires_at = ?, renewed_at = ?, state = ?, "
         "events_per_second = ?, seen_position = ?, error = ? "
@@ -182,7 +191,7 @@ def fence(
 
 def release(tx: Transaction, name: str, version: int, token: int) -> None:
     """Give a lease up (a clean stop): another runner may take it at once."""
-    _run(
+    run_sql(
         tx,
         "UPDATE {schema}.projection_leases SET expires_at = 0, state = 'stopped', "
         "events_per_second = 0 WHERE projection = ? AND version = ? AND token = ?",
@@ -231,7 +240,7 @@ def prepare_version(tx: Transaction, projection: ProjectionBase) -> int:
     Returns:
         The version's checkpoint.
     """
-    rows = _rows(
+    rows = fetch_sql(
         tx,
         "SELECT position FROM {schema}.projection_checkpoints WHERE projection = ? AND version = ?",
         (projection.name, projection.version),
@@ -244,7 +253,7 @@ def prepare_version(tx: Transaction, projection: ProjectionBase) -> int:
         for statement in projection.create_statements(tx.dialect):
             tx.execute(render(statement, tx.dialect, names))
     now = db_now(tx)
-    _run(
+    run_sql(
         tx,
         "INSERT INTO {schema}.projection_checkpoints (projection, version, position, tables, "
         "created_at, updated_at) VALUES (?, ?, 0, ?, ?, ?)",
@@ -265,7 +274,7 @@ def read_checkpoint(db: SQLDatabase, name: str, version: int) -> int | None:
 
 def checkpoint_in(tx: Transaction, name: str, version: int) -> int | None:
     """A projection version's checkpoint as a transaction sees it."""
-    rows = _rows(
+    rows = fetch_sql(
         tx,
         "SELECT position FROM {schema}.projection_checkpoints WHERE projection = ? AND version = ?",
         (name, version),
@@ -280,7 +289,7 @@ def advance(tx: Transaction, name: str, version: int, expected: int, position: i
         False when the checkpoint is no longer `expected` (a reset, a skip): nothing moved.
     """
     return (
-        _run(
+        run_sql(
             tx,
             "UPDATE {schema}.projection_checkpoints SET position = ?, updated_at = ? "
             "WHERE projection = ? AND version = ? AND position = ?",
@@ -292,7 +301,7 @@ def advance(tx: Transaction, name: str, version: int, expected: int, position: i
 
 def active_version(tx: Transaction, name: str) -> int | None:
     """The version queries read, as a transaction sees it (None: none yet)."""
-    rows = _rows(
+    rows = fetch_sql(
         tx, "SELECT active_version FROM {schema}.projection_versions WHERE projection = ?", (name,)
     )
     return None if not rows or rows[0][0] is None else int(rows[0][0])
@@ -319,7 +328,7 @@ def switch_to(tx: Transaction, projection: ProjectionBase) -> list[int]:
     name = projection.name
     now = db_now(tx)
     tables = list(projection.tables) if isinstance(projection, Projection) else []
-    old = _rows(
+    old = fetch_sql(
         tx,
         "SELECT version, tables FROM {schema}.projection_checkpoints "
         "WHERE projection = ? AND version < ?",
@@ -340,9 +349,9 @@ def switch_to(tx: Transaction, projection: ProjectionBase) -> list[int]:
         "DELETE FROM {schema}.projection_leases WHERE projection = ? AND version < ?",
         "DELETE FROM {schema}.projection_failures WHERE projection = ? AND version < ?",
     ):
-        _run(tx, statement, (name, projection.version))
+        run_sql(tx, statement, (name, projection.version))
     if (
-        _run(
+        run_sql(
             tx,
             "UPDATE {schema}.projection_versions SET active_version = ?, switched_at = ? "
             "WHERE projection = ?",
@@ -350,7 +359,7 @@ def switch_to(tx: Transaction, projection: ProjectionBase) -> list[int]:
         )
         == 0
     ):
-        _run(
+        run_sql(
             tx,
             "INSERT INTO {schema}.projection_versions (projection, active_version, switched_at) "
             "VALUES (?, ?, ?)",
@@ -365,32 +374,7 @@ def switch_to(tx: Transaction, projection: ProjectionBase) -> list[int]:
     return retired
 
 
-# -- failures and history ------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """The event a projection stopped at, and why.
-
-    Attributes:
-        global_position: the event's global position.
-        event_id: its id.
-        event_type: its type.
-        stream_name: its stream.
-        stream_position: its position there.
-        error: the exception, as `Type: message`.
-        details: the traceback.
-        failed_at: when, in microseconds since the epoch.
-    """
-
-    global_position: int
-    event_id: str
-    event_type: str
-    stream_name: str
-    stream_position: int
-    error: str
-    details: str
-    failed_at: int
+# -- history ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,80 +408,12 @@ def add_history(
     detail: str,
 ) -> None:
     """Record something that happened to a projection."""
-    _run(
+    run_sql(
         tx,
         "INSERT INTO {schema}.projection_history (projection, version, action, global_position, "
         "event_id, detail, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (name, version, action, position, event_id, detail, db_now(tx)),
     )
-
-
-def record_failure(
-    tx: Transaction, name: str, version: int, event: RecordedEvent, error: BaseException
-) -> None:
-    """Record that a projection's handler raised at an event: it stops there."""
-    text = f"{type(error).__name__}: {error}"
-    details = "".join(traceback.format_exception(error))
-    _run(
-        tx,
-        "INSERT INTO {schema}.projection_failures (projection, version, global_position, "
-        "event_id, event_type, stream_name, stream_position, error, details, failed_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            name,
-            version,
-            event.global_position,
-            str(event.event_id),
-            event.event_type,
-            event.stream_name,
-            event.stream_position,
-            text,
-            details,
-            db_now(tx),
-        ),
-    )
-    add_history(tx, name, version, "failed", event.global_position, str(event.event_id), text)
-
-
-_FAILURE_COLUMNS: Final = (
-    "global_position, event_id, event_type, stream_name, stream_position, error, details, failed_at"
-)
-
-
-def _failure(row: SQLRow) -> Failure:
-    position, event_id, event_type, stream, stream_position, error, details, failed_at = row
-    return Failure(
-        int(position),
-        str(event_id),
-        str(event_type),
-        str(stream),
-        int(stream_position),
-        str(error),
-        str(details),
-        int(failed_at),
-    )
-
-
-def failure_in(tx: Transaction, name: str, version: int) -> Failure | None:
-    """The failure a projection version stopped at, as a transaction sees it."""
-    rows = _rows(
-        tx,
-        f"SELECT {_FAILURE_COLUMNS} FROM {{schema}}.projection_failures "
-        "WHERE projection = ? AND version = ?",
-        (name, version),
-    )
-    return _failure(rows[0]) if rows else None
-
-
-def read_failure(db: SQLDatabase, name: str, version: int) -> Failure | None:
-    """The failure a projection version stopped at, as committed."""
-    rows = query(
-        db,
-        f"SELECT {_FAILURE_COLUMNS} FROM {{schema}}.projection_failures "
-        "WHERE projection = ? AND version = ?",
-        (name, version),
-    )
-    return _failure(rows[0]) if rows else None
 
 
 def read_history(db: SQLDatabase, name: str, limit: int = 20) -> list[HistoryEntry]:
@@ -519,132 +435,3 @@ def read_history(db: SQLDatabase, name: str, limit: int = 20) -> list[HistoryEnt
         )
         for r in reversed(rows)
     ]
-
-
-# -- operations for people: retry, skip, reset ---------------------------------------------
-
-
-def retry(db: SQLDatabase, projection: ProjectionBase, *, actor: str) -> Failure:
-    """Let a failed projection apply the event it stopped at again (after a fix).
-
-    Returns:
-        The failure that was cleared.
-
-    Raises:
-        ProjectionStateError: the projection has not failed.
-    """
-
-    def work(tx: Transaction) -> Failure:
-        failure = failure_in(tx, projection.name, projection.version)
-        if failure is None:
-            raise ProjectionStateError(projection.describe(), "it has not failed: nothing to retry")
-        _run(
-            tx,
-            "DELETE FROM {schema}.projection_failures WHERE projection = ? AND version = ?",
-            (projection.name, projection.version),
-        )
-        add_history(
-            tx,
-            projection.name,
-            projection.version,
-            "retry",
-            failure.global_position,
-            failure.event_id,
-            f"by {actor}; it had failed with {failure.error}",
-        )
-        return failure
-
-    db.use(PROJECTIONS)
-    return db.run_transaction(work)
-
-
-def skip(
-    db: SQLDatabase, projection: ProjectionBase, *, actor: str, position: int | None = None
-) -> Failure:
-    """Pass over the event a failed projection stopped at, recording the skip.
-
-    Args:
-        db: where the projection's checkpoint lives.
-        projection: the projection.
-        actor: who skips it, for the history.
-        position: the global position of the event to skip; when given, it must be the one
-            the projection failed at (a guard against skipping another event than meant).
-
-    Returns:
-        The failure skipped.
-
-    Raises:
-        ProjectionStateError: the projection has not failed, or failed at another position.
-    """
-
-    def work(tx: Transaction) -> Failure:
-        name, version = projection.name, projection.version
-        failure = failure_in(tx, name, version)
-        if failure is None:
-            raise ProjectionStateError(projection.describe(), "it has not failed: nothing to skip")
-        if position is not None and position != failure.global_position:
-            raise ProjectionStateError(
-                projection.describe(),
-                f"it failed at position {failure.global_position}, not {position}",
-            )
-        _run(
-            tx,
-            "UPDATE {schema}.projection_checkpoints SET position = ?, updated_at = ? "
-            "WHERE projection = ? AND version = ? AND position < ?",
-            (failure.global_position, db_now(tx), name, version, failure.global_position),
-        )
-        _run(
-            tx,
-            "DELETE FROM {schema}.projection_failures WHERE projection = ? AND version = ?",
-            (name, version),
-        )
-        add_history(
-            tx,
-            name,
-            version,
-            "skip",
-            failure.global_position,
-            failure.event_id,
-            f"by {actor}: {failure.event_type} {failure.stream_name}@{failure.stream_position} "
-            f"passed over; it had failed with {failure.error}",
-        )
-        return failure
-
-    db.use(PROJECTIONS)
-    return db.run_transaction(work)
-
-
-def reset(db: SQLDatabase, projection: ProjectionBase, *, actor: str) -> int:
-    """Empty a projection version's tables and move its checkpoint back to 0 (it rebuilds from
-    the start of the log). Queries of an active version see empty tables until it catches up.
-
-    Returns:
-        The checkpoint it had.
-    """
-
-    def work(tx: Transaction) -> int:
-        name, version = projection.name, projection.version
-        before = checkpoint_in(tx, name, version)
-        if before is None:
-            return 0
-        if isinstance(projection, Projection):
-            for table in projection.tables:
-                tx.execute(f"DELETE FROM {{schema}}.{physical_table(table, version)}")
-        _run(
-            tx,
-            "UPDATE {schema}.projection_checkpoints SET position = 0, updated_at = ? "
-            "WHERE projection = ? AND version = ?",
-            (db_now(tx), name, version),
-        )
-        _run(
-            tx,
-            "DELETE FROM {schema}.projection_failures WHERE projection = ? AND version = ?",
-            (name, version),
-        )
-        add_history(
-            tx, name, version, "reset", before, None, f"by {actor}; checkpoint was {before}"
-        )
-        return before
-
-    db.use(PROJECTIONS)
-    return db.run_transaction(work)

@@ -16,8 +16,9 @@ from types import TracebackType
 from typing import Self
 
 from eventvault.projections import state
+from eventvault.projections.failures import Failure, read_failure
 from eventvault.projections.projection import Projection, ProjectionBase
-from eventvault.projections.state import PROJECTIONS, Failure
+from eventvault.projections.state import PROJECTIONS
 from eventvault.store.base import EventStore
 from eventvault.store.database import Database, SQLDatabase, connect_database
 
@@ -124,12 +125,6 @@ class ProjectionStatus:
         }
 
 
-def _now_micros(db: SQLDatabase) -> int:
-    if db.dialect == "postgresql":
-        return int(db.query(state._NOW)[0][0])
-    return time.time_ns() // 1000
-
-
 class StatusReader:
     """Reads the status of projections, keeping the databases beside the store open between
     reads (for a display that refreshes).
@@ -184,9 +179,9 @@ class StatusReader:
             head = self.store.head_position()
         lease = state.read_lease(db, name, version)
         checkpoint = state.read_checkpoint(db, name, version) or 0
-        failure = state.read_failure(db, name, version)
+        failure = read_failure(db, name, version)
         active = state.read_active_version(db, name)
-        now = _now_micros(db)
+        now = state.database_now(db)
         held = lease is not None and bool(lease.owner) and lease.expires_at > now
         if failure is not None:
             current = ProjectionState.FAILED

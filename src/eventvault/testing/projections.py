@@ -29,9 +29,9 @@ from typing import Generic, Self, TypeVar
 import msgspec
 
 from eventvault.errors import EventVaultError
+from eventvault.projections.failures import Failure
 from eventvault.projections.projection import Projection, ProjectionBase
 from eventvault.projections.runner import ProjectionRunner
-from eventvault.projections.state import Failure
 from eventvault.projections.status import projection_status
 from eventvault.store.connect import connect
 from eventvault.store.seam import SQLRow
