@@ -13,7 +13,7 @@ import pytest
 import eventvault
 from eventvault import EventStore
 
-POSTGRES_URL = os.environ.get("EVENTVAULT_TEST_POSTGRES_URL")
+POSTGRES_URL = os.environ.get("EVENTVAULT_TEST_POSTGRES_URL") or None
 
 
 def require_postgres() -> str:
