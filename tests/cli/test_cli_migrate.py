@@ -76,6 +76,7 @@ def test_migrate_takes_the_url_from_eventvault_url(cli: Cli, db: str) -> None:
         ).fetchall()
     conn.close()
     expected = [("eventvault", v) for v in range(1, SCHEMA_VERSION + 1)] + [
+        ("projections", 1),
         ("schemas", 1),
         ("snapshots", 1),
     ]
@@ -141,5 +142,10 @@ def test_migrate_creates_a_postgres_schema_with_every_component(
     # Opened without auto_migrate, the store and its snapshot table are ready.
     separator = "&" if "?" in POSTGRES_URL else "?"
     with eventvault.connect(f"{POSTGRES_URL}{separator}schema={postgres_schema}") as store:
-        assert store.component_versions() == {"eventvault": 3, "schemas": 1, "snapshots": 1}
+        assert store.component_versions() == {
+            "eventvault": 3,
+            "projections": 1,
+            "schemas": 1,
+            "snapshots": 1,
+        }
         assert StoreSnapshotStore(store).latest("x-1", schema_version=1) is None

@@ -9,6 +9,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+# Registers the projection tables, which `migrate` applies with every registered component.
+import eventvault.projections  # noqa: F401
 from eventvault import NewEvent, StreamState, connect
 from eventvault.aggregates import StoreSnapshotStore
 from eventvault.errors import NotAnEventVaultDatabaseError, SchemaVersionError
@@ -157,6 +159,7 @@ def test_migrate_of_a_schema_written_by_0_1_0_applies_what_is_missing(
     result = migrate_store(with_options(server_url, schema=schema))
     assert [(step.component, step.version) for step in result.applied] == [
         ("eventvault", 3),
+        ("projections", 1),
         ("schemas", 1),
         ("snapshots", 1),
     ]
