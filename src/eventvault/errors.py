@@ -51,6 +51,7 @@ __all__ = [
     "InvalidSchemaError",
     "InvalidStreamNameError",
     "InvalidURLError",
+    "LeaseLostError",
     "MigrationRequiredError",
     "MissingHandlerError",
     "NotAnEventVaultDatabaseError",
@@ -60,6 +61,8 @@ __all__ = [
     "PayloadTooDeepError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
+    "ProjectionDefinitionError",
+    "ProjectionStateError",
     "ReadOnlyStoreError",
     "RegistryChangeConflictError",
     "SchemaRegistrationError",
@@ -76,6 +79,7 @@ __all__ = [
     "StreamNotFoundError",
     "TransactionUsageError",
     "UnknownEventTypeError",
+    "UnknownProjectionError",
     "UnregisteredEventError",
     "UnregisteredSchemaError",
     "UnverifiableExportError",
@@ -1041,6 +1045,76 @@ class SchemaSupportMissingError(BadInputError, ImportError):
         self.reason = reason
         super().__init__(
             f"{reason} needs the jsonschema-rs package: pip install 'eventvault[schema]'"
+        )
+
+
+# -- projections -------------------------------------------------------------------------------
+
+
+class ProjectionDefinitionError(BadInputError, TypeError):
+    """A projection class is defined wrongly: a bad name, version or table, a handler for an
+    event class its registry does not know, two handlers for one event type, or two projections
+    of one runner that claim the same name or table.
+
+    Attributes:
+        projection: the class (or the name) at fault.
+        reason: what is wrong.
+    """
+
+    def __init__(self, projection: object, reason: str) -> None:
+        self.projection = projection
+        self.reason = reason
+        name = getattr(projection, "__qualname__", str(projection))
+        super().__init__(f"projection {name}: {reason}")
+
+
+class UnknownProjectionError(NotFoundError, LookupError):
+    """A projection was asked for by a name that none of the projections given has.
+
+    Attributes:
+        name: the name asked for.
+        known: the names that exist.
+    """
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name = name
+        self.known = known
+        listing = ", ".join(known) if known else "none"
+        super().__init__(f"no projection named {name!r} (known: {listing})")
+
+
+class ProjectionStateError(ConflictError):
+    """A projection is not in the state an operation needs: a retry or a skip of a projection
+    that has not failed, a skip of another event than the one it failed at.
+
+    Attributes:
+        projection: the projection's name.
+        reason: what state it is in.
+    """
+
+    def __init__(self, projection: str, reason: str) -> None:
+        self.projection = projection
+        self.reason = reason
+        super().__init__(f"projection {projection!r}: {reason}")
+
+
+class LeaseLostError(ConflictError):
+    """A runner tried to commit for a projection whose lease another runner holds now (it
+    expired while this one was paused or cut off); nothing was committed.
+
+    Attributes:
+        projection: the projection's name.
+        version: its version.
+        token: the fencing token this runner held.
+    """
+
+    def __init__(self, projection: str, version: int, token: int) -> None:
+        self.projection = projection
+        self.version = version
+        self.token = token
+        super().__init__(
+            f"projection {projection!r} version {version}: the lease with token {token} was "
+            "taken over by another runner; nothing was committed"
         )
 
 

@@ -78,6 +78,7 @@ def test_migrate_takes_the_url_from_eventvault_url(cli: Cli, db: str) -> None:
         ).fetchall()
     conn.close()
     expected = [("eventvault", v) for v in range(1, SCHEMA_VERSION + 1)] + [
+        ("projections", 1),
         ("schemas", 1),
         ("server_tokens", 1),
         ("snapshots", 1),
@@ -146,6 +147,7 @@ def test_migrate_creates_a_postgres_schema_with_every_component(
     with eventvault.connect(f"{POSTGRES_URL}{separator}schema={postgres_schema}") as store:
         assert store.component_versions() == {
             "eventvault": 3,
+            "projections": 1,
             "schemas": 1,
             "server_tokens": 1,
             "snapshots": 1,

@@ -9,6 +9,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+# Registers the projection tables, which `migrate` applies with every registered component.
+import eventvault.projections  # noqa: F401
 from eventvault import NewEvent, StreamState, connect
 from eventvault.aggregates import StoreSnapshotStore
 from eventvault.errors import NotAnEventVaultDatabaseError, SchemaVersionError

@@ -39,6 +39,7 @@ from eventvault.errors import (
     NotFoundError,
     PayloadTooDeepError,
     PayloadTooLargeError,
+    ProjectionStateError,
     ReadOnlyStoreError,
     RegistryChangeConflictError,
     SchemaSupportMissingError,
@@ -49,6 +50,7 @@ from eventvault.errors import (
     StoreClosedError,
     StoreUnavailableError,
     StreamNotFoundError,
+    UnknownProjectionError,
     UnregisteredSchemaError,
     UnverifiableExportError,
     UpcasterError,
@@ -240,6 +242,15 @@ _HINTS: Final[
         "without --after",
     ),
     (NotEmptyError, "choose a new file or URL for the target"),
+    (
+        UnknownProjectionError,
+        "`eventvault projections list --module MODULE` lists the projections by name",
+    ),
+    (
+        ProjectionStateError,
+        "`eventvault projections status --module MODULE` shows its state and the event it "
+        "stopped at",
+    ),
     (NotAnEventVaultDatabaseError, _foreign_store_hint),
     (
         ReadOnlyStoreError,

@@ -1,6 +1,6 @@
 """The wire format of eventvault's HTTP API: the one contract between the server and clients.
 
-JSON over HTTP under `/v1` (docs/http.md is the reference, ADR 0006 the decision). An event
+JSON over HTTP under `/v1` (docs/http.md is the reference, ADR 0012 the decision). An event
 travels as the JSON object of a `RecordedEvent` (the same names; `data` and `metadata` are the
 exact stored bytes, which `msgspec.Raw` embeds as they are); reads are NDJSON, one event per
 line; subscriptions are Server-Sent Events whose `id:` is the event's position. Errors are RFC
