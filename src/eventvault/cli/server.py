@@ -13,6 +13,7 @@ from rich.table import Table
 
 from eventvault.cli.errors import CommandLineError, reporting_errors
 from eventvault.cli.options import JsonOutput, StoreURL
+from eventvault.cli.projections import load_projections
 from eventvault.cli.render import stdout_console
 from eventvault.cli.stores import DEFAULT_URL, is_in_memory, open_store
 
@@ -79,6 +80,15 @@ def serve(
     log_level: Annotated[
         str, typer.Option("--log-level", help="debug, info, warning or error.")
     ] = "info",
+    projections: Annotated[
+        str | None,
+        typer.Option(
+            "--projections",
+            metavar="MODULE",
+            help="The application's projections (module or module:ATTRIBUTE), whose health "
+            "and lag are served at /v1/projections and in /metrics.",
+        ),
+    ] = None,
 ) -> None:
     """Serve a store over HTTP: JSON under /v1, subscriptions as Server-Sent Events, OpenAPI at
     /docs, /health and /metrics.
@@ -104,6 +114,7 @@ def serve(
         heartbeat: seconds between heartbeats.
         max_request_bytes: the largest request body.
         log_level: uvicorn's log level.
+        projections: the module that lists the application's projections.
     """
     run = _server_module("run")
     app = _server_module("app")
@@ -116,6 +127,7 @@ def serve(
         read_only=read_only,
         settings=app.ServerSettings(heartbeat=heartbeat, max_request_bytes=max_request_bytes),
         log_level=log_level,
+        projections=load_projections(projections) if projections else (),
     )
 
 

@@ -16,7 +16,7 @@ import queue
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Final
 
@@ -35,6 +35,7 @@ from eventvault.errors import (
     PermissionDeniedError,
 )
 from eventvault.export import load_export, write_export
+from eventvault.projections import ProjectionBase
 from eventvault.serialization import MAX_NESTING_DEPTH, decode_json_object
 from eventvault.server.errors import (
     RequestTooLargeError,
@@ -44,6 +45,7 @@ from eventvault.server.errors import (
 )
 from eventvault.server.metrics import CONTENT_TYPE, Metrics
 from eventvault.server.openapi import describe
+from eventvault.server.projections import ProjectionRoutes
 from eventvault.server.schemas import SchemaRoutes
 from eventvault.server.streaming import first_page, ndjson_pages, sse_events
 from eventvault.server.tokens import Authorizer, Principal
@@ -264,6 +266,7 @@ def create_app(
     store: EventStore,
     authorizer: Authorizer,
     settings: ServerSettings | None = None,
+    projections: Sequence[ProjectionBase] = (),
 ) -> FastAPI:
     """The HTTP API over a store.
 
@@ -271,6 +274,8 @@ def create_app(
         store: the store to serve; the app does not close it.
         authorizer: who may do what (tokens, anonymous access).
         settings: heartbeats and limits.
+        projections: the application's projections, whose health and lag it serves at
+            `/v1/projections` and in `/metrics`.
 
     Returns:
         The ASGI application. `app.state.shutdown()` ends every subscription at once (what
@@ -635,6 +640,11 @@ def create_app(
     schemas = SchemaRoutes(store)
     schemas.enforce_if_present()
     schemas.install(app, principal_of)
+    if projections:
+        watched = ProjectionRoutes(store, projections)
+        watched.install(app, principal_of)
+        metrics.registry.register(watched)
+        app.state.close_projections = watched.close
 
     app.openapi = lambda: describe(app)  # type: ignore[method-assign]
     return app

@@ -244,6 +244,11 @@ _SUCCESS: Final[dict[tuple[str, str], tuple[str, dict[str, Any]]]] = {
     ("/v1/subscriptions/log", "post"): ("200", _SSE),
     ("/v1/subscriptions/streams/{stream_name}", "get"): ("200", _SSE),
     ("/v1/schemas", "get"): ("200", _json({"type": "object"}, "The registry's types.")),
+    ("/v1/projections", "get"): (
+        "200",
+        _json({"type": "object"}, "Each projection's state, checkpoint, lag and failure."),
+    ),
+    ("/v1/projections/{name}", "get"): ("200", _json({"type": "object"}, "One projection.")),
     ("/v1/schemas/{event_type}", "get"): (
         "200",
         _json({"type": "object"}, "The type's versions, with their schemas."),

@@ -19,6 +19,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from eventvault.errors import MigrationRequiredError
+from eventvault.projections import ProjectionBase
 from eventvault.server.app import ServerSettings, create_app
 from eventvault.server.tokens import TOKENS, Authorizer, Scope
 from eventvault.store.base import EventStore
@@ -98,6 +99,7 @@ def serve(
     read_only: bool = False,
     settings: ServerSettings | None = None,
     log_level: str = "info",
+    projections: Sequence[ProjectionBase] = (),
 ) -> None:
     """Serve a store over HTTP until SIGTERM or SIGINT.
 
@@ -110,6 +112,7 @@ def serve(
         read_only: open the store read-only: appends and imports are refused with 403.
         settings: heartbeats and limits.
         log_level: uvicorn's log level.
+        projections: the application's projections, whose health and lag are served.
 
     Raises:
         EventVaultError: the store cannot be opened, or has no tokens table and may not create
@@ -118,7 +121,7 @@ def serve(
     """
     store = connect(url, read_only=read_only)
     try:
-        app = create_app(store, _authorizer(store, anonymous), settings)
+        app = create_app(store, _authorizer(store, anonymous), settings, projections)
         config = uvicorn.Config(
             app,
             host=host,
@@ -129,6 +132,11 @@ def serve(
             timeout_graceful_shutdown=GRACEFUL_SECONDS,
             server_header=False,
         )
-        _Server(config, app, store, url).run()
+        try:
+            _Server(config, app, store, url).run()
+        finally:
+            close_projections = getattr(app.state, "close_projections", None)
+            if close_projections is not None:
+                close_projections()
     finally:
         store.close()
