@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -71,6 +71,7 @@ MAX_SCHEMA_VERSION: Final = 2**31 - 1
 GENESIS_HASH: Final = bytes(32)
 """The "previous hash" of a stream's first event."""
 
+_HEX_DIGEST: Final = re.compile(r"[0-9a-f]{64}")
 FORBIDDEN_NAME_CHARACTERS: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 """What names (streams, event types) must not contain: control characters, and lone surrogates,
 which a Python str may hold but UTF-8, and so no engine, cannot."""
@@ -379,12 +380,15 @@ def stored_payload(event: RawEvent | RecordedEvent) -> tuple[bytes, bytes]:
         event: an event read from a store.
 
     Returns:
-        (data, metadata).
+        (data, metadata); two empty byte strings for a removed event whose payload was erased
+        (`RawEvent.erased`), which is all the store keeps of them.
 
     Raises:
         TypeError: `event` is neither a `RawEvent` nor a `RecordedEvent`.
     """
     if isinstance(event, RawEvent):
+        if event.erased:
+            return b"", b""
         return bytes(event.data), bytes(event.metadata)
     if isinstance(event, RecordedEvent):
         return _encode(event.data), _encode(event.metadata)
@@ -439,11 +443,24 @@ class ChainVerifier:
     The events are `RawEvent`s (from `export_events`) or `RecordedEvent`s (from `read_all`, or
     `read_stream` for one stream), whose payload is encoded again (see `stored_payload`).
     Memory grows with the number of streams, not the number of events.
+
+    A removed event (`RawEvent.removed_by`) whose payload was erased cannot be hashed again: its
+    stored hash is taken as the link its stream's next event chains to, which the next event's
+    hash then confirms. Removals cover a prefix of a stream, so a removed event after one that
+    is not is refused.
+
+    Args:
+        partial: the events are the tail of a log (an export with `after` > 0): the first
+            event seen of each stream is taken as it is, since the hash it chains to came
+            earlier; every later one is checked.
     """
 
-    def __init__(self) -> None:
-        self._heads: dict[str, tuple[int, bytes]] = {}
+    def __init__(self, *, partial: bool = False) -> None:
+        # Per stream: its last position, its last hash, and whether an event readers see
+        # came yet (after which no removed event may follow).
+        self._heads: dict[str, tuple[int, bytes, bool]] = {}
         self._last_global = 0
+        self._partial = partial
         self.count = 0
 
     def check(self, event: RawEvent | RecordedEvent) -> tuple[bytes, bytes]:
@@ -488,11 +505,24 @@ class ChainVerifier:
             raise corrupt(str(exc)) from exc
         if event.recorded_at.tzinfo is None:
             raise corrupt(f"recorded_at {event.recorded_at} has no time zone")
-        for name, raw in (("data", data), ("metadata", metadata)):
-            if not raw.startswith(b"{"):
-                raise corrupt(f"{name} is not a JSON object")
+        removed_by = event.removed_by if isinstance(event, RawEvent) else None
+        erased = removed_by is not None and not data
+        if removed_by is not None and removed_by <= event.global_position:
+            raise corrupt(
+                f"removed by the record at global position {removed_by}, which does not "
+                "follow the event"
+            )
+        if not erased:
+            for name, raw in (("data", data), ("metadata", metadata)):
+                if not raw.startswith(b"{"):
+                    raise corrupt(f"{name} is not a JSON object")
         head = self._heads.get(event.stream_name)
-        next_position, previous = (0, GENESIS_HASH) if head is None else (head[0] + 1, head[1])
+        if head is None and self._partial:
+            next_position, previous, seen_live = event.stream_position, None, False
+        elif head is None:
+            next_position, previous, seen_live = 0, GENESIS_HASH, False
+        else:
+            next_position, previous, seen_live = head[0] + 1, head[1], head[2]
         if event.stream_position != next_position:
             if head is None:
                 raise corrupt(
@@ -501,10 +531,26 @@ class ChainVerifier:
                     "on its own"
                 )
             raise corrupt(f"position {event.stream_position} where {next_position} was due")
-        digest = _hash_of(event, previous, data, metadata)
-        if digest.hex() != event.hash:
-            raise HashChainError(event.stream_name, event.stream_position, digest.hex(), event.hash)
-        self._heads[event.stream_name] = (event.stream_position, digest)
+        if removed_by is not None and seen_live:
+            raise corrupt(
+                "removed, after an event of its stream that is not: removals take the first "
+                "events of a stream"
+            )
+        if erased or previous is None:
+            if not _HEX_DIGEST.fullmatch(event.hash):
+                raise corrupt(f"hash {event.hash!r:.80} is not 64 lowercase hexadecimal digits")
+            digest = bytes.fromhex(event.hash)
+        else:
+            digest = _hash_of(event, previous, data, metadata)
+            if digest.hex() != event.hash:
+                raise HashChainError(
+                    event.stream_name, event.stream_position, digest.hex(), event.hash
+                )
+        self._heads[event.stream_name] = (
+            event.stream_position,
+            digest,
+            seen_live or removed_by is None,
+        )
         self._last_global = event.global_position
         self.count += 1
         return data, metadata
@@ -642,23 +688,44 @@ def decode_rows(rows: Sequence[_Row]) -> list[RecordedEvent]:
         ) from None
 
 
-def raw_rows(rows: Iterable[_Row]) -> list[RawEvent]:
-    """Turn stored rows into `RawEvent`, keeping the stored bytes."""
-    return [
-        RawEvent(
-            global_position=row[2],
-            stream_name=row[0],
-            stream_position=row[1],
-            event_id=uuid_from_bytes(row[3]),
-            event_type=row[4],
-            schema_version=row[5],
-            data=msgspec.Raw(row[6]),
-            metadata=msgspec.Raw(row[7]),
-            recorded_at=from_micros(row[8]),
-            hash=row[9].hex(),
+_NULL: Final = msgspec.Raw(b"null")
+
+
+def _blob(value: bytes | str | memoryview) -> bytes:
+    """Stored bytes as bytes: a column changed behind the store's back may hold text."""
+    if isinstance(value, str):
+        return value.encode()
+    return bytes(value)
+
+
+def raw_rows(rows: Iterable[Sequence[Any]], removed_at: int | None = None) -> list[RawEvent]:
+    """Turn stored rows into `RawEvent`, keeping the stored bytes.
+
+    Args:
+        rows: rows in `StoredRow` column order.
+        removed_at: the column that holds `removed_by`, if the rows have one. An erased
+            payload (stored as empty bytes) becomes JSON `null`.
+    """
+    events: list[RawEvent] = []
+    for row in rows:
+        data, metadata = _blob(row[6]), _blob(row[7])
+        removed_by = None if removed_at is None else row[removed_at]
+        events.append(
+            RawEvent(
+                global_position=row[2],
+                stream_name=row[0],
+                stream_position=row[1],
+                event_id=uuid_from_bytes(row[3]),
+                event_type=row[4],
+                schema_version=row[5],
+                data=msgspec.Raw(data) if data else _NULL,
+                metadata=msgspec.Raw(metadata) if metadata else _NULL,
+                recorded_at=from_micros(row[8]),
+                hash=bytes(row[9]).hex(),
+                removed_by=None if removed_by is None else int(removed_by),
+            )
         )
-        for row in rows
-    ]
+    return events
 
 
 def new_event_id() -> uuid.UUID:

@@ -53,7 +53,7 @@ def test_migrate_upgrades_a_store_written_by_0_1_0_in_place(cli: Cli, tmp_path: 
     result = cli("migrate", str(path))
     assert result.exit_code == 0, result.output
     rows = _rows(result.stdout)
-    assert rows["eventvault"] == (str(SCHEMA_VERSION), "2")
+    assert rows["eventvault"] == (str(SCHEMA_VERSION), "2, 3")
     # 0.1.0 had made the snapshots table already: version 1 adopts it with its rows.
     assert rows["snapshots"] == ("1", "1")
     with eventvault.connect(str(path)) as store:
@@ -129,12 +129,12 @@ def test_migrate_creates_a_postgres_schema_with_every_component(
     result = cli("migrate", POSTGRES_URL, "--schema", postgres_schema)
     assert result.exit_code == 0, result.output
     rows = _rows(result.stdout)
-    assert rows["eventvault"][1] == "1, 2, 3"
+    assert rows["eventvault"][1] == "1, 2, 3, 4"
     assert rows["snapshots"] == ("1", "1")
     again = cli("migrate", POSTGRES_URL, "--schema", postgres_schema)
     assert "no migration applied" in again.stdout
     # Opened without auto_migrate, the store and its snapshot table are ready.
     separator = "&" if "?" in POSTGRES_URL else "?"
     with eventvault.connect(f"{POSTGRES_URL}{separator}schema={postgres_schema}") as store:
-        assert store.component_versions() == {"eventvault": 3, "snapshots": 1}
+        assert store.component_versions() == {"eventvault": 4, "snapshots": 1}
         assert StoreSnapshotStore(store).latest("x-1", schema_version=1) is None

@@ -29,13 +29,17 @@ from eventvault.store.seam import Component, Dialect, SQLRow, Transaction
 from eventvault.store.subscription import Subscription
 from eventvault.types import (
     AppendResult,
+    EventHash,
     ExpectedVersion,
     NewEvent,
     PayloadEvent,
     RawEvent,
     RecordedEvent,
+    Removal,
     StreamAppend,
     StreamInfo,
+    StreamMetadata,
+    StreamState,
 )
 
 __all__ = ["AsyncEventStore", "AsyncSubscription"]
@@ -389,6 +393,55 @@ class AsyncEventStore:
     def export_events(self, *, after: int = 0, until: int | None = None) -> AsyncIterator[RawEvent]:
         """See `EventStore.export_events`."""
         return _PagedAsyncIterator(self.store.export_events(after=after, until=until))
+
+    def read_hashes(self, *, after: int = 0, limit: int | None = None) -> AsyncIterator[EventHash]:
+        """See `EventStore.read_hashes`; bad arguments raise at the call."""
+        return _PagedAsyncIterator(self.store.read_hashes(after=after, limit=limit))
+
+    async def delete_stream(
+        self,
+        stream_name: str,
+        *,
+        hard: bool = False,
+        expected_version: ExpectedVersion = StreamState.ANY,
+        actor: str,
+        reason: str,
+    ) -> Removal:
+        """See `EventStore.delete_stream`."""
+        return await asyncio.to_thread(
+            self.store.delete_stream,
+            stream_name,
+            hard=hard,
+            expected_version=expected_version,
+            actor=actor,
+            reason=reason,
+        )
+
+    async def truncate_stream(
+        self, stream_name: str, *, before: int, actor: str, reason: str
+    ) -> Removal:
+        """See `EventStore.truncate_stream`."""
+        return await asyncio.to_thread(
+            self.store.truncate_stream, stream_name, before=before, actor=actor, reason=reason
+        )
+
+    async def set_stream_metadata(
+        self, stream_name: str, metadata: StreamMetadata, *, actor: str, reason: str
+    ) -> None:
+        """See `EventStore.set_stream_metadata`."""
+        await asyncio.to_thread(
+            self.store.set_stream_metadata, stream_name, metadata, actor=actor, reason=reason
+        )
+
+    async def get_stream_metadata(self, stream_name: str) -> StreamMetadata:
+        """See `EventStore.get_stream_metadata`."""
+        return await asyncio.to_thread(self.store.get_stream_metadata, stream_name)
+
+    async def enforce_retention(
+        self, *, actor: str, reason: str = "retention policy"
+    ) -> list[Removal]:
+        """See `EventStore.enforce_retention`."""
+        return await asyncio.to_thread(self.store.enforce_retention, actor=actor, reason=reason)
 
     async def import_events(
         self,

@@ -28,6 +28,8 @@ from eventvault.serialization import (
 )
 from eventvault.store._append import PendingAppend, StoredRow
 from eventvault.store._fork import ForkGuard, keep_forever
+from eventvault.store._removal import ImportedRemovals, metadata_of
+from eventvault.store._removal import statements as removal_statements
 from eventvault.store.base import EventStore, StoreStats
 from eventvault.store.notify import Notifier
 from eventvault.store.postgres._batch import Row
@@ -56,7 +58,14 @@ from eventvault.store.seam import (
     Transaction,
     with_schema,
 )
-from eventvault.types import AppendResult, RawEvent, RecordedEvent, StreamInfo
+from eventvault.types import (
+    AppendResult,
+    EventHash,
+    RawEvent,
+    RecordedEvent,
+    StreamInfo,
+    StreamMetadata,
+)
 
 __all__ = ["PostgresEventStore"]
 
@@ -233,8 +242,8 @@ class PostgresEventStore(EventStore):
     def _append(self, appends: list[PendingAppend]) -> list[AppendResult]:
         return self._writer.append(appends)
 
-    def _import(self, batches: Iterator[list[StoredRow]]) -> None:
-        self._writer.import_rows(batches)
+    def _import(self, batches: Iterator[list[StoredRow]], removals: ImportedRemovals) -> None:
+        self._writer.import_rows(batches, removals)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -256,7 +265,18 @@ class PostgresEventStore(EventStore):
         return decode_rows(self._reader.forward_rows(after, limit, event_types, stream_prefix))
 
     def _read_raw_page(self, after: int, limit: int) -> list[RawEvent]:
-        return raw_rows(self._reader.forward_rows(after, limit, None, None))
+        return raw_rows(self._reader.raw_rows(after, limit), removed_at=11)
+
+    def _read_hash_page(self, after: int, limit: int) -> list[EventHash]:
+        return [EventHash(int(r[0]), bytes(r[1])) for r in self._reader.hash_rows(after, limit)]
+
+    def _stream_metadata(self, stream_name: str) -> StreamMetadata:
+        rows = self._query_components(removal_statements("postgresql").metadata, (stream_name,))
+        return metadata_of(*rows[0]) if rows else StreamMetadata()
+
+    def _retained_streams(self) -> list[str]:
+        rows = self._query_components(removal_statements("postgresql").retained, ())
+        return [str(row[0]) for row in rows]
 
     def _list_streams_page(self, after: str | None, limit: int) -> list[StreamInfo]:
         rows = self._fetch(self._sql.list_streams, ("" if after is None else after, limit))

@@ -59,6 +59,15 @@ from eventvault.store._append import (
 )
 from eventvault.store._fork import ForkGuard, keep_forever
 from eventvault.store._groupcommit import GroupCommitter
+from eventvault.store._removal import (
+    ImportedRemovals,
+    RemovalTarget,
+    SQLRemovals,
+    metadata_of,
+)
+from eventvault.store._removal import (
+    statements as removal_statements,
+)
 from eventvault.store.base import EventStore, StoreStats
 from eventvault.store.notify import Notifier, shared_notifier
 from eventvault.store.seam import (
@@ -93,10 +102,12 @@ from eventvault.store.sqlite._seam import (
 )
 from eventvault.types import (
     AppendResult,
+    EventHash,
     PayloadEvent,
     RawEvent,
     RecordedEvent,
     StreamInfo,
+    StreamMetadata,
 )
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SQLiteEventStore", "Synchronous"]
@@ -128,17 +139,23 @@ _STREAM_HEAD: Final = (
     "ORDER BY stream_position DESC LIMIT 1"
 )
 _MAX_CACHED_HEADS: Final = 50_000
+# Removals take a prefix of a stream: its reads start at its `removed_before`, one lookup in
+# a table that holds a row only for streams with removals (the index range scan is kept).
+_STREAM_START: Final = (
+    "coalesce((SELECT removed_before FROM stream_metadata WHERE stream_name = ?1), 0)"
+)
 _READ_STREAM_FORWARDS: Final = (
-    f"SELECT {_COLUMNS} FROM events WHERE stream_name = ? AND stream_position >= ? "
-    "ORDER BY stream_position LIMIT ?"
+    f"SELECT {_COLUMNS} FROM events WHERE stream_name = ?1 "
+    f"AND stream_position >= max(?2, {_STREAM_START}) ORDER BY stream_position LIMIT ?3"
 )
 _READ_STREAM_BACKWARDS: Final = (
-    f"SELECT {_COLUMNS} FROM events WHERE stream_name = ? AND stream_position <= ? "
-    "ORDER BY stream_position DESC LIMIT ?"
+    f"SELECT {_COLUMNS} FROM events WHERE stream_name = ?1 AND stream_position <= ?2 "
+    f"AND stream_position >= {_STREAM_START} ORDER BY stream_position DESC LIMIT ?3"
 )
 _READ_STREAM_PAYLOADS: Final = (
     "SELECT stream_position, event_type, schema_version, data, recorded_at FROM events "
-    "WHERE stream_name = ? AND stream_position >= ? ORDER BY stream_position LIMIT ?"
+    f"WHERE stream_name = ?1 AND stream_position >= max(?2, {_STREAM_START}) "
+    "ORDER BY stream_position LIMIT ?3"
 )
 _MAX_POSITION: Final = 2**63 - 1
 _IDS_PER_LOOKUP: Final = 500
@@ -784,7 +801,7 @@ class SQLiteEventStore(EventStore):
             found.update({uuid.UUID(bytes=row[0]): (row[1], row[2], row[3]) for row in rows})
         return found
 
-    def _import(self, batches: Iterator[list[StoredRow]]) -> None:
+    def _import(self, batches: Iterator[list[StoredRow]], removals: ImportedRemovals) -> None:
         with self._conn_lock:
             self._check_open()
             conn = self._writer
@@ -801,6 +818,11 @@ class SQLiteEventStore(EventStore):
                             raise ImportFileError(
                                 f"an event id appears twice in the events imported ({exc})"
                             ) from exc
+                    sql = removal_statements("sqlite")
+                    conn.executemany(
+                        sql.mark_imported, [(by, position) for position, by in removals.marks]
+                    )
+                    conn.executemany(sql.insert_metadata, list(removals.metadata_rows()))
                     conn.execute("COMMIT")
                 except BaseException:
                     _rollback_quietly(conn)
@@ -854,6 +876,7 @@ class SQLiteEventStore(EventStore):
         if stream_prefix is not None:
             conditions.append("substr(stream_name, 1, ?) = ?")
             params.extend((len(stream_prefix), stream_prefix))
+        conditions.append("removed_by IS NULL")
         order = "DESC" if backwards else "ASC"
         sql = (
             f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(conditions)} "
@@ -864,21 +887,38 @@ class SQLiteEventStore(EventStore):
 
     def _read_raw_page(self, after: int, limit: int) -> list[RawEvent]:
         rows = self._query(
-            f"SELECT {_COLUMNS} FROM events WHERE global_position > ? "
+            f"SELECT {_COLUMNS}, removed_by FROM events WHERE global_position > ? "
             "ORDER BY global_position LIMIT ?",
             (after, limit),
         )
-        return raw_rows(rows)
+        return raw_rows(rows, removed_at=10)
+
+    def _read_hash_page(self, after: int, limit: int) -> list[EventHash]:
+        rows = self._query(
+            "SELECT global_position, hash FROM events WHERE global_position > ? "
+            "ORDER BY global_position LIMIT ?",
+            (after, limit),
+        )
+        return list(map(EventHash._make, rows))
 
     def _list_streams_page(self, after: str | None, limit: int) -> list[StreamInfo]:
         rows = self._query(
             "SELECT s.stream_name, e.stream_position, e.global_position FROM streams AS s "
             "JOIN events AS e ON e.stream_name = s.stream_name AND e.stream_position = "
             "(SELECT max(stream_position) FROM events WHERE stream_name = s.stream_name) "
-            "WHERE s.stream_name > ? ORDER BY s.stream_name LIMIT ?",
+            "WHERE s.stream_name > ? AND e.stream_position >= coalesce((SELECT removed_before "
+            "FROM stream_metadata WHERE stream_name = s.stream_name), 0) "
+            "ORDER BY s.stream_name LIMIT ?",
             ("" if after is None else after, limit),
         )
         return [StreamInfo(str(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+    def _stream_metadata(self, stream_name: str) -> StreamMetadata:
+        rows = self._query(removal_statements("sqlite").metadata, (stream_name,))
+        return metadata_of(*rows[0]) if rows else StreamMetadata()
+
+    def _retained_streams(self) -> list[str]:
+        return [str(row[0]) for row in self._query(removal_statements("sqlite").retained, ())]
 
     def get_stream_version(self, stream_name: str) -> int | None:
         validate_stream_name(stream_name)
@@ -1005,6 +1045,9 @@ class _SQLiteTransaction(SQLiteStatements):
         except sqlite3.Error as exc:
             raise self._translate(exc) from exc
         return None if row is None else int(row[0])
+
+    def _removals(self) -> RemovalTarget:
+        return SQLRemovals(self)
 
     def _append(self, appends: list[PendingAppend]) -> list[AppendResult]:
         try:
