@@ -61,7 +61,7 @@ FIRST_HEADED_FORMAT: Final = 2
 FIRST_REMOVALS_FORMAT: Final = 3
 """The first format version whose event lines may be removed events (`removed_by`)."""
 EventCheck = Callable[[RawEvent], None]
-"""A check of each event an export or copy reads, after its hash chain is checked (the audit
+"""A check of each event an export or copy reads, before its hash chain is checked (the audit
 tree's, `eventvault.audit.tree_check`): it raises an `IntegrityError` naming the event."""
 PROGRESS_EVERY: Final = 1000
 """Events between two calls of an `on_progress` callback."""
@@ -175,8 +175,8 @@ def _log_until_head(
     check: EventCheck | None = None,
 ) -> tuple[int, Iterator[RawEvent]]:
     """The store's head now, and its events after `after` up to that head, each checked as it
-    is read: its hash chain (from the start of each stream, or for a tail from its first event
-    there), then `check`.
+    is read: by `check`, then its hash chain (from the start of each stream, or for a tail from
+    its first event there).
 
     The iterator raises `IncompleteExportError` after its last event when the events do not end
     exactly at the head: events the head promised were not there to read; and an
@@ -190,9 +190,11 @@ def _log_until_head(
     def ending_at_head() -> Iterator[RawEvent]:
         last = after
         for event in events:
-            verifier.check(event)
             if check is not None:
+                # The tree names a deleted or moved event itself, where the chain sees only
+                # the next event of its stream.
                 check(event)
+            verifier.check(event)
             last = event.global_position
             yield event
         if head > after and last != head:
@@ -217,7 +219,7 @@ def write_export(
     The export is bounded by the store's head when it begins: events appended while it runs are
     not half-included, they are for the next export. The closing record is written last, so a
     file cut short at any point (a killed process, a full disk, a pipe that stopped) is refused
-    by `read_export`. Every event is checked as it is read (its hash chain, then `check`): a
+    by `read_export`. Every event is checked as it is read (`check`, then its hash chain): a
     store whose bytes were changed is refused at the first event that differs, before that
     event is written, and the file gets no closing record.
 

@@ -11,11 +11,14 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal, NamedTuple, TypeAlias
+from typing import Final, Literal, NamedTuple, TypeAlias
 
 import msgspec
 
 __all__ = [
+    "METADATA_EVENT_TYPE",
+    "REMOVALS_STREAM",
+    "REMOVED_EVENT_TYPE",
     "AppendResult",
     "EventHash",
     "ExpectedVersion",
@@ -33,6 +36,14 @@ __all__ = [
     "StreamPosition",
     "StreamState",
 ]
+
+REMOVALS_STREAM: Final = "$removals"
+"""The system stream that records every removal of events and every change of a stream's
+retention."""
+REMOVED_EVENT_TYPE: Final = "EventsRemoved"
+"""The type of the record of a removal, in `REMOVALS_STREAM`."""
+METADATA_EVENT_TYPE: Final = "StreamMetadataSet"
+"""The type of the record of a change of a stream's metadata, in `REMOVALS_STREAM`."""
 
 StreamPosition: TypeAlias = int
 """0-based position of an event within its stream; gapless."""

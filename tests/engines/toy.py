@@ -259,6 +259,22 @@ class ToyEventStore(EventStore):
             rows = [(*r, removed.get(r.global_position)) for r in log.rows[start : start + limit]]
         return raw_rows(rows, removed_at=10)
 
+    def _get_event(
+        self, event_id: uuid.UUID | None, stream: tuple[str, int] | None
+    ) -> RawEvent | None:
+        with self._log.lock:
+            if event_id is not None:
+                found = self._log.ids.get(event_id)
+                stream = None if found is None else (found[0], found[1])
+            assert stream is not None or event_id is not None
+            if stream is None:
+                return None
+            rows = self._log.streams.get(stream[0], [])
+            if stream[1] >= len(rows):
+                return None
+            row = rows[stream[1]]
+            return raw_rows([(*row, self._log.removed.removed_by.get(row.global_position))], 10)[0]
+
     def _read_hash_page(self, after: int, limit: int) -> list[EventHash]:
         log = self._log
         with log.lock:

@@ -29,6 +29,7 @@ __all__ = [
     "inclusion_ranges",
     "leaf_bytes",
     "leaf_hash",
+    "leaf_hashes",
     "node_hash",
     "root_of",
     "split_point",
@@ -88,12 +89,24 @@ def root_of(hashes: Sequence[bytes]) -> bytes:
     # Bottom up, level by level: the tree is the one of the recursive definition, since each
     # level pairs its hashes from the left and lifts an odd last one unchanged.
     level = list(hashes)
+    sha256 = _sha256
     while len(level) > 1:
-        paired = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        paired = [
+            sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)
+        ]
         if len(level) % 2:
             paired.append(level[-1])
         level = paired
     return level[0]
+
+
+def leaf_hashes(leaves: bytes | bytearray) -> list[bytes]:
+    """The leaf hashes of leaves laid end to end (`LEAF_BYTES` each)."""
+    sha256 = _sha256
+    return [
+        sha256(b"\x00" + leaves[at : at + LEAF_BYTES]).digest()
+        for at in range(0, len(leaves), LEAF_BYTES)
+    ]
 
 
 Range = tuple[int, int]

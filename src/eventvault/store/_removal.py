@@ -35,6 +35,9 @@ from eventvault.serialization import now_micros, validate_stream_name
 from eventvault.store._append import StoredRow, version_matches
 from eventvault.store.seam import Component, Dialect, Transaction
 from eventvault.types import (
+    METADATA_EVENT_TYPE,
+    REMOVALS_STREAM,
+    REMOVED_EVENT_TYPE,
     AppendResult,
     ExpectedVersion,
     NewEvent,
@@ -59,12 +62,6 @@ __all__ = [
     "set_metadata",
 ]
 
-REMOVALS_STREAM: Final = "$removals"
-"""The system stream that records every removal and every change of a stream's retention."""
-REMOVED_EVENT_TYPE: Final = "EventsRemoved"
-"""The type of the record of a removal."""
-METADATA_EVENT_TYPE: Final = "StreamMetadataSet"
-"""The type of the record of a change of a stream's metadata."""
 SYSTEM_PREFIX: Final = "$"
 """Streams whose names start with this hold the store's own records; they cannot be removed."""
 _MICROS: Final = timedelta(microseconds=1)

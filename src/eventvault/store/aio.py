@@ -18,6 +18,7 @@ import contextlib
 import contextvars
 import itertools
 import threading
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Generic, Self, TypeVar
@@ -393,6 +394,21 @@ class AsyncEventStore:
     def export_events(self, *, after: int = 0, until: int | None = None) -> AsyncIterator[RawEvent]:
         """See `EventStore.export_events`."""
         return _PagedAsyncIterator(self.store.export_events(after=after, until=until))
+
+    async def get_event(
+        self,
+        event_id: uuid.UUID | None = None,
+        *,
+        stream_name: str | None = None,
+        stream_position: int | None = None,
+    ) -> RawEvent | None:
+        """See `EventStore.get_event`."""
+        return await asyncio.to_thread(
+            self.store.get_event,
+            event_id,
+            stream_name=stream_name,
+            stream_position=stream_position,
+        )
 
     def read_hashes(self, *, after: int = 0, limit: int | None = None) -> AsyncIterator[EventHash]:
         """See `EventStore.read_hashes`; bad arguments raise at the call."""

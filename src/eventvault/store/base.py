@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import os
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -308,6 +309,13 @@ class EventStore(abc.ABC):
     def _read_hash_page(self, after: int, limit: int) -> list[EventHash]:
         """Up to `limit` (global position, hash) pairs of the events after global position
         `after`, removed events included, in global order: what the audit tree is built of."""
+
+    @abc.abstractmethod
+    def _get_event(
+        self, event_id: uuid.UUID | None, stream: tuple[str, int] | None
+    ) -> RawEvent | None:
+        """The event with an id, or at a stream position, removed or not, with its stored
+        bytes (`removed_by` set for a removed one); None when there is none."""
 
     @abc.abstractmethod
     def _list_streams_page(self, after: str | None, limit: int) -> list[StreamInfo]:
@@ -1009,6 +1017,49 @@ class EventStore(abc.ABC):
             return [event for event in page if event.global_position <= bound]
 
         return self._paginate(fetch, after, advance)
+
+    def get_event(
+        self,
+        event_id: uuid.UUID | None = None,
+        *,
+        stream_name: str | None = None,
+        stream_position: int | None = None,
+    ) -> RawEvent | None:
+        """One event, by its id or by its stream and position, with its stored bytes: what an
+        audit proof names. Removed events are found too (see `RawEvent.removed_by`).
+
+        Args:
+            event_id: the event's id; or else
+            stream_name: its stream, and
+            stream_position: its position there.
+
+        Returns:
+            The event, or None when there is none.
+
+        Raises:
+            InvalidArgumentError: neither or both forms given, or a bad position.
+            InvalidStreamNameError: the stream name breaks the naming rules.
+        """
+        self._check_open()
+        if event_id is not None:
+            if stream_name is not None or stream_position is not None:
+                raise InvalidArgumentError(
+                    "event_id", event_id, "give an event id, or a stream and position, not both"
+                )
+            if type(event_id) is not uuid.UUID:
+                raise InvalidArgumentError(
+                    "event_id", event_id, f"must be a uuid.UUID, not {type(event_id).__name__}"
+                )
+            return self._get_event(event_id, None)
+        if stream_name is None or stream_position is None:
+            raise InvalidArgumentError(
+                "event_id", None, "give an event id, or a stream name and a stream position"
+            )
+        validate_stream_name(stream_name)
+        _check_position("stream_position", stream_position)
+        if stream_position > MAX_POSITION:
+            return None
+        return self._get_event(None, (stream_name, stream_position))
 
     def read_hashes(self, *, after: int = 0, limit: int | None = None) -> Iterator[EventHash]:
         """The global position and hash of every event after a position, lazily: the log as

@@ -261,6 +261,22 @@ class MemoryEventStore(EventStore):
             ]
         return raw_rows(rows, removed_at=10)
 
+    def _get_event(
+        self, event_id: uuid.UUID | None, stream: tuple[str, int] | None
+    ) -> RawEvent | None:
+        with self._lock:
+            if event_id is not None:
+                found = self._ids.get(event_id)
+                stream = None if found is None else (found[0], found[1])
+            assert stream is not None or event_id is not None
+            if stream is None:
+                return None
+            rows = self._streams.get(stream[0], [])
+            if stream[1] >= len(rows):
+                return None
+            row = rows[stream[1]]
+            return raw_rows([(*row, self._removed.removed_by.get(row.global_position))], 10)[0]
+
     def _read_hash_page(self, after: int, limit: int) -> list[EventHash]:
         with self._lock:
             index = self._rows_after(after)

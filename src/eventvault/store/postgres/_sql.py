@@ -76,6 +76,11 @@ class Statements:
             f"SELECT {columns}, tx_id < {horizon}, removed_by FROM {s}.events "
             "WHERE global_position > %s ORDER BY global_position LIMIT %s"
         )
+        self.event_by_id = f"SELECT {columns}, removed_by FROM {s}.events WHERE event_id = %s"
+        self.event_at = (
+            f"SELECT {columns}, removed_by FROM {s}.events "
+            "WHERE stream_name = %s AND stream_position = %s"
+        )
         self.read_hashes = (
             f"SELECT global_position, hash, tx_id < {horizon} FROM {s}.events "
             "WHERE global_position > %s ORDER BY global_position LIMIT %s"

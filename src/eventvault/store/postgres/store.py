@@ -9,6 +9,7 @@ thread), `migrations` (the versioned schema). This module puts them together beh
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import psycopg
@@ -266,6 +267,16 @@ class PostgresEventStore(EventStore):
 
     def _read_raw_page(self, after: int, limit: int) -> list[RawEvent]:
         return raw_rows(self._reader.raw_rows(after, limit), removed_at=11)
+
+    def _get_event(
+        self, event_id: uuid.UUID | None, stream: tuple[str, int] | None
+    ) -> RawEvent | None:
+        if event_id is not None:
+            rows = self._fetch(self._sql.event_by_id, (event_id,))
+        else:
+            assert stream is not None
+            rows = self._fetch(self._sql.event_at, stream)
+        return raw_rows(rows, removed_at=10)[0] if rows else None
 
     def _read_hash_page(self, after: int, limit: int) -> list[EventHash]:
         return [EventHash(int(r[0]), bytes(r[1])) for r in self._reader.hash_rows(after, limit)]

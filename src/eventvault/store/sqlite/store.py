@@ -893,13 +893,26 @@ class SQLiteEventStore(EventStore):
         )
         return raw_rows(rows, removed_at=10)
 
+    def _get_event(
+        self, event_id: uuid.UUID | None, stream: tuple[str, int] | None
+    ) -> RawEvent | None:
+        params: tuple[object, ...]
+        if event_id is not None:
+            where, params = "event_id = ?", (event_id.bytes,)
+        else:
+            assert stream is not None
+            where, params = "stream_name = ? AND stream_position = ?", stream
+        rows = self._query(f"SELECT {_COLUMNS}, removed_by FROM events WHERE {where}", params)
+        return raw_rows(rows, removed_at=10)[0] if rows else None
+
     def _read_hash_page(self, after: int, limit: int) -> list[EventHash]:
         rows = self._query(
             "SELECT global_position, hash FROM events WHERE global_position > ? "
             "ORDER BY global_position LIMIT ?",
             (after, limit),
         )
-        return list(map(EventHash._make, rows))
+        make = tuple.__new__
+        return [make(EventHash, row) for row in rows]
 
     def _list_streams_page(self, after: str | None, limit: int) -> list[StreamInfo]:
         rows = self._query(

@@ -374,6 +374,27 @@ class RemovalContract(ContractBase):
 
     # -- the audit tree and derived data ------------------------------------------------------
 
+    def test_get_event_finds_an_event_by_id_or_position_removed_or_not(
+        self, store: EventStore
+    ) -> None:
+        store.append_to_stream("cart-1", events(3), expected_version=StreamState.NO_STREAM)
+        first, second, _ = list(store.export_events())
+        assert store.get_event(second.event_id) == second
+        assert store.get_event(stream_name="cart-1", stream_position=1) == second
+        store.truncate_stream("cart-1", before=2, actor=ACTOR, reason=REASON)
+        erased = store.get_event(first.event_id)
+        assert erased is not None and erased.erased and erased.removed_by == 4
+        assert erased == store.get_event(stream_name="cart-1", stream_position=0)
+        assert store.get_event(uuid.uuid4()) is None
+        assert store.get_event(stream_name="cart-1", stream_position=3) is None
+        assert store.get_event(stream_name="cart-9", stream_position=0) is None
+        with pytest.raises(InvalidArgumentError, match="not both"):
+            store.get_event(first.event_id, stream_name="cart-1", stream_position=0)
+        with pytest.raises(InvalidArgumentError, match="stream name and a stream position"):
+            store.get_event(stream_name="cart-1")
+        with pytest.raises(InvalidArgumentError, match="stream_position"):
+            store.get_event(stream_name="cart-1", stream_position=-1)
+
     def test_read_hashes_includes_removed_events(self, store: EventStore) -> None:
         store.append_to_stream("cart-1", events(3), expected_version=StreamState.NO_STREAM)
         hashes = [e.hash for e in store.read_all()]
