@@ -70,6 +70,7 @@ __all__ = [
     "StoreNotFoundError",
     "StoreUnavailableError",
     "StreamNotFoundError",
+    "SubjectNotFoundError",
     "TransactionUsageError",
     "UnknownEventTypeError",
     "UnregisteredEventError",
@@ -938,3 +939,17 @@ class LeafIndexError(InvalidArgumentError):
         value: the value given.
         reason: why it is not in the tree.
     """
+
+
+class SubjectNotFoundError(NotFoundError, LookupError):
+    """A subject to forget has no key: nothing was ever sealed for it (check its id).
+
+    Attributes:
+        subject: the subject's id as given.
+    """
+
+    def __init__(self, subject: str) -> None:
+        self.subject = subject
+        super().__init__(
+            f"no personal data of subject {subject!r} is kept: no event sealed a field for it"
+        )

@@ -41,7 +41,7 @@ from eventvault.aggregates.errors import (
     UnregisteredEventError,
 )
 from eventvault.aggregates.registry import EventRegistry, EventType
-from eventvault.aggregates.repository import Repository
+from eventvault.aggregates.repository import PayloadProtection, Repository
 from eventvault.aggregates.snapshots import (
     MemorySnapshotStore,
     Snapshot,
@@ -62,6 +62,7 @@ __all__ = [
     "Handler",
     "MemorySnapshotStore",
     "MissingHandlerError",
+    "PayloadProtection",
     "Repository",
     "Snapshot",
     "SnapshotStore",

@@ -31,22 +31,36 @@ from eventvault.audit.keys import (
     load_signing_key,
 )
 from eventvault.audit.ledger import AuditLedger, CheckpointPolicy
+from eventvault.audit.personal import (
+    AUDIT_KEYS,
+    Erased,
+    Forgotten,
+    Personal,
+    SubjectKeys,
+    copy_subject_keys,
+)
 from eventvault.audit.proofs import ConsistencyProof, InclusionProof, ProvenEvent, parse_proof
 from eventvault.audit.tree import AUDIT_TREE, AuditTree
 from eventvault.audit.verify import VerificationReport, tree_check, verify_store
 
 __all__ = [
+    "AUDIT_KEYS",
     "AUDIT_TREE",
     "AuditLedger",
     "AuditTree",
     "Checkpoint",
     "CheckpointPolicy",
     "ConsistencyProof",
+    "Erased",
+    "Forgotten",
     "InclusionProof",
+    "Personal",
     "ProvenEvent",
     "PublicKey",
     "SigningKey",
+    "SubjectKeys",
     "VerificationReport",
+    "copy_subject_keys",
     "generate_key",
     "load_public_key",
     "load_signing_key",
