@@ -28,7 +28,7 @@ def _rows(output: str) -> dict[str, tuple[str, str]]:
     rows: dict[str, tuple[str, str]] = {}
     for line in output.splitlines():
         cells = line.split()
-        if len(cells) >= 3 and cells[0] in ("eventvault", "snapshots"):
+        if len(cells) >= 3 and cells[0] in ("eventvault", "snapshots", "audit_tree", "audit_keys"):
             rows[cells[0]] = (cells[1], " ".join(cells[2:]))
     return rows
 
@@ -40,6 +40,8 @@ def test_migrate_creates_a_new_sqlite_store_with_every_component(cli: Cli, db: s
     assert _rows(result.stdout) == {
         "eventvault": (str(SCHEMA_VERSION), versions),
         "snapshots": (str(SNAPSHOTS.version), "1"),
+        "audit_tree": ("1", "1"),
+        "audit_keys": ("1", "1"),
     }
     again = cli("migrate", db)
     assert again.exit_code == 0, again.output
@@ -73,7 +75,8 @@ def test_migrate_takes_the_url_from_eventvault_url(cli: Cli, db: str) -> None:
             "SELECT component, version FROM component_migrations ORDER BY 1, 2"
         ).fetchall()
     conn.close()
-    expected = [("eventvault", v) for v in range(1, SCHEMA_VERSION + 1)] + [("snapshots", 1)]
+    expected = [("audit_keys", 1), ("audit_tree", 1)]
+    expected += [("eventvault", v) for v in range(1, SCHEMA_VERSION + 1)] + [("snapshots", 1)]
     assert recorded == expected
 
 
@@ -136,5 +139,10 @@ def test_migrate_creates_a_postgres_schema_with_every_component(
     # Opened without auto_migrate, the store and its snapshot table are ready.
     separator = "&" if "?" in POSTGRES_URL else "?"
     with eventvault.connect(f"{POSTGRES_URL}{separator}schema={postgres_schema}") as store:
-        assert store.component_versions() == {"eventvault": 4, "snapshots": 1}
+        assert store.component_versions() == {
+            "eventvault": 4,
+            "snapshots": 1,
+            "audit_tree": 1,
+            "audit_keys": 1,
+        }
         assert StoreSnapshotStore(store).latest("x-1", schema_version=1) is None

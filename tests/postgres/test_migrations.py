@@ -9,6 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+import eventvault.audit  # noqa: F401  (registers the audit components `migrate` applies)
 from eventvault import NewEvent, StreamState, connect
 from eventvault.aggregates import StoreSnapshotStore
 from eventvault.errors import NotAnEventVaultDatabaseError, SchemaVersionError
@@ -158,6 +159,8 @@ def test_migrate_of_a_schema_written_by_0_1_0_applies_what_is_missing(
     assert [(step.component, step.version) for step in result.applied] == [
         ("eventvault", 3),
         ("eventvault", 4),
+        ("audit_keys", 1),
+        ("audit_tree", 1),
         ("snapshots", 1),
     ]
     with PostgresEventStore(with_options(server_url, schema=schema)) as store:
@@ -178,9 +181,18 @@ def test_a_schema_of_storage_schema_3_is_upgraded_in_place_and_takes_removals(
     url = with_options(server_url, schema=schema)
     with pytest.raises(SchemaVersionError, match="eventvault migrate"):
         PostgresEventStore(url)
-    assert [(s.component, s.version) for s in migrate_store(url).applied] == [("eventvault", 4)]
+    assert [(s.component, s.version) for s in migrate_store(url).applied] == [
+        ("eventvault", 4),
+        ("audit_keys", 1),
+        ("audit_tree", 1),
+    ]
     with PostgresEventStore(url) as store:
-        assert store.component_versions() == {"eventvault": 4, "snapshots": 1}
+        assert store.component_versions() == {
+            "eventvault": 4,
+            "snapshots": 1,
+            "audit_keys": 1,
+            "audit_tree": 1,
+        }
         assert verify_chain(store.export_events()) == 7
         snapshots = StoreSnapshotStore(store)
         assert snapshots.latest("account-0", schema_version=1) is not None

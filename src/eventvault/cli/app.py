@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 import eventvault
-from eventvault.cli import admin, reading, transfer, writing
+from eventvault.cli import admin, audit, reading, removal, transfer, writing
 from eventvault.cli.errors import reporting_errors
 
 __all__ = ["app", "main"]
@@ -61,6 +61,12 @@ app.command("export", rich_help_panel="Move")(reporting_errors(transfer.export))
 app.command("import", rich_help_panel="Move")(reporting_errors(transfer.import_))
 app.command("copy", rich_help_panel="Move")(reporting_errors(transfer.copy))
 app.command("migrate", rich_help_panel="Administer")(reporting_errors(admin.migrate))
+app.command("delete", rich_help_panel="Remove")(reporting_errors(removal.delete))
+app.command("truncate", rich_help_panel="Remove")(reporting_errors(removal.truncate))
+app.command("retention", rich_help_panel="Remove")(reporting_errors(removal.retention))
+app.command("retain", rich_help_panel="Remove")(reporting_errors(removal.retain))
+app.command("forget", rich_help_panel="Remove")(reporting_errors(removal.forget))
+app.add_typer(audit.app, name="audit", rich_help_panel="Audit")
 
 
 def main() -> None:

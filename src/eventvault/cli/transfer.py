@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
+from eventvault.audit import copy_subject_keys, tree_check
 from eventvault.cli.io import STDIO, open_input, open_output
 from eventvault.cli.options import StoreURL
 from eventvault.cli.progress import progress_bar
@@ -93,6 +94,7 @@ def export(
                 out,
                 after=after,
                 on_progress=lambda count, position: bar.update(completed=position, events=count),
+                check=tree_check(store),
             )
     where = "stdout" if file == STDIO else repr(file)
     _summary(f"exported {summary.end.event_count} events to {where}")
@@ -216,5 +218,8 @@ def copy(
                 origin,
                 destination,
                 on_progress=lambda copied: bar.update(completed=copied, events=copied),
+                check=tree_check(origin),
             )
-    _summary(f"copied {count} events from {mask_url(source)!r} to {mask_url(target)!r}")
+            keys = copy_subject_keys(origin, destination)
+    kept = f" and the keys of {keys} subjects" if keys else ""
+    _summary(f"copied {count} events{kept} from {mask_url(source)!r} to {mask_url(target)!r}")
