@@ -39,6 +39,7 @@ from eventvault.store.seam import Dialect, SQLRow, Transaction
 __all__ = ["AuditLedger", "CheckpointPolicy"]
 
 _COLUMNS: Final = "origin, tree_size, root_hash, issued_at, key_id, signature"
+"""The columns a checkpoint is read from, in `_checkpoint_of` order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,8 @@ class _Statements:
     make_origin: str
     insert_checkpoint: str
     checkpoints: str
+    covering: str
+    of_size: str
     public_keys: str
 
 
@@ -58,8 +61,12 @@ def _statements(mark: str, schema: str, ignore: tuple[str, str]) -> _Statements:
         insert_checkpoint=f"INSERT INTO {schema}audit_checkpoints "
         "(tree_size, issued_at, root_hash, origin, key_id, public_key, signature) "
         f"VALUES ({mark}, {mark}, {mark}, {mark}, {mark}, {mark}, {mark})",
-        checkpoints=f"SELECT origin, tree_size, root_hash, issued_at, key_id, signature "
-        f"FROM {schema}audit_checkpoints ORDER BY tree_size, issued_at",
+        checkpoints=f"SELECT {_COLUMNS} FROM {schema}audit_checkpoints "
+        "ORDER BY tree_size, issued_at",
+        covering=f"SELECT {_COLUMNS} FROM {schema}audit_checkpoints WHERE tree_size > {mark} "
+        "ORDER BY tree_size DESC, issued_at DESC LIMIT 1",
+        of_size=f"SELECT {_COLUMNS} FROM {schema}audit_checkpoints WHERE tree_size = {mark} "
+        "ORDER BY issued_at DESC LIMIT 1",
         public_keys=f"SELECT DISTINCT key_id, public_key FROM {schema}audit_checkpoints",
     )
 
@@ -169,13 +176,15 @@ class AuditLedger:
 
     def latest_checkpoint(self) -> Checkpoint | None:
         """The checkpoint of the largest tree (the latest of those), or None."""
-        kept = self.checkpoints()
-        return kept[-1] if kept else None
+        return self._one(self._sql.covering, -1)
 
     def checkpoint_of_size(self, tree_size: int) -> Checkpoint | None:
         """The latest checkpoint of a tree size, or None."""
-        found = [cp for cp in self.checkpoints() if cp.tree_size == tree_size]
-        return found[-1] if found else None
+        return self._one(self._sql.of_size, tree_size)
+
+    def _one(self, statement: str, size: int) -> Checkpoint | None:
+        rows = self.store.query(statement, (size,))
+        return _checkpoint_of(rows[0]) if rows else None
 
     def stored_public_keys(self) -> dict[str, bytes]:
         """The public keys recorded with the checkpoints, by key id."""
@@ -237,8 +246,7 @@ class AuditLedger:
             )
         checkpoint: Checkpoint | None
         if tree_size is None:
-            covering = [cp for cp in self.checkpoints() if cp.tree_size > index]
-            checkpoint = covering[-1] if covering else None
+            checkpoint = self._one(self._sql.covering, index)
             size = checkpoint.tree_size if checkpoint is not None else self.tree.size()
         else:
             size = tree_size
@@ -250,8 +258,7 @@ class AuditLedger:
                 f"the event at global position {event.global_position} is leaf {index}, not in "
                 f"a tree of {size} leaves",
             )
-        path = self.tree.inclusion_path(index, size)
-        root = self.tree.root(size)
+        *path, root = self.tree.inclusion_path(index, size, with_root=True)
         return InclusionProof(
             event=recorded,
             leaf_index=index,

@@ -197,7 +197,14 @@ def _personal_fields_of(cls: type) -> dict[str, str]:
         PersonalDataError: a Personal field's type cannot hold `Erased`, or names a subject
             field the class does not have.
     """
-    hints = typing.get_type_hints(cls, include_extras=True)
+    try:
+        hints = typing.get_type_hints(cls, include_extras=True)
+    except NameError as exc:
+        raise PersonalDataError(
+            cls.__qualname__,
+            f"its annotations cannot be resolved to find its personal fields ({exc}): define "
+            "the class at the top level of a module that imports what they name",
+        ) from exc
     found: dict[str, str] = {}
     encoded_names = {field.name: field.encode_name for field in msgspec.structs.fields(cls)}
     for name, hint in hints.items():

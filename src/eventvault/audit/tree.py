@@ -11,7 +11,6 @@ of reads: O(log n) node hashes and at most two chunks.
 
 from __future__ import annotations
 
-import bisect
 import functools
 import struct
 from collections.abc import Iterable, Iterator, Sequence
@@ -237,10 +236,16 @@ class AuditTree:
         rows = self.store.query(self._sql.chunk_of, (global_position,))
         if rows:
             chunk = _chunk_of_row(rows[0])
-            positions = chunk.positions()
-            offset = bisect.bisect_left(positions, global_position)
-            if offset < len(positions) and positions[offset] == global_position:
-                return chunk.index * CHUNK_LEAVES + offset, chunk.leaf(offset)
+            # Binary search over the leaves' positions, read from the blob as needed.
+            low, high = 0, chunk.count
+            while low < high:
+                middle = (low + high) // 2
+                if _position.unpack_from(chunk.leaves, middle * LEAF_BYTES)[0] < global_position:
+                    low = middle + 1
+                else:
+                    high = middle
+            if low < chunk.count and chunk.leaf(low)[:8] == _position.pack(global_position):
+                return chunk.index * CHUNK_LEAVES + low, chunk.leaf(low)
         raise LeafIndexError(
             "global_position",
             global_position,
@@ -323,8 +328,13 @@ class AuditTree:
             return root_of([])
         return self.hashes([(0, size)], size)[0]
 
-    def inclusion_path(self, index: int, size: int) -> list[bytes]:
+    def inclusion_path(self, index: int, size: int, *, with_root: bool = False) -> list[bytes]:
         """The inclusion proof of leaf `index` in the tree of `size` leaves.
+
+        Args:
+            index: the leaf.
+            size: the tree size.
+            with_root: also the tree's root, after the path (read in the same reads).
 
         Raises:
             LeafIndexError: the tree holds fewer than `size` leaves, or `index` >= `size`.
@@ -334,7 +344,8 @@ class AuditTree:
             raise LeafIndexError(
                 "leaf_index", index, f"leaf {index} is not in a tree of {size} leaves"
             )
-        return self.hashes(inclusion_ranges(index, size), size)
+        ranges = inclusion_ranges(index, size)
+        return self.hashes([*ranges, (0, size)] if with_root else ranges, size)
 
     def consistency_path(self, old_size: int, new_size: int) -> list[bytes]:
         """The consistency proof between the trees of `old_size` and `new_size` leaves.
