@@ -338,3 +338,20 @@ def test_copy_carries_the_subjects_keys(cli: Cli, db: str, tmp_path: Path) -> No
     assert b"ada@example.com" not in exported.read_bytes()
     assert all(json.loads(line) for line in exported.read_text().splitlines())
     assert msgspec.json.decode(exported.read_text().splitlines()[0])["format_version"] == 3
+
+
+def test_an_export_of_the_logs_tail_is_checked_from_its_first_event(
+    cli: Cli, db: str, key_file: str, tmp_path: Path
+) -> None:
+    seed(db, [(f"account-{n % 3}", "Deposited", {"n": n}) for n in range(600)])
+    cli("audit", "checkpoint", "--key", key_file, "--url", db)
+    tail = tmp_path / "tail.jsonl"
+    result = cli("export", str(tail), "--after", "300", "--url", db)
+    assert result.exit_code == 0, result.output
+    assert "exported 300 events" in result.stderr
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM events WHERE global_position = 450")
+    conn.close()
+    refused = cli("export", str(tmp_path / "t2.jsonl"), "--after", "300", "--url", db)
+    assert refused.exit_code == 5
+    assert "global position 450" in refused.stderr

@@ -220,6 +220,22 @@ class AuditTree:
                 found[int(node)] = bytes(digest)
         return found
 
+    def first_leaf_from(self, global_position: int) -> int:
+        """The index of the first leaf whose event is at or after a global position (the
+        tree's size when there is none)."""
+        rows = self.store.query(self._sql.chunk_of, (global_position,))
+        if not rows:
+            return self.size()
+        chunk = _chunk_of_row(rows[0])
+        low, high = 0, chunk.count
+        while low < high:
+            middle = (low + high) // 2
+            if _position.unpack_from(chunk.leaves, middle * LEAF_BYTES)[0] < global_position:
+                low = middle + 1
+            else:
+                high = middle
+        return chunk.index * CHUNK_LEAVES + low
+
     def leaf_index(self, global_position: int) -> tuple[int, bytes]:
         """The index of an event's leaf, and the leaf, from the stored tree.
 
@@ -236,15 +252,8 @@ class AuditTree:
         rows = self.store.query(self._sql.chunk_of, (global_position,))
         if rows:
             chunk = _chunk_of_row(rows[0])
-            # Binary search over the leaves' positions, read from the blob as needed.
-            low, high = 0, chunk.count
-            while low < high:
-                middle = (low + high) // 2
-                if _position.unpack_from(chunk.leaves, middle * LEAF_BYTES)[0] < global_position:
-                    low = middle + 1
-                else:
-                    high = middle
-            if low < chunk.count and chunk.leaf(low)[:8] == _position.pack(global_position):
+            low = self.first_leaf_from(global_position) - chunk.index * CHUNK_LEAVES
+            if 0 <= low < chunk.count and chunk.leaf(low)[:8] == _position.pack(global_position):
                 return chunk.index * CHUNK_LEAVES + low, chunk.leaf(low)
         raise LeafIndexError(
             "global_position",

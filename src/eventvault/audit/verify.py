@@ -76,8 +76,8 @@ class _Leaves:
     """The leaves the tree recorded, in order, a chunk at a time (`leaf` one by one, `chunk` the
     leaves of the chunk that begins at a leaf)."""
 
-    def __init__(self, tree: AuditTree, size: int) -> None:
-        self._chunks: Iterator[Chunk] = tree.iter_chunks()
+    def __init__(self, tree: AuditTree, size: int, *, first: int = 0) -> None:
+        self._chunks: Iterator[Chunk] = tree.iter_chunks(first >> CHUNK_LEVEL)
         self._size = size
         self._chunk: Chunk | None = None
         self._base = 0
@@ -164,11 +164,16 @@ def tree_check(store: EventStore) -> Callable[[RawEvent], None] | None:
     if AUDIT_TREE.name not in store.component_versions():
         return None
     tree = AuditTree(store)
-    leaves = _Leaves(tree, tree.size())
+    size = tree.size()
+    leaves: _Leaves | None = None
     count = 0
 
     def check(event: RawEvent) -> None:
-        nonlocal count
+        nonlocal count, leaves
+        if leaves is None:
+            # An export of the log's tail starts at the leaf of its first event.
+            count = tree.first_leaf_from(event.global_position)
+            leaves = _Leaves(tree, size, first=count)
         recorded = leaves.leaf(count)
         if recorded is not None:
             leaf = _pack_position(event.global_position) + bytes.fromhex(event.hash)
