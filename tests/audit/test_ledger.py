@@ -405,3 +405,18 @@ def test_a_store_opened_by_name_appends_and_signs_as_processes_do(
         two.append_to_stream("a-1", [NewEvent("A", {})], expected_version=StreamState.ANY)
         assert AuditLedger(two).checkpoint(key).tree_size == 2
         assert [cp.tree_size for cp in AuditLedger(one).checkpoints()] == [1, 2]
+
+
+def test_consistency_from_an_empty_tree_or_of_a_tree_with_itself(
+    store: EventStore, key: SigningKey
+) -> None:
+    ledger = AuditLedger(store)
+    empty = ledger.consistency(0, 0)
+    assert (empty.old_root, empty.path) == (root_of([]).hex(), [])
+    empty.verify()
+    fill(store, 5)
+    ledger.checkpoint(key)
+    for old, new in ((0, 5), (5, 5), (0, 0)):
+        proof = ledger.consistency(old, new)
+        assert proof.path == [] and proof.new_root == reference_root(store, new).hex()
+        proof.verify([key.public])

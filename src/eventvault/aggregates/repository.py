@@ -344,9 +344,9 @@ class Repository(Generic[A]):
             aggregate.version = position
 
     def exists(self, aggregate_id: str) -> bool:
-        """Whether the aggregate has at least one stored event."""
+        """Whether the aggregate has at least one event readers see (a deleted one has none)."""
         stream_name = self.aggregate_type.stream_name_for(aggregate_id)
-        return self.store.get_stream_version(stream_name) is not None
+        return next(iter(self.store.read_stream_payloads(stream_name, limit=1)), None) is not None
 
     # -- saving ------------------------------------------------------------------------------
 

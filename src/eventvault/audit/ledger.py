@@ -289,14 +289,12 @@ class AuditLedger:
         if type(old_size) is not int or type(new_size) is not int:
             raise InvalidArgumentError("old_size", old_size, "tree sizes are ints")
         path = self.tree.consistency_path(old_size, new_size)
-        old_root, new_root = self.tree.hashes([(0, old_size), (0, new_size)], new_size)
-        if old_size == 0:
-            old_root = self.tree.root(0)
+        old_root, new_root = (self.tree.root(size) for size in (old_size, new_size))
         return ConsistencyProof(
             old_size=old_size,
             old_root=old_root.hex(),
             new_size=new_size,
-            new_root=new_root.hex() if new_size else self.tree.root(0).hex(),
+            new_root=new_root.hex(),
             path=[h.hex() for h in path],
             old_checkpoint=self.checkpoint_of_size(old_size),
             new_checkpoint=self.checkpoint_of_size(new_size),
