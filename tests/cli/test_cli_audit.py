@@ -355,3 +355,22 @@ def test_an_export_of_the_logs_tail_is_checked_from_its_first_event(
     refused = cli("export", str(tmp_path / "t2.jsonl"), "--after", "300", "--url", db)
     assert refused.exit_code == 5
     assert "global position 450" in refused.stderr
+
+
+def test_read_only_verify_and_prove_use_the_tree_as_it_is(
+    cli: Cli, seeded: str, key_file: str
+) -> None:
+    cli("audit", "checkpoint", "--key", key_file, "--url", seeded)
+    seed(seeded, SAMPLE[:1])
+    verified = cli("audit", "verify", "--read-only", "-p", key_file + ".pub", "--url", seeded)
+    assert verified.exit_code == 0, verified.output
+    assert cli("audit", "checkpoints", "--json", "--url", seeded).stdout.count("\n") == 1
+    proof = cli("audit", "prove", "account-1@0", "--read-only", "--url", seeded)
+    assert proof.exit_code == 0 and parse_proof(proof.stdout).tree_size == 4  # type: ignore[union-attr]
+    newest = cli("audit", "prove", "account-1@2", "--read-only", "--url", seeded)
+    assert newest.exit_code == 2
+    assert "global_position 5: no event at that position is in the audit tree" in newest.stderr
+    with sqlite3.connect(seeded) as conn:
+        tree = conn.execute("SELECT sum(leaf_count) FROM audit_tree_leaves").fetchone()
+    conn.close()
+    assert tree == (4,)

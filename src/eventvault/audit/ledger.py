@@ -255,8 +255,8 @@ class AuditLedger:
             raise LeafIndexError(
                 "tree_size",
                 size,
-                f"the event at global position {event.global_position} is leaf {index}, not in "
-                f"a tree of {size} leaves",
+                f"{size}: the event at global position {event.global_position} is leaf {index}, "
+                f"not in a tree of {size} leaves",
             )
         *path, root = self.tree.inclusion_path(index, size, with_root=True)
         return InclusionProof(

@@ -258,8 +258,8 @@ class AuditTree:
         raise LeafIndexError(
             "global_position",
             global_position,
-            f"no event at global position {global_position} is in the audit tree "
-            f"({self.size()} leaves)",
+            f"{global_position}: no event at that position is in the audit tree, which holds "
+            f"{self.size()} leaves",
         )
 
     # -- subtree hashes ------------------------------------------------------------------------
@@ -351,7 +351,7 @@ class AuditTree:
         self._check_size(size)
         if not 0 <= index < size:
             raise LeafIndexError(
-                "leaf_index", index, f"leaf {index} is not in a tree of {size} leaves"
+                "leaf_index", index, f"{index}: leaf {index} is not in a tree of {size} leaves"
             )
         ranges = inclusion_ranges(index, size)
         return self.hashes([*ranges, (0, size)] if with_root else ranges, size)
@@ -368,7 +368,7 @@ class AuditTree:
             raise LeafIndexError(
                 "old_size",
                 old_size,
-                f"a tree of {old_size} leaves cannot precede one of {new_size}",
+                f"{old_size}: a tree of {old_size} leaves cannot precede one of {new_size}",
             )
         return self.hashes(consistency_ranges(old_size, new_size), new_size)
 
@@ -376,7 +376,7 @@ class AuditTree:
         held = self.size()
         if type(size) is not int or not 0 <= size <= held:
             raise LeafIndexError(
-                "tree_size", size, f"the audit tree holds {held} leaves, not {size}"
+                "tree_size", size, f"{size}: the audit tree holds {held} leaves, not {size}"
             )
 
     # -- catching up with the log --------------------------------------------------------------

@@ -39,6 +39,7 @@ from eventvault.cli.options import JsonOutput, StoreURL
 from eventvault.cli.render import stderr_console, stdout_console
 from eventvault.cli.stores import DEFAULT_URL, open_existing_store, open_store
 from eventvault.errors import AuditMismatchError
+from eventvault.store.base import EventStore
 
 __all__ = ["app"]
 
@@ -75,6 +76,26 @@ PublicKeys = Annotated[
         show_default=False,
     ),
 ]
+
+
+ReadOnly = Annotated[
+    bool,
+    typer.Option(
+        "--read-only",
+        help="Open the store read-only (an auditor's role, a read-only mount): use the tree as "
+        "it is, without catching it up with the log.",
+    ),
+]
+
+
+@contextmanager
+def _opened(url: str, read_only: bool) -> Iterator[EventStore]:
+    if read_only:
+        with open_store(url, read_only=True) as store:
+            yield store
+    else:
+        with open_existing_store(url) as store:
+            yield store
 
 
 def _passphrase() -> bytes | None:
@@ -288,6 +309,7 @@ def prove(
             "checkpoint that holds it.",
         ),
     ] = None,
+    read_only: ReadOnly = False,
     url: StoreURL = DEFAULT_URL,
 ) -> None:
     """Print the inclusion proof of an event (JSON): its place in a signed tree.
@@ -305,6 +327,7 @@ def prove(
     Args:
         event: the event.
         tree_size: the tree to prove it in.
+        read_only: open the store read-only.
         url: the store.
 
     Raises:
@@ -312,7 +335,7 @@ def prove(
         LeafIndexError: the tree of that size does not hold it.
     """
     event_id, stream, position = _event_reference(event)
-    with open_existing_store(url) as store:
+    with _opened(url, read_only) as store:
         proof = AuditLedger(store).prove(
             event_id, stream_name=stream, stream_position=position, tree_size=tree_size
         )
@@ -351,6 +374,7 @@ def consistency(
             metavar="NEW", help="The later tree: a size or a checkpoint file; default: the latest."
         ),
     ] = None,
+    read_only: ReadOnly = False,
     url: StoreURL = DEFAULT_URL,
 ) -> None:
     """Print the consistency proof between two trees (JSON): the later one extends the earlier.
@@ -368,6 +392,7 @@ def consistency(
     Args:
         old: the earlier tree.
         new: the later tree.
+        read_only: open the store read-only.
         url: the store.
 
     Raises:
@@ -376,7 +401,7 @@ def consistency(
     """
     old_size, old_held = _tree_size(old, "OLD")
     new_size, new_held = (None, None) if new is None else _tree_size(new, "NEW")
-    with open_existing_store(url) as store:
+    with _opened(url, read_only) as store:
         proof = AuditLedger(store).consistency(old_size, new_size)
     for held, root, what in (
         (old_held, proof.old_root, "OLD"),
@@ -393,15 +418,16 @@ def consistency(
 
 @app.command("verify")
 @reporting_errors
-def verify(public_key: PublicKeys = None, url: StoreURL = DEFAULT_URL) -> None:
+def verify(
+    public_key: PublicKeys = None, read_only: ReadOnly = False, url: StoreURL = DEFAULT_URL
+) -> None:
     """Check every stored byte of the store: hash chains, the audit tree, every checkpoint.
 
     One pass over the log in global order checks each event against the leaf the tree recorded
     for it (catching an event changed, deleted, inserted or moved after the tree covered it,
     even with its hash chain rewritten), its hash chain and positions, and the record of each
     removal; then the stored tree's hashes and the root and signature of every checkpoint.
-    The first difference is named (exit 5). The tree is caught up first, unless the store was
-    opened read-only.
+    The first difference is named (exit 5). The tree is caught up first, unless --read-only.
 
     Example:
 
@@ -409,6 +435,7 @@ def verify(public_key: PublicKeys = None, url: StoreURL = DEFAULT_URL) -> None:
     \f
     Args:
         public_key: the operator's public key files.
+        read_only: open the store read-only.
         url: the store.
 
     Raises:
@@ -416,7 +443,7 @@ def verify(public_key: PublicKeys = None, url: StoreURL = DEFAULT_URL) -> None:
         CheckpointSignatureError: a checkpoint's signature does not verify.
     """
     keys: list[PublicKey] = [load_public_key(path) for path in public_key or []]
-    with open_existing_store(url) as store:
+    with _opened(url, read_only) as store:
         report = verify_store(store, public_keys=keys)
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, show_header=False)
     table.add_column("what")
