@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import eventvault
-from eventvault import NewEvent, StreamState
+from eventvault import NewEvent, StreamMetadata, StreamState
 from eventvault.aggregates.snapshots import StoreSnapshotStore
 from eventvault.errors import (
     CorruptEventError,
@@ -298,3 +298,23 @@ def test_a_read_of_damaged_stored_bytes_names_the_stream_and_position(tmp_path: 
         assert caught.value.global_position == 2
         with pytest.raises(CorruptEventError, match=r"'account-1'@1 \(global position 2\)"):
             list(store.read_all())
+
+
+def test_a_store_of_storage_schema_2_opened_read_only_is_read_as_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    shutil.copy(FIXTURE_V2, path)
+    with SQLiteEventStore(str(path), read_only=True) as store:
+        assert [e.stream_position for e in store.read_stream("account-0")] == [0, 1]
+        assert [e.stream_position for e in store.read_stream("account-0", backwards=True)] == [
+            1,
+            0,
+        ]
+        assert [e.stream_position for e in store.read_stream_payloads("account-0")] == [0, 1]
+        assert len(list(store.read_all())) == 7
+        assert verify_chain(store.export_events()) == 7
+        assert next(info.stream_name for info in store.list_streams()) == "account-0"
+        event = store.get_event(stream_name="order-1", stream_position=0)
+        assert event is not None and event.removed_by is None
+        assert store.get_stream_metadata("account-0") == StreamMetadata()
+        assert len(list(store.read_hashes())) == 7
+    assert _pragma(path, "user_version") == 2

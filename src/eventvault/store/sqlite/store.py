@@ -144,19 +144,46 @@ _MAX_CACHED_HEADS: Final = 50_000
 _STREAM_START: Final = (
     "coalesce((SELECT removed_before FROM stream_metadata WHERE stream_name = ?1), 0)"
 )
-_READ_STREAM_FORWARDS: Final = (
-    f"SELECT {_COLUMNS} FROM events WHERE stream_name = ?1 "
-    f"AND stream_position >= max(?2, {_STREAM_START}) ORDER BY stream_position LIMIT ?3"
-)
-_READ_STREAM_BACKWARDS: Final = (
-    f"SELECT {_COLUMNS} FROM events WHERE stream_name = ?1 AND stream_position <= ?2 "
-    f"AND stream_position >= {_STREAM_START} ORDER BY stream_position DESC LIMIT ?3"
-)
-_READ_STREAM_PAYLOADS: Final = (
-    "SELECT stream_position, event_type, schema_version, data, recorded_at FROM events "
-    f"WHERE stream_name = ?1 AND stream_position >= max(?2, {_STREAM_START}) "
-    "ORDER BY stream_position LIMIT ?3"
-)
+REMOVALS_SCHEMA: Final = 3
+"""The storage schema that brought removals (`removed_by`, `stream_metadata`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Reads:
+    """The reads that depend on whether the file holds removals: every file of schema 3 on; a
+    file of an older schema opened read-only (which migrates nothing) has none to leave out."""
+
+    stream_forwards: str
+    stream_backwards: str
+    stream_payloads: str
+    live: str
+    removed_by: str
+    listed: str
+    removals: bool
+
+
+def _reads(removals: bool) -> _Reads:
+    start = _STREAM_START if removals else "0"
+    return _Reads(
+        stream_forwards=f"SELECT {_COLUMNS} FROM events WHERE stream_name = ?1 "
+        f"AND stream_position >= max(?2, {start}) ORDER BY stream_position LIMIT ?3",
+        stream_backwards=f"SELECT {_COLUMNS} FROM events WHERE stream_name = ?1 "
+        f"AND stream_position <= ?2 AND stream_position >= {start} "
+        "ORDER BY stream_position DESC LIMIT ?3",
+        stream_payloads="SELECT stream_position, event_type, schema_version, data, recorded_at "
+        f"FROM events WHERE stream_name = ?1 AND stream_position >= max(?2, {start}) "
+        "ORDER BY stream_position LIMIT ?3",
+        live="removed_by IS NULL" if removals else "1",
+        removed_by="removed_by" if removals else "NULL",
+        listed="coalesce((SELECT removed_before FROM stream_metadata "
+        "WHERE stream_name = s.stream_name), 0)"
+        if removals
+        else "0",
+        removals=removals,
+    )
+
+
+_READS: Final = {True: _reads(True), False: _reads(False)}
 _MAX_POSITION: Final = 2**63 - 1
 _IDS_PER_LOOKUP: Final = 500
 """Values per `IN (...)` list (event ids, event types): SQLite builds before 3.32 bind at most
@@ -451,6 +478,9 @@ class SQLiteEventStore(EventStore):
                 )
             if version > SCHEMA_VERSION:
                 raise SchemaVersionError(self.path, version, SCHEMA_VERSION)
+            # A file of an older schema opened read-only is read as it is: it holds no removals
+            # (a process that upgrades it meanwhile is seen once the store is opened again).
+            self._reads = _READS[version >= REMOVALS_SCHEMA]
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
 
@@ -838,10 +868,10 @@ class SQLiteEventStore(EventStore):
         self, stream_name: str, start: int | None, backwards: bool, limit: int
     ) -> list[RecordedEvent]:
         if backwards:
-            sql = _READ_STREAM_BACKWARDS
+            sql = self._reads.stream_backwards
             bound = _MAX_POSITION if start is None else start
         else:
-            sql = _READ_STREAM_FORWARDS
+            sql = self._reads.stream_forwards
             bound = start or 0
         rows = self._query(sql, (stream_name, bound, limit))
         return decode_rows(rows)
@@ -849,7 +879,7 @@ class SQLiteEventStore(EventStore):
     def _read_stream_payload_page(
         self, stream_name: str, start: int, limit: int
     ) -> list[PayloadEvent]:
-        rows = self._query(_READ_STREAM_PAYLOADS, (stream_name, start, limit))
+        rows = self._query(self._reads.stream_payloads, (stream_name, start, limit))
         return [PayloadEvent(*row) for row in rows]
 
     def _read_all_page(
@@ -876,7 +906,7 @@ class SQLiteEventStore(EventStore):
         if stream_prefix is not None:
             conditions.append("substr(stream_name, 1, ?) = ?")
             params.extend((len(stream_prefix), stream_prefix))
-        conditions.append("removed_by IS NULL")
+        conditions.append(self._reads.live)
         order = "DESC" if backwards else "ASC"
         sql = (
             f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(conditions)} "
@@ -887,8 +917,8 @@ class SQLiteEventStore(EventStore):
 
     def _read_raw_page(self, after: int, limit: int) -> list[RawEvent]:
         rows = self._query(
-            f"SELECT {_COLUMNS}, removed_by FROM events WHERE global_position > ? "
-            "ORDER BY global_position LIMIT ?",
+            f"SELECT {_COLUMNS}, {self._reads.removed_by} FROM events "
+            "WHERE global_position > ? ORDER BY global_position LIMIT ?",
             (after, limit),
         )
         return raw_rows(rows, removed_at=10)
@@ -902,7 +932,8 @@ class SQLiteEventStore(EventStore):
         else:
             assert stream is not None
             where, params = "stream_name = ? AND stream_position = ?", stream
-        rows = self._query(f"SELECT {_COLUMNS}, removed_by FROM events WHERE {where}", params)
+        removed_by = self._reads.removed_by
+        rows = self._query(f"SELECT {_COLUMNS}, {removed_by} FROM events WHERE {where}", params)
         return raw_rows(rows, removed_at=10)[0] if rows else None
 
     def _read_hash_page(self, after: int, limit: int) -> list[EventHash]:
@@ -919,18 +950,21 @@ class SQLiteEventStore(EventStore):
             "SELECT s.stream_name, e.stream_position, e.global_position FROM streams AS s "
             "JOIN events AS e ON e.stream_name = s.stream_name AND e.stream_position = "
             "(SELECT max(stream_position) FROM events WHERE stream_name = s.stream_name) "
-            "WHERE s.stream_name > ? AND e.stream_position >= coalesce((SELECT removed_before "
-            "FROM stream_metadata WHERE stream_name = s.stream_name), 0) "
+            f"WHERE s.stream_name > ? AND e.stream_position >= {self._reads.listed} "
             "ORDER BY s.stream_name LIMIT ?",
             ("" if after is None else after, limit),
         )
         return [StreamInfo(str(r[0]), int(r[1]), int(r[2])) for r in rows]
 
     def _stream_metadata(self, stream_name: str) -> StreamMetadata:
+        if not self._reads.removals:
+            return StreamMetadata()
         rows = self._query(removal_statements("sqlite").metadata, (stream_name,))
         return metadata_of(*rows[0]) if rows else StreamMetadata()
 
     def _retained_streams(self) -> list[str]:
+        if not self._reads.removals:
+            return []
         return [str(row[0]) for row in self._query(removal_statements("sqlite").retained, ())]
 
     def get_stream_version(self, stream_name: str) -> int | None:
