@@ -314,10 +314,10 @@ def test_an_export_of_a_newer_format_version_is_refused_asking_for_an_upgrade(
     export_file: bytes,
 ) -> None:
     lines = lines_of(export_file)
-    newer = lines[0].replace(b'"format_version":3', b'"format_version":4')
-    with pytest.raises(ExportFormatError, match="line 1: export format version 4") as caught:
+    newer = lines[0].replace(b'"format_version":4', b'"format_version":5')
+    with pytest.raises(ExportFormatError, match="line 1: export format version 5") as caught:
         read_all_of(b"".join([newer, *lines[1:]]))
-    assert (caught.value.found, caught.value.supported) == (4, 3)
+    assert (caught.value.found, caught.value.supported) == (5, 4)
     # A newer header this version cannot even decode is named the same way.
     strange = b'{"record":"header2","format":"eventvault-export","format_version":7}\n'
     with pytest.raises(ExportFormatError, match="format version 7"):
@@ -588,15 +588,22 @@ def test_the_specs_example_file_verifies_and_is_read_whole(tmp_path: Path) -> No
     data = str(example).replace("\n ", "").encode()
     result = _verify(tmp_path, data)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "whole: 2 events, global positions 1 to 2, head 2"
-    events = read_all_of(data)
+    assert (
+        result.stdout.strip()
+        == "whole: 2 events, 1 registry changes, global positions 1 to 2, head 2"
+    )
+    reader = read_export(data.splitlines(keepends=True))
+    events = list(reader)
+    assert [(c.change_id, c.action, c.event_type, c.version) for c in reader.registry_changes] == [
+        (1, "register", "AccountOpened", 1)
+    ]
     assert [(e.stream_name, e.stream_position, e.event_type) for e in events] == [
         ("account-42", 0, "AccountOpened"),
         ("account-42", 1, "MoneyDeposited"),
     ]
 
 
-# -- removals (format 3) and tampered sources -------------------------------------------------
+# -- removals (format 4) and tampered sources -------------------------------------------------
 
 
 def with_removals(store: EventStore) -> None:
@@ -614,7 +621,7 @@ def test_an_export_of_removals_round_trips_and_the_specs_verifier_accepts_it(
         with_removals(store)
         data = exported(store)
         lines = [msgspec.json.decode(line) for line in lines_of(data)]
-        assert lines[0]["format_version"] == 3
+        assert lines[0]["format_version"] == 4
         erased = [line for line in lines[1:-1] if line.get("data", {}) is None]
         assert {line["stream_name"] for line in erased} == {"account-0", "account-2"}
         assert all(line["metadata"] is None and line["removed_by"] for line in erased)
@@ -630,11 +637,12 @@ def test_an_export_of_removals_round_trips_and_the_specs_verifier_accepts_it(
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ((b'"format_version":3', b'"format_version":2'), "in a file of format 2"),
+        ((b'"format_version":4', b'"format_version":2'), "in a file of format 2"),
+        ((b'"format_version":4', b'"format_version":3'), "in a file of format 3"),
         ((b'"metadata":null', b'"metadata":{}'), "half erased"),
         ((b'"data":null,"metadata":null', b'"data":{},"metadata":{}'), "hash mismatch"),
     ],
-    ids=["removed-in-format-2", "half-erased", "erased-payload-forged"],
+    ids=["removed-in-format-2", "removed-in-format-3", "half-erased", "erased-payload-forged"],
 )
 def test_an_export_file_with_malformed_removals_is_refused(
     change: tuple[bytes, bytes], message: str

@@ -337,7 +337,7 @@ def test_copy_carries_the_subjects_keys(cli: Cli, db: str, tmp_path: Path) -> No
     assert cli("export", str(exported), "--url", db).exit_code == 0
     assert b"ada@example.com" not in exported.read_bytes()
     assert all(json.loads(line) for line in exported.read_text().splitlines())
-    assert msgspec.json.decode(exported.read_text().splitlines()[0])["format_version"] == 3
+    assert msgspec.json.decode(exported.read_text().splitlines()[0])["format_version"] == 4
 
 
 def test_an_export_of_the_logs_tail_is_checked_from_its_first_event(

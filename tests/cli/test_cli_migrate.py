@@ -15,6 +15,11 @@ import pytest
 import eventvault
 from eventvault.aggregates import StoreSnapshotStore
 from eventvault.aggregates.snapshots import SNAPSHOTS
+from eventvault.audit import AUDIT_TREE
+from eventvault.audit.personal import AUDIT_KEYS
+from eventvault.projections.state import PROJECTIONS
+from eventvault.schema import SCHEMAS
+from eventvault.server.tokens import TOKENS
 from eventvault.store.sqlite import SCHEMA_VERSION
 
 from .cli_harness import Cli
@@ -23,12 +28,24 @@ FIXTURE = Path(__file__).parents[1] / "fixtures" / "stores" / "sqlite-schema-1.d
 POSTGRES_URL = os.environ.get("EVENTVAULT_TEST_POSTGRES_URL")
 
 
+COMPONENTS = (
+    "audit_keys",
+    "audit_tree",
+    "eventvault",
+    "projections",
+    "schemas",
+    "server_tokens",
+    "snapshots",
+)
+"""Every component `eventvault migrate` knows: the store's own tables and the features'."""
+
+
 def _rows(output: str) -> dict[str, tuple[str, str]]:
     """component -> (version, applied now), from the table `migrate` prints."""
     rows: dict[str, tuple[str, str]] = {}
     for line in output.splitlines():
         cells = line.split()
-        if len(cells) >= 3 and cells[0] in ("eventvault", "snapshots", "audit_tree", "audit_keys"):
+        if len(cells) >= 3 and cells[0] in COMPONENTS:
             rows[cells[0]] = (cells[1], " ".join(cells[2:]))
     return rows
 
@@ -39,9 +56,12 @@ def test_migrate_creates_a_new_sqlite_store_with_every_component(cli: Cli, db: s
     versions = ", ".join(str(v) for v in range(1, SCHEMA_VERSION + 1))
     assert _rows(result.stdout) == {
         "eventvault": (str(SCHEMA_VERSION), versions),
+        "audit_keys": (str(AUDIT_KEYS.version), "1"),
+        "audit_tree": (str(AUDIT_TREE.version), "1"),
+        "projections": (str(PROJECTIONS.version), "1"),
+        "schemas": (str(SCHEMAS.version), "1"),
+        "server_tokens": (str(TOKENS.version), "1"),
         "snapshots": (str(SNAPSHOTS.version), "1"),
-        "audit_tree": ("1", "1"),
-        "audit_keys": ("1", "1"),
     }
     again = cli("migrate", db)
     assert again.exit_code == 0, again.output
@@ -76,7 +96,12 @@ def test_migrate_takes_the_url_from_eventvault_url(cli: Cli, db: str) -> None:
         ).fetchall()
     conn.close()
     expected = [("audit_keys", 1), ("audit_tree", 1)]
-    expected += [("eventvault", v) for v in range(1, SCHEMA_VERSION + 1)] + [("snapshots", 1)]
+    expected += [("eventvault", v) for v in range(1, SCHEMA_VERSION + 1)] + [
+        ("projections", 1),
+        ("schemas", 1),
+        ("server_tokens", 1),
+        ("snapshots", 1),
+    ]
     assert recorded == expected
 
 
@@ -141,8 +166,11 @@ def test_migrate_creates_a_postgres_schema_with_every_component(
     with eventvault.connect(f"{POSTGRES_URL}{separator}schema={postgres_schema}") as store:
         assert store.component_versions() == {
             "eventvault": 4,
-            "snapshots": 1,
-            "audit_tree": 1,
             "audit_keys": 1,
+            "audit_tree": 1,
+            "projections": 1,
+            "schemas": 1,
+            "server_tokens": 1,
+            "snapshots": 1,
         }
         assert StoreSnapshotStore(store).latest("x-1", schema_version=1) is None

@@ -72,3 +72,17 @@ def test_the_removal_guide_runs_and_prints_what_it_says(
     assert lines[4].startswith("Erased(forgotten_at='") and lines[4].endswith("Z') NL")
     assert lines[5].startswith("{'$erased': '") and lines[5].endswith("Z'}")
     assert lines[6:] == ["3 []", "3 retention of carts 0 3", "3 [3, 4]"]
+
+
+def test_the_projections_guide_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {"__name__": "projections_guide"}
+    blocks = _python_blocks(DOCS / "projections.md")
+    assert len(blocks) >= 2
+    for block in blocks:
+        exec(compile(block, "docs/projections.md", "exec"), namespace)
+    tests = [value for name, value in namespace.items() if name.startswith("test_")]
+    assert tests
+    for test in tests:
+        assert callable(test)
+        test()

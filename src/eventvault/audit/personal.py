@@ -58,7 +58,6 @@ from eventvault.types import (
     NewEvent,
     RecordedEvent,
     StreamAppend,
-    StreamState,
 )
 
 if TYPE_CHECKING:
@@ -518,22 +517,19 @@ class SubjectKeys:
                 return Forgotten(subject, (), (), None)
             statement = sql.streams_of.replace("{marks}", ", ".join([self._mark] * len(live)))
             streams = tuple(str(row[0]) for row in tx.fetch(statement, live))
-            record = tx.append_to_stream(
+            record = tx.append_record(
                 REMOVALS_STREAM,
-                [
-                    NewEvent(
-                        FORGOTTEN_EVENT_TYPE,
-                        {
-                            "subject": subject,
-                            "keys": live,
-                            "streams": list(streams),
-                            "actor": actor,
-                            "reason": reason,
-                        },
-                        metadata={"actor": actor},
-                    )
-                ],
-                expected_version=StreamState.ANY,
+                NewEvent(
+                    FORGOTTEN_EVENT_TYPE,
+                    {
+                        "subject": subject,
+                        "keys": live,
+                        "streams": list(streams),
+                        "actor": actor,
+                        "reason": reason,
+                    },
+                    metadata={"actor": actor},
+                ),
             )
             when = now_micros()
             for key_id in live:

@@ -11,7 +11,10 @@ from rich.table import Table
 
 # The features whose components `migrate` knows: importing them registers their tables.
 import eventvault.aggregates
-import eventvault.audit  # noqa: F401
+import eventvault.audit
+import eventvault.projections
+import eventvault.schema
+import eventvault.server.tokens  # noqa: F401
 from eventvault.cli.errors import CommandLineError
 from eventvault.cli.render import stdout_console
 from eventvault.cli.stores import URL_ENV

@@ -97,7 +97,9 @@ def export(
                 check=tree_check(store),
             )
     where = "stdout" if file == STDIO else repr(file)
-    _summary(f"exported {summary.end.event_count} events to {where}")
+    changes = summary.end.registry_changes
+    registry = f" and {changes} schema registry changes" if changes else ""
+    _summary(f"exported {summary.end.event_count} events{registry} to {where}")
 
 
 def import_(

@@ -509,7 +509,7 @@ class SQLRemovals:
         self._tx.execute(self._sql.set_metadata, (stream_name, *metadata_row(metadata)))
 
     def append(self, stream_name: str, event: NewEvent) -> AppendResult:
-        return self._tx.append_to_stream(stream_name, [event], expected_version=StreamState.ANY)
+        return self._tx.append_record(stream_name, event)
 
     def run_component_statements(
         self, stream_name: str, before: int, components: Sequence[Component]
@@ -658,7 +658,7 @@ class RowTransaction:
         self.metadata[stream_name] = metadata
 
     def append(self, stream_name: str, event: NewEvent) -> AppendResult:
-        return self._tx.append_to_stream(stream_name, [event], expected_version=StreamState.ANY)
+        return self._tx.append_record(stream_name, event)
 
     def run_component_statements(
         self, stream_name: str, before: int, components: Sequence[Component]
