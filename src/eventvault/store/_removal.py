@@ -31,7 +31,7 @@ from eventvault.errors import (
     StreamNotFoundError,
     WrongExpectedVersionError,
 )
-from eventvault.serialization import now_micros, validate_stream_name
+from eventvault.serialization import MAX_POSITION, now_micros, validate_stream_name
 from eventvault.store._append import StoredRow, version_matches
 from eventvault.store.seam import Component, Dialect, Transaction
 from eventvault.types import (
@@ -65,6 +65,8 @@ __all__ = [
 SYSTEM_PREFIX: Final = "$"
 """Streams whose names start with this hold the store's own records; they cannot be removed."""
 _MICROS: Final = timedelta(microseconds=1)
+_LONGEST_AGE: Final = timedelta(microseconds=MAX_POSITION)
+"""The longest `max_age` a store's column of microseconds holds (about 292,000 years)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,20 +120,26 @@ def check_metadata(metadata: object) -> StreamMetadata:
 
     Raises:
         InvalidArgumentError: not a `StreamMetadata`, a `max_age` that is not a positive
-            timedelta, or a `max_count` that is not an int >= 1.
+            timedelta of at most `2**63 - 1` microseconds, or a `max_count` that is not an int
+            from 1 to `2**63 - 1` (what the store's columns hold).
     """
     if not isinstance(metadata, StreamMetadata):
         raise InvalidArgumentError(
             "metadata", metadata, f"must be a StreamMetadata, not {type(metadata).__name__}"
         )
     age, count = metadata.max_age, metadata.max_count
-    if age is not None and (not isinstance(age, timedelta) or age <= timedelta(0)):
+    if age is not None and (
+        not isinstance(age, timedelta) or not timedelta(0) < age <= _LONGEST_AGE
+    ):
         raise InvalidArgumentError(
-            "max_age", age, f"must be a positive timedelta or None, not {age!r}"
+            "max_age",
+            age,
+            f"must be a positive timedelta of at most {_LONGEST_AGE.days} days or None, "
+            f"not {age!r}",
         )
-    if count is not None and (type(count) is not int or count < 1):
+    if count is not None and (type(count) is not int or not 1 <= count <= MAX_POSITION):
         raise InvalidArgumentError(
-            "max_count", count, f"must be an int >= 1 or None, not {count!r}"
+            "max_count", count, f"must be an int from 1 to 2**63 - 1 or None, not {count!r}"
         )
     return metadata
 

@@ -461,6 +461,10 @@ class AsyncEventStore:
         """See `EventStore.get_stream_metadata`."""
         return await asyncio.to_thread(self.store.get_stream_metadata, stream_name)
 
+    async def retained_streams(self) -> list[str]:
+        """See `EventStore.retained_streams`."""
+        return await asyncio.to_thread(self.store.retained_streams)
+
     async def enforce_retention(
         self, *, actor: str, reason: str = "retention policy"
     ) -> list[Removal]:

@@ -620,6 +620,13 @@ class EventStore(abc.ABC):
         self._check_open()
         self._check_writable()
         guard_reentry(id(self), self.url)
+        self._set_metadata(stream_name, metadata, actor, reason)
+
+    def _set_metadata(
+        self, stream_name: str, metadata: StreamMetadata, actor: str, reason: str
+    ) -> None:
+        """Store checked metadata and its record, in a transaction of the store's database
+        (an engine whose store lives elsewhere, the HTTP client, sends the change instead)."""
         self.run_transaction(
             lambda tx: set_metadata(tx._removals(), stream_name, metadata, actor, reason)
         )
@@ -639,6 +646,15 @@ class EventStore(abc.ABC):
         self._check_open()
         validate_stream_name(stream_name)
         return self._stream_metadata(stream_name)
+
+    def retained_streams(self) -> list[str]:
+        """The streams whose metadata sets a retention: those `enforce_retention` visits.
+
+        Returns:
+            Their names, in name order (streams whose every event was removed included).
+        """
+        self._check_open()
+        return self._retained_streams()
 
     def enforce_retention(self, *, actor: str, reason: str = "retention policy") -> list[Removal]:
         """Remove, in every stream whose metadata sets a retention, the events it no longer
@@ -664,6 +680,11 @@ class EventStore(abc.ABC):
         check_text("reason", reason)
         self._check_open()
         self._check_writable()
+        return self._enforce_retention(actor, reason)
+
+    def _enforce_retention(self, actor: str, reason: str) -> list[Removal]:
+        """Apply every stream's retention, one removal per stream (an engine whose store lives
+        elsewhere, the HTTP client, asks the store's side to do it)."""
         removals = []
         for name in self._retained_streams():
             if self.get_stream_version(name) is None:
@@ -677,6 +698,12 @@ class EventStore(abc.ABC):
         self._check_open()
         self._check_writable()
         guard_reentry(id(self), self.url)
+        return self._remove(request)
+
+    def _remove(self, request: RemovalRequest) -> Removal:
+        """Apply one checked removal in a transaction of the store's database, with what the
+        components derived from the stream (an engine whose store lives elsewhere, the HTTP
+        client, sends the request instead)."""
         # Components that may hold data derived from the stream: the registered ones, and any
         # this store used.
         components = {c.name: c for c in known_components()}
