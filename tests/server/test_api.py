@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ import pytest
 
 import eventvault
 from eventvault import NewEvent, StreamState
+from eventvault.audit import AuditLedger, SubjectKeys
 from eventvault.errors import AuthenticationError, PermissionDeniedError
 from eventvault.server.tokens import CACHE_SECONDS, create_token, revoke_token
 from tests.server.serving import Served
@@ -417,5 +419,59 @@ def test_an_anonymous_removal_names_its_actor(tmp_path: Path) -> None:
         assert named.json()["kind"] == "soft-delete"
         log = httpx.get(f"{server.url}/v1/log").text.splitlines()
         assert [msgspec.json.decode(line)["stream_name"] for line in log] == ["$removals"]
+    finally:
+        server.terminate()
+
+
+# -- the audit ledger behind a server ------------------------------------------------------------
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "eventvault.cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_an_audited_store_is_exported_and_copied_through_its_server_whose_export_checks_the_tree(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "audited.db"
+    with eventvault.connect(str(db)) as store:
+        keys = SubjectKeys(store)
+        keys.declare("Registered", {"email": "customer"})
+        keys.append_to_stream(
+            "customer-1",
+            [NewEvent("Registered", {"customer": "c-1", "email": "ada@example.com"})],
+            expected_version=StreamState.NO_STREAM,
+        )
+        store.append_to_stream(
+            "cart-1",
+            [NewEvent("Added", {"n": n}) for n in range(2)],
+            expected_version=StreamState.NO_STREAM,
+        )
+        AuditLedger(store).catch_up()
+    server = Served(str(db), "--port", "0", "--allow-anonymous", "read,admin")
+    try:
+        exported = _cli("export", str(tmp_path / "backup.jsonl"), "--url", server.url)
+        assert exported.returncode == 0, exported.stderr
+        assert "exported 3 events" in exported.stderr
+        copied = _cli("copy", server.url, str(tmp_path / "copy.db"))
+        assert copied.returncode == 0, copied.stderr
+        # The keys stay with the server's store: the copy says so rather than failing or
+        # leaving it to be found out from erased fields.
+        assert "subject keys stay beside the server's store" in copied.stderr
+        with eventvault.connect(str(tmp_path / "copy.db")) as copy:
+            assert copy.head_position() == 3
+        # A global position moved behind the store's back passes every hash chain: only the
+        # tree sees it, and the server's export checks the tree.
+        with sqlite3.connect(db) as conn:
+            conn.execute("UPDATE events SET global_position = 9000 WHERE global_position = 2")
+        conn.close()
+        answer = httpx.get(f"{server.url}/v1/export", timeout=30)
+        assert answer.status_code == 200
+        assert '"record":"end"' not in answer.text
+        assert any(
+            "audit tree" in line and "global position 2" in line and "missing" in line
+            for line in server.log
+        )
     finally:
         server.terminate()

@@ -22,6 +22,7 @@ from collections.abc import Callable
 import pytest
 
 from eventvault import AsyncEventStore, EventStore, StreamState
+from eventvault.audit import AuditLedger, SubjectKeys
 from eventvault.errors import NotSupportedError
 from eventvault.testing.contract import (
     AppendContract,
@@ -136,3 +137,13 @@ class TestSeamRefused(ContractBase):
             assert caught.value.engine == "http"
         assert store.head_position() == 0
         assert store.component_versions()["eventvault"] >= 1
+
+    def test_the_audit_ledger_and_subject_keys_are_refused_naming_the_seam(
+        self, store: EventStore
+    ) -> None:
+        # Both keep tables beside the events: they run where the server's store is.
+        makers: list[Callable[[EventStore], object]] = [AuditLedger, SubjectKeys]
+        for make in makers:
+            with pytest.raises(NotSupportedError) as caught:
+                make(store)
+            assert (caught.value.operation, caught.value.engine) == ("use", "http")

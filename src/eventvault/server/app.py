@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import eventvault
 from eventvault._nesting import depth_over_limit
+from eventvault.audit import tree_check
 from eventvault.errors import (
     EventNotFoundError,
     ImportFileError,
@@ -970,7 +971,7 @@ async def _export_lines(store: EventStore, after: int) -> AsyncIterator[bytes]:
 
     def run() -> None:
         try:
-            write_export(store, sink, after=after)  # type: ignore[arg-type]
+            write_export(store, sink, after=after, check=tree_check(store))  # type: ignore[arg-type]
             sink.flush()
             sink.put(None)
         except _ClientGoneError:
