@@ -29,9 +29,11 @@ from eventvault.errors import (
     AuditMismatchError,
     InvalidArgumentError,
     PersonalDataError,
+    SchemaValidationError,
     SubjectNotFoundError,
 )
 from eventvault.export import read_export, write_export
+from eventvault.schema import SchemaRegistry
 from eventvault.serialization import verify_chain
 from eventvault.testing.contract import EngineSpec
 
@@ -359,3 +361,84 @@ def test_a_copy_reads_what_its_keys_open(engine: EngineSpec) -> None:
         assert first.data["email"] == "ada@example.com"
         assert set(field(second.data, "email")) == {"$erased"}
         assert field(second.data, "email")["$erased"] is not None
+
+
+# -- the schema registry -------------------------------------------------------------------------
+
+CONTACT_SCHEMA: dict[str, object] = {
+    "type": "object",
+    "properties": {
+        "customer_id": {"type": "string"},
+        "email": {"type": "string", "pattern": "@"},
+    },
+    "required": ["customer_id", "email"],
+}
+
+
+def enforced(store: EventStore) -> SubjectKeys:
+    """Subject keys of a store whose registry enforces a schema on a type with a personal
+    field."""
+    registry = SchemaRegistry(store, actor="ada")
+    registry.register("ContactAdded", CONTACT_SCHEMA)
+    registry.enforce()
+    keys = SubjectKeys(store)
+    keys.declare("ContactAdded", {"email": "customer_id"})
+    return keys
+
+
+def test_an_enforced_schema_checks_personal_fields_as_written_not_as_sealed(
+    store: EventStore,
+) -> None:
+    keys = enforced(store)
+    contact = {"customer_id": "c-1", "email": "ada@example.com"}
+    keys.append_to_stream(
+        "contact-1", [NewEvent("ContactAdded", contact)], expected_version=StreamState.NO_STREAM
+    )
+    (event,) = store.read_stream("contact-1")
+    assert "ada@example.com" not in msgspec.json.encode(event.data).decode()
+    assert keys.reveal(event).data == contact
+    # The sealed field is checked no other way: a plain append of the same data still is.
+    with pytest.raises(SchemaValidationError, match="/email"):
+        store.append_to_stream(
+            "contact-2",
+            [NewEvent("ContactAdded", {"customer_id": "c-2", "email": "no-at-sign"})],
+            expected_version=StreamState.NO_STREAM,
+        )
+
+
+def test_a_personal_field_that_breaks_its_schema_is_refused_without_showing_it(
+    store: EventStore,
+) -> None:
+    keys = enforced(store)
+    head = store.head_position()
+    with pytest.raises(SchemaValidationError) as caught:
+        keys.append_to_stream(
+            "contact-1",
+            [
+                NewEvent("ContactAdded", {"customer_id": "c-1", "email": "ada@example.com"}),
+                NewEvent("ContactAdded", {"customer_id": "c-1", "email": "ada.lovelace.example"}),
+            ],
+            expected_version=StreamState.NO_STREAM,
+        )
+    error = caught.value
+    assert (error.index, error.stream_name, error.event_type) == (1, "contact-1", "ContactAdded")
+    assert [pointer for pointer, _ in error.errors] == ["/email"]
+    assert "personal field" in str(error)
+    for text in (str(error), repr(error.errors)):
+        assert "ada.lovelace.example" not in text and "ada@example.com" not in text
+    assert error.__cause__ is None and error.__suppress_context__
+    assert store.head_position() == head
+    with pytest.raises(SubjectNotFoundError):
+        keys.forget("c-1", actor="dpo", reason="no key was made")
+
+
+def test_a_field_that_is_not_personal_is_refused_with_its_reason(store: EventStore) -> None:
+    keys = enforced(store)
+    keys.declare("ContactAdded", {"email": "owner"})
+    with pytest.raises(SchemaValidationError, match='/customer_id: 42 is not of type "string"'):
+        keys.append_to_stream(
+            "contact-1",
+            [NewEvent("ContactAdded", {"customer_id": 42, "owner": "o-1", "email": "a@b"})],
+            expected_version=StreamState.NO_STREAM,
+        )
+    assert list(store.read_stream("contact-1")) == []

@@ -39,11 +39,20 @@ from eventvault.audit.keys import need_cryptography
 from eventvault.errors import (
     InvalidArgumentError,
     PersonalDataError,
+    SchemaValidationError,
     SubjectNotFoundError,
 )
-from eventvault.serialization import from_micros, new_event_id, now_micros, validate_stream_name
+from eventvault.serialization import (
+    MAX_POSITION,
+    encode_events,
+    from_micros,
+    new_event_id,
+    now_micros,
+    validate_stream_name,
+)
 from eventvault.store.base import EventStore
 from eventvault.store.seam import (
+    AppendValidator,
     Component,
     Dialect,
     Transaction,
@@ -381,6 +390,9 @@ class SubjectKeys:
         ]
 
         def work(tx: Transaction) -> list[AppendResult]:
+            validator = tx.append_validator
+            if validator is not None:
+                self._validate_plain(validator, fixed)
             sealed: list[StreamAppend] = []
             notes: set[tuple[str, str]] = set()
             for append in fixed:
@@ -391,9 +403,45 @@ class SubjectKeys:
                 sealed.append(StreamAppend(append.stream_name, events, append.expected_version))
             if notes:
                 tx.execute_many(self._sql.note_stream, sorted(notes))
-            return tx.append_to_streams(sealed)
+            # The events were validated as written above; a sealed field (ciphertext) cannot
+            # match the schema of the value it hides.
+            tx.append_validator = None
+            try:
+                return tx.append_to_streams(sealed)
+            finally:
+                tx.append_validator = validator
 
         return self.store.run_transaction(work)
+
+    def _validate_plain(self, validator: AppendValidator, appends: Sequence[StreamAppend]) -> None:
+        """Run the store's append validator (the schema registry) over the events before their
+        personal fields are sealed.
+
+        Raises:
+            SchemaValidationError: an event does not match its schema; a reason that would show
+                a personal field's value is replaced, so that the error (and any log it reaches)
+                holds no personal data.
+            The other errors of the validator.
+        """
+        for append in appends:
+            # The size limit is the sealed events' to meet, checked when they are appended.
+            encoded = encode_events(append.events, MAX_POSITION)
+            try:
+                validator(append.stream_name, encoded)
+            except SchemaValidationError as exc:
+                index = exc.index or 0
+                event = append.events[index]
+                fields = self.personal_fields(event)
+                if not fields:
+                    raise
+                payload = msgspec.json.decode(encoded[index].data)
+                raise SchemaValidationError(
+                    exc.stream_name,
+                    index,
+                    exc.event_type,
+                    exc.schema_version,
+                    _without_personal(exc.errors, payload, fields),
+                ) from None
 
     def append_to_stream(
         self, stream_name: str, events: Sequence[NewEvent], *, expected_version: ExpectedVersion
@@ -545,6 +593,24 @@ class SubjectKeys:
             for key_id in forgotten.keys:
                 self._cache.pop(key_id, None)
         return forgotten
+
+
+def _without_personal(
+    errors: Sequence[tuple[str, str]], payload: Mapping[str, object], fields: Mapping[str, str]
+) -> list[tuple[str, str]]:
+    """Schema violations with every reason about a personal field, or that quotes a personal
+    value, replaced by one that shows none."""
+    values = [payload[field] for field in fields if payload.get(field) is not None]
+    shown = {msgspec.json.encode(value).decode() for value in values}
+    shown |= {str(value) for value in values if str(value)}
+    hidden = "does not match its schema (a personal field: its value is not shown)"
+    redacted: list[tuple[str, str]] = []
+    for pointer, reason in errors:
+        personal = any(pointer == f"/{f}" or pointer.startswith(f"/{f}/") for f in fields)
+        if personal or any(text in reason for text in shown):
+            reason = hidden
+        redacted.append((pointer, reason))
+    return redacted
 
 
 def _with_id(event: NewEvent) -> NewEvent:
