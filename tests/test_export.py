@@ -314,10 +314,10 @@ def test_an_export_of_a_newer_format_version_is_refused_asking_for_an_upgrade(
     export_file: bytes,
 ) -> None:
     lines = lines_of(export_file)
-    newer = lines[0].replace(b'"format_version":3', b'"format_version":4')
-    with pytest.raises(ExportFormatError, match="line 1: export format version 4") as caught:
+    newer = lines[0].replace(b'"format_version":4', b'"format_version":5')
+    with pytest.raises(ExportFormatError, match="line 1: export format version 5") as caught:
         read_all_of(b"".join([newer, *lines[1:]]))
-    assert (caught.value.found, caught.value.supported) == (4, 3)
+    assert (caught.value.found, caught.value.supported) == (5, 4)
     # A newer header this version cannot even decode is named the same way.
     strange = b'{"record":"header2","format":"eventvault-export","format_version":7}\n'
     with pytest.raises(ExportFormatError, match="format version 7"):
@@ -601,3 +601,118 @@ def test_the_specs_example_file_verifies_and_is_read_whole(tmp_path: Path) -> No
         ("account-42", 0, "AccountOpened"),
         ("account-42", 1, "MoneyDeposited"),
     ]
+
+
+# -- removals (format 4) and tampered sources -------------------------------------------------
+
+
+def with_removals(store: EventStore) -> None:
+    """`fill`, then a truncation, a soft delete and a hard delete."""
+    fill(store, streams=4, per_stream=3)
+    store.truncate_stream("account-0", before=2, actor="ops", reason="retention")
+    store.delete_stream("account-1", actor="ops", reason="closed")
+    store.delete_stream("account-2", hard=True, actor="ops", reason="erasure request")
+
+
+def test_an_export_of_removals_round_trips_and_the_specs_verifier_accepts_it(
+    tmp_path: Path, engine: EngineSpec
+) -> None:
+    with engine.fresh() as store:
+        with_removals(store)
+        data = exported(store)
+        lines = [msgspec.json.decode(line) for line in lines_of(data)]
+        assert lines[0]["format_version"] == 4
+        erased = [line for line in lines[1:-1] if line.get("data", {}) is None]
+        assert {line["stream_name"] for line in erased} == {"account-0", "account-2"}
+        assert all(line["metadata"] is None and line["removed_by"] for line in erased)
+        result = _verify(tmp_path, data)
+        assert result.returncode == 0, result.stderr
+        with eventvault.connect("memory://") as copy:
+            assert load_export(copy, io.BytesIO(data)) == 15
+            assert list(copy.export_events()) == list(store.export_events())
+            assert [e.stream_position for e in copy.read_stream("account-0")] == [2]
+            assert list(copy.read_stream("account-1")) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ((b'"format_version":4', b'"format_version":2'), "in a file of format 2"),
+        ((b'"format_version":4', b'"format_version":3'), "in a file of format 3"),
+        ((b'"metadata":null', b'"metadata":{}'), "half erased"),
+        ((b'"data":null,"metadata":null', b'"data":{},"metadata":{}'), "hash mismatch"),
+    ],
+    ids=["removed-in-format-2", "removed-in-format-3", "half-erased", "erased-payload-forged"],
+)
+def test_an_export_file_with_malformed_removals_is_refused(
+    change: tuple[bytes, bytes], message: str
+) -> None:
+    with eventvault.connect("memory://") as store:
+        with_removals(store)
+        data = exported(store)
+    old, new = change
+    changed = data.replace(old, new, 1)
+    # The digest is recomputed, so only the check of the removal itself can refuse the file.
+    lines = lines_of(changed)
+    end = msgspec.json.decode(lines[-1])
+    end["sha256"] = hashlib.sha256(b"".join(lines[:-1])).hexdigest()
+    changed = b"".join([*lines[:-1], msgspec.json.encode(end) + b"\n"])
+    with eventvault.connect("memory://") as target:
+        with pytest.raises(ImportFileError, match=message):
+            load_export(target, io.BytesIO(changed))
+        assert target.head_position() == 0
+
+
+def _tampered(path: Path) -> str:
+    """A SQLite store of 12 events whose event at global position 5 had a payload byte
+    changed behind the store's back."""
+    with eventvault.connect(str(path)) as store:
+        fill(store)
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "UPDATE events SET data = CAST(replace(data, X'3A31', X'3A39') AS BLOB) "
+            "WHERE global_position = 5"
+        )
+    conn.close()
+    return str(path)
+
+
+def test_an_export_of_a_tampered_store_stops_at_the_changed_event_without_a_closing_record(
+    tmp_path: Path,
+) -> None:
+    with eventvault.connect(_tampered(tmp_path / "t.db")) as store:
+        out = io.BytesIO()
+        with pytest.raises(HashChainError, match="'account-1'@1") as caught:
+            write_export(store, out)
+        assert caught.value.stream_position == 1
+    written = lines_of(out.getvalue())
+    assert [msgspec.json.decode(line)["global_position"] for line in written[1:]] == [1, 2, 3, 4]
+    with pytest.raises(IncompleteExportError, match="closing record is missing"):
+        read_all_of(out.getvalue())
+
+
+def test_a_copy_of_a_tampered_store_leaves_the_target_empty(tmp_path: Path) -> None:
+    with (
+        eventvault.connect(_tampered(tmp_path / "t.db")) as store,
+        eventvault.connect("memory://") as target,
+    ):
+        with pytest.raises(HashChainError, match="'account-1'@1"):
+            copy_events(store, target)
+        assert target.head_position() == 0
+
+
+def test_a_further_check_refuses_the_event_it_names(source: EventStore) -> None:
+    def check(event: RawEvent) -> None:
+        if event.global_position == 3:
+            raise HashChainError(event.stream_name, event.stream_position, "00" * 32, event.hash)
+
+    out = io.BytesIO()
+    with pytest.raises(HashChainError, match="'account-2'@0"):
+        write_export(source, out, check=check)
+    assert len(lines_of(out.getvalue())) == 3
+    with eventvault.connect("memory://") as target:
+        with pytest.raises(HashChainError):
+            copy_events(source, target, check=check)
+        assert target.head_position() == 0

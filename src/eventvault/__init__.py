@@ -34,8 +34,10 @@ from eventvault.types import (
     PayloadEvent,
     RawEvent,
     RecordedEvent,
+    Removal,
     StreamAppend,
     StreamInfo,
+    StreamMetadata,
     StreamState,
 )
 
@@ -52,9 +54,11 @@ __all__ = [
     "PayloadEvent",
     "RawEvent",
     "RecordedEvent",
+    "Removal",
     "StoreStats",
     "StreamAppend",
     "StreamInfo",
+    "StreamMetadata",
     "StreamState",
     "Subscription",
     "WrongExpectedVersionError",

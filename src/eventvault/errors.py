@@ -30,13 +30,17 @@ __all__ = [
     "AggregateDefinitionError",
     "AggregateNotFoundError",
     "AggregateQueryError",
+    "AuditKeyError",
+    "AuditMismatchError",
     "AuthenticationError",
     "BadInputError",
+    "CheckpointSignatureError",
     "ConflictError",
     "CorruptEventError",
     "DatabaseLockedError",
     "DuplicateEventIdError",
     "EventDecodeError",
+    "EventNotFoundError",
     "EventRegistrationError",
     "EventVaultError",
     "ExportFormatError",
@@ -51,6 +55,7 @@ __all__ = [
     "InvalidSchemaError",
     "InvalidStreamNameError",
     "InvalidURLError",
+    "LeafIndexError",
     "LeaseLostError",
     "MigrationRequiredError",
     "MissingHandlerError",
@@ -61,6 +66,7 @@ __all__ = [
     "PayloadTooDeepError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
+    "PersonalDataError",
     "ProjectionDefinitionError",
     "ProjectionStateError",
     "ReadOnlyStoreError",
@@ -77,6 +83,7 @@ __all__ = [
     "StoreNotFoundError",
     "StoreUnavailableError",
     "StreamNotFoundError",
+    "SubjectNotFoundError",
     "TransactionUsageError",
     "UnknownEventTypeError",
     "UnknownProjectionError",
@@ -846,6 +853,130 @@ class TransactionUsageError(BadInputError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+# -- the audit ledger ----------------------------------------------------------------------------
+
+
+class AuditMismatchError(IntegrityError):
+    """What a store holds is not what its audit ledger recorded: an event whose bytes, hash or
+    position differ from the leaf the audit tree holds for it, a leaf or subtree hash of the tree
+    that was changed, a checkpoint whose root is not the tree's, or a removal whose record does
+    not match what it removed. Raised by `eventvault.audit` at the first such difference, in the
+    order of the log.
+
+    Attributes:
+        reason: what differs, with the values involved.
+        global_position: the global position of the first event that differs, or None when the
+            difference is not an event's (a stored subtree hash, a checkpoint).
+        stream_name: that event's stream, or None.
+        stream_position: its position in its stream, or None.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        global_position: int | None = None,
+        stream_name: str | None = None,
+        stream_position: int | None = None,
+    ) -> None:
+        self.reason = reason
+        self.global_position = global_position
+        self.stream_name = stream_name
+        self.stream_position = stream_position
+        where = ""
+        if stream_name is not None:
+            where = f"{stream_name!r}@{stream_position} (global position {global_position}): "
+        elif global_position is not None:
+            where = f"global position {global_position}: "
+        super().__init__(f"{where}{reason}")
+
+
+class CheckpointSignatureError(IntegrityError):
+    """A checkpoint's signature does not verify: it was forged, altered after signing, or
+    signed with a key that is not the operator's.
+
+    Attributes:
+        tree_size: the tree size the checkpoint claims.
+        key_id: the id of the key it names.
+        reason: what does not verify.
+    """
+
+    def __init__(self, tree_size: int, key_id: str, reason: str) -> None:
+        self.tree_size = tree_size
+        self.key_id = key_id
+        self.reason = reason
+        super().__init__(f"checkpoint of tree size {tree_size} (key {key_id}): {reason}")
+
+
+class AuditKeyError(BadInputError):
+    """An audit signing or public key cannot be used: its file is missing, unreadable, not an
+    Ed25519 key, protected by another passphrase, or kept beside the store it would sign.
+
+    Attributes:
+        path: the key file.
+        reason: what is wrong, and what to do.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"key file {path!r}: {reason}")
+
+
+class PersonalDataError(BadInputError):
+    """An event's personal fields cannot be protected as declared: the field that names the
+    subject is missing or not a non-empty string, a declared field is not in the payload, or a
+    field marked `Personal` cannot hold what an erased field reads as (`Erased`).
+
+    Attributes:
+        event_type: the event's type.
+        reason: what is wrong.
+    """
+
+    def __init__(self, event_type: str, reason: str) -> None:
+        self.event_type = event_type
+        self.reason = reason
+        super().__init__(f"event type {event_type!r}: {reason}")
+
+
+class EventNotFoundError(NotFoundError, LookupError):
+    """An event asked for by its id or stream position is not in the store.
+
+    Attributes:
+        reference: how it was named (an event id, or `stream@position`).
+    """
+
+    def __init__(self, reference: str) -> None:
+        self.reference = reference
+        super().__init__(f"no event {reference} in the store")
+
+
+class LeafIndexError(InvalidArgumentError):
+    """An event or tree size asked of the audit tree is not in it (yet): a proof of an event the
+    tree has not caught up with, a tree larger than it holds, a consistency proof from a larger
+    tree to a smaller.
+
+    Attributes:
+        argument: what was asked for.
+        value: the value given.
+        reason: why it is not in the tree.
+    """
+
+
+class SubjectNotFoundError(NotFoundError, LookupError):
+    """A subject to forget has no key: nothing was ever sealed for it (check its id).
+
+    Attributes:
+        subject: the subject's id as given.
+    """
+
+    def __init__(self, subject: str) -> None:
+        self.subject = subject
+        super().__init__(
+            f"no personal data of subject {subject!r} is kept: no event sealed a field for it"
+        )
 
 
 # -- the schema registry ---------------------------------------------------------------------

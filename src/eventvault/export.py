@@ -1,5 +1,5 @@
 """Export files: a store's log and schema registry as JSON Lines that prove themselves whole
-(format 3).
+(format 4).
 
 A file is a header line, one line per change of the store's schema registry (its whole history,
 so an import rebuilds the same registry), one line per event, and a closing line. Each event line is a `RawEvent`
@@ -12,9 +12,11 @@ changed or reordered fails the count, the positions or the digest. `read_export`
 the end of the events, so an import that consumes it rolls back. docs/export-format.md is the
 specification.
 
-Files of format 2 (the same without registry lines) are read as they are. Files of format 1
-(eventvault 0.1: event lines only) cannot prove themselves whole; they are read only when the
-caller says what they must hold (`expect_head`, `expect_count`).
+Format 4 carries removed events (`RawEvent.removed_by`; an erased payload is `null`) beside the
+registry lines. Files of format 3 (registry lines, no removed events) and of format 2 (neither)
+are read as they are. Files of format 1 (eventvault 0.1: event lines only) cannot prove
+themselves whole; they are read only when the caller says what they must hold (`expect_head`,
+`expect_count`).
 """
 
 from __future__ import annotations
@@ -42,13 +44,14 @@ from eventvault.schema.transfer import (
     import_registry,
     registry_history,
 )
-from eventvault.serialization import MAX_NESTING_DEPTH, nesting_depth
+from eventvault.serialization import MAX_NESTING_DEPTH, ChainVerifier, nesting_depth
 from eventvault.store.base import EventStore
 from eventvault.types import RawEvent
 
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "EventCheck",
     "ExportEnd",
     "ExportHeader",
     "ExportReader",
@@ -61,10 +64,17 @@ __all__ = [
 
 FORMAT_NAME: Final = "eventvault-export"
 """The `format` of an export file's header."""
-FORMAT_VERSION: Final = 3
-"""The format version this module writes; it reads this one, format 2 and format 1."""
+FORMAT_VERSION: Final = 4
+"""The format version this module writes; it reads this one and formats 3, 2 and 1."""
 FIRST_HEADED_FORMAT: Final = 2
 """The first format version with a header and a closing record."""
+FIRST_REGISTRY_FORMAT: Final = 3
+"""The first format version with registry change lines."""
+FIRST_REMOVALS_FORMAT: Final = 4
+"""The first format version whose event lines may be removed events (`removed_by`)."""
+EventCheck = Callable[[RawEvent], None]
+"""A check of each event an export or copy reads, before its hash chain is checked (the audit
+tree's, `eventvault.audit.tree_check`): it raises an `IntegrityError` naming the event."""
 PROGRESS_EVERY: Final = 1000
 """Events between two calls of an `on_progress` callback."""
 
@@ -80,7 +90,8 @@ class ExportHeader(msgspec.Struct, frozen=True, kw_only=True, tag_field="record"
 
     Attributes:
         format: always `eventvault-export`.
-        format_version: the format version (3; 2 for files without registry lines).
+        format_version: the format version (4; 3 for files without removed events, 2 for files
+            without registry lines either).
         eventvault_version: the version of eventvault that wrote the file (informative).
         after: the file holds the events after this global position (0: the whole log).
         head: the source's head position when the export began: the file holds every event
@@ -104,7 +115,7 @@ class ExportEnd(msgspec.Struct, frozen=True, kw_only=True, tag_field="record", t
         first_position: the global position of the first event, None when there is none.
         last_position: the global position of the last event, None when there is none.
         sha256: the SHA-256, in lowercase hex, of every byte of the file before this line.
-        registry_changes: the number of registry change lines (format 3; 0 in format 2).
+        registry_changes: the number of registry change lines (formats 3 and 4; 0 in format 2).
     """
 
     event_count: _Position
@@ -174,19 +185,32 @@ def _check_expectation(name: str, value: int | None) -> None:
 
 
 def _log_until_head(
-    store: EventStore, after: int, what: Literal["export", "copy"]
+    store: EventStore,
+    after: int,
+    what: Literal["export", "copy"],
+    check: EventCheck | None = None,
 ) -> tuple[int, Iterator[RawEvent]]:
-    """The store's head now, and its events after `after` up to that head.
+    """The store's head now, and its events after `after` up to that head, each checked as it
+    is read: by `check`, then its hash chain (from the start of each stream, or for a tail from
+    its first event there).
 
     The iterator raises `IncompleteExportError` after its last event when the events do not end
-    exactly at the head: events the head promised were not there to read.
+    exactly at the head: events the head promised were not there to read; and an
+    `IntegrityError` (`HashChainError`, `CorruptEventError`, or what `check` raises) at the
+    first event that is not what was recorded, before yielding it.
     """
     head = store.head_position()
     events = store.export_events(after=after, until=head)
+    verifier = ChainVerifier(partial=after > 0)
 
     def ending_at_head() -> Iterator[RawEvent]:
         last = after
         for event in events:
+            if check is not None:
+                # The tree names a deleted or moved event itself, where the chain sees only
+                # the next event of its stream.
+                check(event)
+            verifier.check(event)
             last = event.global_position
             yield event
         if head > after and last != head:
@@ -204,14 +228,17 @@ def write_export(
     *,
     after: int = 0,
     on_progress: Progress | None = None,
+    check: EventCheck | None = None,
 ) -> ExportSummary:
-    """Write a store's log and schema registry to a binary stream as an export file (format 3).
+    """Write a store's log and schema registry to a binary stream as an export file (format 4).
 
     The registry's whole history comes first (it is small, and read when the export begins);
     then the events. The export is bounded by the store's head when it begins: events appended while it runs are
     not half-included, they are for the next export. The closing record is written last, so a
     file cut short at any point (a killed process, a full disk, a pipe that stopped) is refused
-    by `read_export`.
+    by `read_export`. Every event is checked as it is read (`check`, then its hash chain): a
+    store whose bytes were changed is refused at the first event that differs, before that
+    event is written, and the file gets no closing record.
 
     Args:
         store: the store to export.
@@ -222,18 +249,22 @@ def write_export(
             import takes whole logs only.
         on_progress: called with the number of events written and the global position of the
             last one, every 1,000 events and once at the end.
+        check: a further check of each event (`eventvault.audit.tree_check(store)` checks it
+            against the store's audit tree).
 
     Returns:
         The header and closing record written.
 
     Raises:
+        HashChainError, CorruptEventError: an event of the store is not what was recorded; no
+            closing record was written.
         InvalidArgumentError: `after` is not an int >= 0 (nothing is written).
         IncompleteExportError: the store's events did not reach the head it had when the export
             began; no closing record was written.
         OSError: `out` cannot be written.
         StorageError: the store failed while being read.
     """
-    head, events = _log_until_head(store, after, "export")
+    head, events = _log_until_head(store, after, "export", check)
     header = ExportHeader(
         format=FORMAT_NAME,
         format_version=FORMAT_VERSION,
@@ -365,7 +396,7 @@ class ExportReader:
 
     def _take_change(self, change: RegistryChange, number: int) -> None:
         header = self.header
-        if header is None or header.format_version < FORMAT_VERSION:
+        if header is None or header.format_version < FIRST_REGISTRY_FORMAT:
             raise ImportFileError(
                 "a registry change in a file without registry lines (format 1 or 2)", line=number
             )
@@ -412,9 +443,24 @@ class ExportReader:
             self._check_format_1(number)
         if event.recorded_at.tzinfo is None:
             raise ImportFileError("recorded_at has no time zone", line=number)
-        for name, raw in (("data", event.data), ("metadata", event.metadata)):
-            if not bytes(raw).startswith(b"{"):
-                raise ImportFileError(f"{name} is not a JSON object", line=number)
+        if event.removed_by is not None:
+            version = 1 if self.header is None else self.header.format_version
+            if version < FIRST_REMOVALS_FORMAT:
+                raise ImportFileError(
+                    f"a removed event (removed_by) in a file of format {version}, whose events "
+                    "are never removed",
+                    line=number,
+                )
+            if (bytes(event.data) == b"null") != (bytes(event.metadata) == b"null"):
+                raise ImportFileError(
+                    "a removed event whose payload is half erased: data and metadata are both "
+                    "null, or neither",
+                    line=number,
+                )
+        if not event.erased:
+            for name, raw in (("data", event.data), ("metadata", event.metadata)):
+                if not bytes(raw).startswith(b"{"):
+                    raise ImportFileError(f"{name} is not a JSON object", line=number)
         position = event.global_position
         header = self.header
         if header is not None and not header.after < position <= header.head:
@@ -579,10 +625,10 @@ def read_export(
 ) -> ExportReader:
     """Read an export file's events lazily, refusing at the end a file not proven whole.
 
-    A file of format 2 proves itself whole by its header and closing record. A file of format 1
+    A file of format 2 or later proves itself whole by its header and closing record. A file of format 1
     (eventvault 0.1: event lines only, blank lines skipped) cannot, and is refused unless
     `expect_head` or `expect_count` says what it must hold; it is then accepted only when it
-    matches exactly. Given with a file of format 2, they are checked against its header and
+    matches exactly. Given with a file of format 2 or later, they are checked against its header and
     closing record too.
 
     Args:
@@ -696,7 +742,11 @@ def _refuse_a_tail(header: ExportHeader | None) -> None:
 
 
 def copy_events(
-    source: EventStore, target: EventStore, *, on_progress: Callable[[int], None] | None = None
+    source: EventStore,
+    target: EventStore,
+    *,
+    on_progress: Callable[[int], None] | None = None,
+    check: EventCheck | None = None,
 ) -> int:
     """Copy every event of one store into another, empty one, of any engine, all or nothing,
     and then its schema registry with its history.
@@ -704,27 +754,30 @@ def copy_events(
     The copy is bounded by the source's head when it begins (events appended to the source
     while it runs are not copied), and proves that it is whole: if the events read do not end
     exactly at that head, it raises before the target commits. Every hash and position is
-    checked by `target.import_events`, in one transaction.
+    checked as the source is read (and `check` run) and again by `target.import_events`, in one
+    transaction: a source whose bytes were changed leaves the target empty.
 
     Args:
         source: the store to read.
         target: the empty store to write.
         on_progress: called with the number of events copied so far, every 1,000 events and
             once at the end.
+        check: a further check of each event read (`eventvault.audit.tree_check(source)`).
 
     Returns:
         The number of events copied.
 
     Raises:
         NotEmptyError: the target holds events, or its schema registry holds changes.
-        HashChainError: an event of the source fails its hash check.
-        ImportFileError: the source's positions are out of order.
+        HashChainError: an event of the source fails its hash check; the target is left empty.
+        CorruptEventError: the source's positions are out of order, or an event holds a value
+            no append stores; the target is left empty.
         IncompleteExportError: the source's events did not reach the head it had when the copy
             began; the target is left empty.
     """
     check_registry_empty(target)
     changes = registry_history(source)
-    _, events = _log_until_head(source, 0, "copy")
+    _, events = _log_until_head(source, 0, "copy", check)
     count = target.import_events(events, on_progress=on_progress)
     import_registry(target, changes)
     return count

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -71,6 +71,7 @@ MAX_SCHEMA_VERSION: Final = 2**31 - 1
 GENESIS_HASH: Final = bytes(32)
 """The "previous hash" of a stream's first event."""
 
+_HEX_DIGEST: Final = re.compile(r"[0-9a-f]{64}")
 FORBIDDEN_NAME_CHARACTERS: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 """What names (streams, event types) must not contain: control characters, and lone surrogates,
 which a Python str may hold but UTF-8, and so no engine, cannot."""
@@ -81,6 +82,7 @@ _EMPTY_OBJECT: Final = b"{}"
 _encode = msgspec.json.encode
 _decoder = msgspec.json.Decoder(dict[str, object])
 _pack_header = struct.Struct(">QqIIIII").pack
+_sha256 = hashlib.sha256
 _time_ns = time.time_ns
 _urandom = os.urandom
 _V7_VERSION: Final = 0x7 << 76
@@ -379,13 +381,17 @@ def stored_payload(event: RawEvent | RecordedEvent) -> tuple[bytes, bytes]:
         event: an event read from a store.
 
     Returns:
-        (data, metadata).
+        (data, metadata); two empty byte strings for a removed event whose payload was erased
+        (`RawEvent.erased`), which is all the store keeps of them.
 
     Raises:
         TypeError: `event` is neither a `RawEvent` nor a `RecordedEvent`.
     """
-    if isinstance(event, RawEvent):
-        return bytes(event.data), bytes(event.metadata)
+    if type(event) is RawEvent:
+        data = bytes(event.data)
+        if event.removed_by is not None and data == b"null":
+            return b"", b""
+        return data, bytes(event.metadata)
     if isinstance(event, RecordedEvent):
         return _encode(event.data), _encode(event.metadata)
     raise TypeError(
@@ -439,18 +445,40 @@ class ChainVerifier:
     The events are `RawEvent`s (from `export_events`) or `RecordedEvent`s (from `read_all`, or
     `read_stream` for one stream), whose payload is encoded again (see `stored_payload`).
     Memory grows with the number of streams, not the number of events.
+
+    A removed event (`RawEvent.removed_by`) whose payload was erased cannot be hashed again: its
+    stored hash is taken as the link its stream's next event chains to, which the next event's
+    hash then confirms. Removals cover a prefix of a stream, so a removed event after one that
+    is not is refused.
+
+    Args:
+        partial: the events are the tail of a log (an export with `after` > 0): the first
+            event seen of each stream is taken as it is, since the hash it chains to came
+            earlier; every later one is checked.
     """
 
-    def __init__(self) -> None:
-        self._heads: dict[str, tuple[int, bytes]] = {}
+    def __init__(self, *, partial: bool = False) -> None:
+        # Per stream: its last position, its last hash, whether an event readers see came yet
+        # (after which no removed event may follow), and its name's UTF-8.
+        self._heads: dict[str, tuple[int, bytes, bool, bytes]] = {}
         self._last_global = 0
+        self._partial = partial
         self.count = 0
+        # What was checked once need not be again: the (type, version) pairs seen (with the
+        # type's UTF-8), and the last timestamp (consecutive events of one commit share the
+        # datetime object). Each head also keeps its stream name's UTF-8.
+        self._known_types: dict[tuple[str, int], bytes] = {}
+        self._moment: datetime | None = None
+        self._micros = 0
+        self.last_hash = GENESIS_HASH
+        """The hash of the last event checked, as bytes."""
 
     def check(self, event: RawEvent | RecordedEvent) -> tuple[bytes, bytes]:
         """Check the next event.
 
         Returns:
-            Its stored data and metadata bytes (`stored_payload`).
+            Its stored data and metadata bytes (`stored_payload`). Its hash, as bytes, is then
+            `last_hash`.
 
         Raises:
             HashChainError: its hash does not match its bytes and the previous hash.
@@ -460,54 +488,122 @@ class ChainVerifier:
                 a `ValueError`).
             TypeError: it is neither a `RawEvent` nor a `RecordedEvent`.
         """
-        data, metadata = stored_payload(event)
-
-        def corrupt(reason: str) -> CorruptEventError:
-            return CorruptEventError(
-                event.stream_name,
-                event.stream_position,
-                reason,
-                global_position=event.global_position,
-                event_id=event.event_id,
+        if isinstance(event, RawEvent):
+            # `stored_payload`, inline: the hot path of export, import and verify.
+            data = bytes(event.data)
+            removed_by = event.removed_by
+            if removed_by is not None and data == b"null":
+                data = metadata = b""
+            else:
+                metadata = bytes(event.metadata)
+        else:
+            data, metadata = stored_payload(event)
+            removed_by = None
+        position = event.global_position
+        if position <= self._last_global:
+            raise _corrupt(event, f"global position {position} does not follow {self._last_global}")
+        if position > MAX_POSITION:
+            raise _corrupt(event, f"global position {position} is past the largest, {MAX_POSITION}")
+        kind = (event.event_type, event.schema_version)
+        encoded_type = self._known_types.get(kind)
+        if encoded_type is None:
+            problem = _type_and_version_problem(*kind)
+            if problem is not None:
+                raise _corrupt(event, problem)
+            encoded_type = self._known_types[kind] = kind[0].encode()
+        name = event.stream_name
+        head = self._heads.get(name)
+        if head is None:  # a stream's name is checked when it is first seen
+            try:
+                validate_stream_name(name)
+            except InvalidStreamNameError as exc:
+                raise _corrupt(event, str(exc)) from exc
+            encoded_name = name.encode()
+        else:
+            encoded_name = head[3]
+        moment = event.recorded_at
+        if moment is not self._moment:
+            if moment.tzinfo is None:
+                raise _corrupt(event, f"recorded_at {moment} has no time zone")
+            self._moment, self._micros = moment, to_micros(moment)
+        erased = removed_by is not None and not data
+        if removed_by is not None and removed_by <= position:
+            raise _corrupt(
+                event,
+                f"removed by the record at global position {removed_by}, which does not follow "
+                "the event",
             )
-
-        if event.global_position <= self._last_global:
-            raise corrupt(
-                f"global position {event.global_position} does not follow {self._last_global}"
-            )
-        if event.global_position > MAX_POSITION:
-            raise corrupt(
-                f"global position {event.global_position} is past the largest, {MAX_POSITION}"
-            )
-        problem = _type_and_version_problem(event.event_type, event.schema_version)
-        if problem is not None:
-            raise corrupt(problem)
-        try:
-            validate_stream_name(event.stream_name)
-        except InvalidStreamNameError as exc:
-            raise corrupt(str(exc)) from exc
-        if event.recorded_at.tzinfo is None:
-            raise corrupt(f"recorded_at {event.recorded_at} has no time zone")
-        for name, raw in (("data", data), ("metadata", metadata)):
-            if not raw.startswith(b"{"):
-                raise corrupt(f"{name} is not a JSON object")
-        head = self._heads.get(event.stream_name)
-        next_position, previous = (0, GENESIS_HASH) if head is None else (head[0] + 1, head[1])
-        if event.stream_position != next_position:
+        if not erased and (data[:1] != b"{" or metadata[:1] != b"{"):
+            which = "data" if data[:1] != b"{" else "metadata"
+            raise _corrupt(event, f"{which} is not a JSON object")
+        stream_position = event.stream_position
+        if head is None:
+            next_position = stream_position if self._partial else 0
+            previous: bytes | None = None if self._partial else GENESIS_HASH
+            seen_live = False
+        else:
+            next_position, previous, seen_live = head[0] + 1, head[1], head[2]
+        if stream_position != next_position:
             if head is None:
-                raise corrupt(
-                    f"the stream starts at position {event.stream_position}, not 0: this is "
-                    "part of a log (exported from a later position), which cannot be imported "
-                    "on its own"
+                raise _corrupt(
+                    event,
+                    f"the stream starts at position {stream_position}, not 0: this is part of a "
+                    "log (exported from a later position), which cannot be imported on its own",
                 )
-            raise corrupt(f"position {event.stream_position} where {next_position} was due")
-        digest = _hash_of(event, previous, data, metadata)
-        if digest.hex() != event.hash:
-            raise HashChainError(event.stream_name, event.stream_position, digest.hex(), event.hash)
-        self._heads[event.stream_name] = (event.stream_position, digest)
-        self._last_global = event.global_position
+            raise _corrupt(event, f"position {stream_position} where {next_position} was due")
+        if removed_by is not None and seen_live:
+            raise _corrupt(
+                event,
+                "removed, after an event of its stream that is not: removals take the first "
+                "events of a stream",
+            )
+        if erased or previous is None:
+            if not _HEX_DIGEST.fullmatch(event.hash):
+                raise _corrupt(
+                    event, f"hash {event.hash!r:.80} is not 64 lowercase hexadecimal digits"
+                )
+            digest = bytes.fromhex(event.hash)
+        else:
+            # `event_hash`, with the stream name and type encoded once per stream and type.
+            header = _pack_header(
+                stream_position,
+                self._micros,
+                kind[1],
+                len(encoded_name),
+                len(encoded_type),
+                len(data),
+                len(metadata),
+            )
+            digest = _sha256(
+                b"".join(
+                    (
+                        previous,
+                        header,
+                        encoded_name,
+                        event.event_id.bytes,
+                        encoded_type,
+                        data,
+                        metadata,
+                    )
+                )
+            ).digest()
+            if digest.hex() != event.hash:
+                raise HashChainError(name, stream_position, digest.hex(), event.hash)
+        self._heads[name] = (stream_position, digest, seen_live or removed_by is None, encoded_name)
+        self._last_global = position
+        self.last_hash = digest
         self.count += 1
         return data, metadata
+
+
+def _corrupt(event: RawEvent | RecordedEvent, reason: str) -> CorruptEventError:
+    return CorruptEventError(
+        event.stream_name,
+        event.stream_position,
+        reason,
+        global_position=event.global_position,
+        event_id=event.event_id,
+    )
 
 
 def verify_chain(events: Iterable[RawEvent | RecordedEvent]) -> int:
@@ -642,23 +738,59 @@ def decode_rows(rows: Sequence[_Row]) -> list[RecordedEvent]:
         ) from None
 
 
-def raw_rows(rows: Iterable[_Row]) -> list[RawEvent]:
-    """Turn stored rows into `RawEvent`, keeping the stored bytes."""
-    return [
-        RawEvent(
-            global_position=row[2],
-            stream_name=row[0],
-            stream_position=row[1],
-            event_id=uuid_from_bytes(row[3]),
-            event_type=row[4],
-            schema_version=row[5],
-            data=msgspec.Raw(row[6]),
-            metadata=msgspec.Raw(row[7]),
-            recorded_at=from_micros(row[8]),
-            hash=row[9].hex(),
+_NULL: Final = msgspec.Raw(b"null")
+
+
+def _blob(value: bytes | str | memoryview) -> bytes:
+    """Stored bytes as bytes: a column changed behind the store's back may hold text."""
+    if isinstance(value, str):
+        return value.encode()
+    return bytes(value)
+
+
+def raw_rows(rows: Iterable[Sequence[Any]], removed_at: int | None = None) -> list[RawEvent]:
+    """Turn stored rows into `RawEvent`, keeping the stored bytes: the hot loop of export.
+
+    Consecutive rows with the same timestamp share one `datetime` (see `decode_rows`).
+
+    Args:
+        rows: rows in `StoredRow` column order.
+        removed_at: the column that holds `removed_by`, if the rows have one. An erased
+            payload (stored as empty bytes) becomes JSON `null`.
+    """
+    events: list[RawEvent] = []
+    add = events.append
+    raw = msgspec.Raw
+    null = _NULL
+    make_uuid = uuid_from_bytes
+    epoch = _EPOCH
+    delta = timedelta
+    micros = -1
+    when = epoch
+    for row in rows:
+        if row[8] != micros:
+            micros = row[8]
+            when = epoch + delta(microseconds=micros)
+        data, metadata = row[6], row[7]
+        if type(data) is not bytes or type(metadata) is not bytes:
+            data, metadata = _blob(data), _blob(metadata)
+        removed_by = None if removed_at is None else row[removed_at]
+        add(
+            RawEvent(
+                row[2],
+                row[0],
+                row[1],
+                make_uuid(row[3]),
+                row[4],
+                row[5],
+                raw(data) if data else null,
+                raw(metadata) if metadata else null,
+                when,
+                row[9].hex(),
+                None if removed_by is None else int(removed_by),
+            )
         )
-        for row in rows
-    ]
+    return events
 
 
 def new_event_id() -> uuid.UUID:

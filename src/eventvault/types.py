@@ -10,13 +10,17 @@ import enum
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TypeAlias
+from datetime import datetime, timedelta
+from typing import Final, Literal, NamedTuple, TypeAlias
 
 import msgspec
 
 __all__ = [
+    "METADATA_EVENT_TYPE",
+    "REMOVALS_STREAM",
+    "REMOVED_EVENT_TYPE",
     "AppendResult",
+    "EventHash",
     "ExpectedVersion",
     "GlobalPosition",
     "JSONObject",
@@ -24,11 +28,22 @@ __all__ = [
     "PayloadEvent",
     "RawEvent",
     "RecordedEvent",
+    "Removal",
+    "RemovalKind",
     "StreamAppend",
     "StreamInfo",
+    "StreamMetadata",
     "StreamPosition",
     "StreamState",
 ]
+
+REMOVALS_STREAM: Final = "$removals"
+"""The system stream that records every removal of events and every change of a stream's
+retention."""
+REMOVED_EVENT_TYPE: Final = "EventsRemoved"
+"""The type of the record of a removal, in `REMOVALS_STREAM`."""
+METADATA_EVENT_TYPE: Final = "StreamMetadataSet"
+"""The type of the record of a change of a stream's metadata, in `REMOVALS_STREAM`."""
 
 StreamPosition: TypeAlias = int
 """0-based position of an event within its stream; gapless."""
@@ -137,11 +152,19 @@ class PayloadEvent(msgspec.Struct, frozen=True, gc=False, array_like=True):
     recorded_at_us: int
 
 
-class RawEvent(msgspec.Struct, frozen=True, gc=False):
+class RawEvent(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     """An event with its payload as the exact stored bytes: the unit of export, import and copy.
 
     `data` and `metadata` are the JSON bytes the hash was computed over, so an event moved
     between stores keeps a hash that still verifies.
+
+    A removed event (`delete_stream`, `truncate_stream`, retention) keeps its positions, id,
+    type, time and hash, and names the record of its removal in `removed_by`. Its payload is
+    erased (`data` and `metadata` are then JSON `null`) unless a soft delete only hid it.
+
+    Attributes:
+        removed_by: None for an event readers see; for a removed one, the global position of
+            the `EventsRemoved` record (in the stream `$removals`) that removed or erased it.
     """
 
     global_position: GlobalPosition
@@ -154,6 +177,24 @@ class RawEvent(msgspec.Struct, frozen=True, gc=False):
     metadata: msgspec.Raw
     recorded_at: datetime
     hash: str
+    removed_by: GlobalPosition | None = None
+
+    @property
+    def erased(self) -> bool:
+        """Whether the event's payload was erased by a removal (only its hash is left)."""
+        return self.removed_by is not None and bytes(self.data) == b"null"
+
+
+class EventHash(NamedTuple):
+    """An event's place in the log and its hash: what the audit tree's leaf of it holds.
+
+    Attributes:
+        global_position: the event's global position.
+        hash: its 32-byte hash (the hex of which is `RecordedEvent.hash`).
+    """
+
+    global_position: GlobalPosition
+    hash: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,3 +244,55 @@ class StreamInfo:
     def event_count(self) -> int:
         """The number of events in the stream."""
         return self.version + 1
+
+
+RemovalKind: TypeAlias = Literal["truncate", "soft-delete", "hard-delete", "retention"]
+"""How events of a stream were removed: `truncate_stream`, `delete_stream` (soft or hard), or
+the stream's retention (`enforce_retention`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamMetadata:
+    """A stream's settings: how long its events are kept.
+
+    Retention removes a stream's oldest events, keeping their hashes, when
+    `EventStore.enforce_retention` runs (`eventvault streams retain`): those older than
+    `max_age`, and those beyond the newest `max_count`. Both unset (the default) keeps every
+    event.
+
+    Args:
+        max_age: keep events recorded within this time of the enforcement; None: any age.
+        max_count: keep at most this many of the newest events (>= 1); None: any number.
+    """
+
+    max_age: timedelta | None = None
+    max_count: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """What a removal did (`delete_stream`, `truncate_stream`, `enforce_retention`).
+
+    Removed events are hidden from every read; their positions, ids and hashes stay, so every
+    hash chain and proof over the log still verifies. An erasing removal (all but a soft
+    delete) also destroys their payloads.
+
+    Attributes:
+        stream_name: the stream.
+        kind: what removed the events.
+        first_position: the first stream position this removal hid or erased.
+        before: every event of the stream before this stream position is now removed.
+        count: how many events this removal hid or erased; 0 when there was nothing to do, in
+            which case nothing was written.
+        erased: whether the payloads were erased (False for a soft delete).
+        record_position: the global position of the `EventsRemoved` record in `$removals`;
+            None when nothing was removed.
+    """
+
+    stream_name: str
+    kind: RemovalKind
+    first_position: StreamPosition
+    before: StreamPosition
+    count: int
+    erased: bool
+    record_position: GlobalPosition | None

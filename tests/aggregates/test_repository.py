@@ -74,6 +74,20 @@ def test_exists_tells_whether_the_aggregate_has_events(counters: Repository[Coun
     assert not counters.exists("c2")
 
 
+def test_a_deleted_aggregate_neither_exists_nor_loads_even_from_a_snapshot(
+    counters: Repository[Counter],
+) -> None:
+    snapshotting = Repository(Counter, counters.store, counters.registry, snapshot_every=1)
+    snapshotting.save(new_counter("c1", increments=3))
+    assert snapshotting.snapshot_store is not None
+    assert snapshotting.snapshot_store.latest("counter-c1", schema_version=1) is not None
+    counters.store.delete_stream("counter-c1", actor="ops", reason="closed")
+    assert not counters.exists("c1")
+    assert snapshotting.snapshot_store.latest("counter-c1", schema_version=1) is None
+    with pytest.raises(AggregateNotFoundError):
+        snapshotting.get("c1")
+
+
 def test_get_at_a_version_gives_the_past_state(counters: Repository[Counter]) -> None:
     counters.save(new_counter("c1", increments=5))
     past = counters.get("c1", version=2)

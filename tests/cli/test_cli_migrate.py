@@ -15,6 +15,9 @@ import pytest
 import eventvault
 from eventvault.aggregates import StoreSnapshotStore
 from eventvault.aggregates.snapshots import SNAPSHOTS
+from eventvault.audit import AUDIT_TREE
+from eventvault.audit.personal import AUDIT_KEYS
+from eventvault.projections.state import PROJECTIONS
 from eventvault.schema import SCHEMAS
 from eventvault.server.tokens import TOKENS
 from eventvault.store.sqlite import SCHEMA_VERSION
@@ -25,12 +28,24 @@ FIXTURE = Path(__file__).parents[1] / "fixtures" / "stores" / "sqlite-schema-1.d
 POSTGRES_URL = os.environ.get("EVENTVAULT_TEST_POSTGRES_URL")
 
 
+COMPONENTS = (
+    "audit_keys",
+    "audit_tree",
+    "eventvault",
+    "projections",
+    "schemas",
+    "server_tokens",
+    "snapshots",
+)
+"""Every component `eventvault migrate` knows: the store's own tables and the features'."""
+
+
 def _rows(output: str) -> dict[str, tuple[str, str]]:
     """component -> (version, applied now), from the table `migrate` prints."""
     rows: dict[str, tuple[str, str]] = {}
     for line in output.splitlines():
         cells = line.split()
-        if len(cells) >= 3 and cells[0] in ("eventvault", "schemas", "server_tokens", "snapshots"):
+        if len(cells) >= 3 and cells[0] in COMPONENTS:
             rows[cells[0]] = (cells[1], " ".join(cells[2:]))
     return rows
 
@@ -41,6 +56,9 @@ def test_migrate_creates_a_new_sqlite_store_with_every_component(cli: Cli, db: s
     versions = ", ".join(str(v) for v in range(1, SCHEMA_VERSION + 1))
     assert _rows(result.stdout) == {
         "eventvault": (str(SCHEMA_VERSION), versions),
+        "audit_keys": (str(AUDIT_KEYS.version), "1"),
+        "audit_tree": (str(AUDIT_TREE.version), "1"),
+        "projections": (str(PROJECTIONS.version), "1"),
         "schemas": (str(SCHEMAS.version), "1"),
         "server_tokens": (str(TOKENS.version), "1"),
         "snapshots": (str(SNAPSHOTS.version), "1"),
@@ -57,7 +75,7 @@ def test_migrate_upgrades_a_store_written_by_0_1_0_in_place(cli: Cli, tmp_path: 
     result = cli("migrate", str(path))
     assert result.exit_code == 0, result.output
     rows = _rows(result.stdout)
-    assert rows["eventvault"] == (str(SCHEMA_VERSION), "2")
+    assert rows["eventvault"] == (str(SCHEMA_VERSION), "2, 3")
     # 0.1.0 had made the snapshots table already: version 1 adopts it with its rows.
     assert rows["snapshots"] == ("1", "1")
     with eventvault.connect(str(path)) as store:
@@ -77,7 +95,8 @@ def test_migrate_takes_the_url_from_eventvault_url(cli: Cli, db: str) -> None:
             "SELECT component, version FROM component_migrations ORDER BY 1, 2"
         ).fetchall()
     conn.close()
-    expected = [("eventvault", v) for v in range(1, SCHEMA_VERSION + 1)] + [
+    expected = [("audit_keys", 1), ("audit_tree", 1)]
+    expected += [("eventvault", v) for v in range(1, SCHEMA_VERSION + 1)] + [
         ("projections", 1),
         ("schemas", 1),
         ("server_tokens", 1),
@@ -138,7 +157,7 @@ def test_migrate_creates_a_postgres_schema_with_every_component(
     result = cli("migrate", POSTGRES_URL, "--schema", postgres_schema)
     assert result.exit_code == 0, result.output
     rows = _rows(result.stdout)
-    assert rows["eventvault"][1] == "1, 2, 3"
+    assert rows["eventvault"][1] == "1, 2, 3, 4"
     assert rows["snapshots"] == ("1", "1")
     again = cli("migrate", POSTGRES_URL, "--schema", postgres_schema)
     assert "no migration applied" in again.stdout
@@ -146,7 +165,9 @@ def test_migrate_creates_a_postgres_schema_with_every_component(
     separator = "&" if "?" in POSTGRES_URL else "?"
     with eventvault.connect(f"{POSTGRES_URL}{separator}schema={postgres_schema}") as store:
         assert store.component_versions() == {
-            "eventvault": 3,
+            "eventvault": 4,
+            "audit_keys": 1,
+            "audit_tree": 1,
             "projections": 1,
             "schemas": 1,
             "server_tokens": 1,

@@ -14,6 +14,7 @@ from eventvault.testing.contract import (
     NestingContract,
     PositionEdgeContract,
     ReadContract,
+    RemovalContract,
     SeamContract,
     StatefulContract,
     SubscriptionContract,
@@ -81,4 +82,8 @@ class TestStateful(StatefulContract):
 
 
 class TestSeam(SeamContract):
+    pass
+
+
+class TestRemoval(RemovalContract):
     pass

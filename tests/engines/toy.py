@@ -37,6 +37,12 @@ from eventvault.serialization import (
     validate_stream_name,
 )
 from eventvault.store._append import PendingAppend, StoredRow, plan_batch
+from eventvault.store._removal import (
+    ImportedRemovals,
+    RemovalTarget,
+    RowRemovals,
+    RowTransaction,
+)
 from eventvault.store.notify import Notifier
 from eventvault.store.registry import ConnectOptions
 from eventvault.store.seam import (
@@ -49,9 +55,21 @@ from eventvault.store.seam import (
     run_work,
     with_schema,
 )
-from eventvault.store.sqlite._seam import SQLiteStatements, apply_component, component_versions
+from eventvault.store.sqlite._seam import (
+    COMPONENT_MIGRATIONS_DDL,
+    SQLiteStatements,
+    apply_component,
+    component_versions,
+)
 from eventvault.store.url import StoreURL
-from eventvault.types import AppendResult, RawEvent, RecordedEvent, StreamInfo
+from eventvault.types import (
+    AppendResult,
+    EventHash,
+    RawEvent,
+    RecordedEvent,
+    StreamInfo,
+    StreamMetadata,
+)
 
 __all__ = ["ToyEventStore", "ToyLog", "open_toy"]
 
@@ -65,8 +83,14 @@ class ToyLog:
         self.positions: list[int] = []  # the global position of each row, for bisect
         self.streams: dict[str, list[StoredRow]] = {}
         self.ids: dict[uuid.UUID, tuple[str, int, int]] = {}
+        self.removed = RowRemovals()  # removals: which rows are removed, where streams start
         self.notifier = Notifier()
         self.tables = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        self.tables.execute(COMPONENT_MIGRATIONS_DDL)
+
+    def replace(self, old: StoredRow, new: StoredRow) -> None:
+        """Put an erased row in place of the row it was."""
+        self.rows[self.index_after(old.global_position - 1)] = new
 
     def head(self) -> int:
         return self.positions[-1] if self.positions else 0
@@ -161,7 +185,7 @@ class ToyEventStore(EventStore):
             self._log.notifier.notify()
         return results
 
-    def _import(self, batches: Iterator[list[StoredRow]]) -> None:
+    def _import(self, batches: Iterator[list[StoredRow]], removals: ImportedRemovals) -> None:
         log = self._log
         with log.lock:
             self._check_open()
@@ -178,6 +202,7 @@ class ToyEventStore(EventStore):
                     seen.add(row.event_id)
                 staged.extend(batch)
             log.add(staged)
+            log.removed.import_removals(removals)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -186,11 +211,13 @@ class ToyEventStore(EventStore):
     ) -> list[RecordedEvent]:
         with self._log.lock:
             stream = self._log.streams.get(stream_name, [])
+            first = self._log.removed.start(stream_name)
             if backwards:
                 end = len(stream) if start is None else min(start + 1, len(stream))
-                rows = list(reversed(stream[max(0, end - limit) : end]))
+                rows = list(reversed(stream[max(first, end - limit) : end]))
             else:
-                rows = stream[start or 0 : (start or 0) + limit]
+                begin = max(start or 0, first)
+                rows = stream[begin : begin + limit]
         return decode_rows(rows)
 
     def _read_all_page(
@@ -201,12 +228,15 @@ class ToyEventStore(EventStore):
         event_types: tuple[str, ...] | None,
         stream_prefix: str | None,
     ) -> list[RecordedEvent]:
+        log = self._log
+
         def wanted(row: StoredRow) -> bool:
             if event_types is not None and row.event_type not in event_types:
                 return False
+            if not log.removed.visible(row):
+                return False
             return stream_prefix is None or row.stream_name.startswith(stream_prefix)
 
-        log = self._log
         picked: list[StoredRow] = []
         with log.lock:
             if backwards:
@@ -225,18 +255,51 @@ class ToyEventStore(EventStore):
         log = self._log
         with log.lock:
             start = log.index_after(after)
-            rows = log.rows[start : start + limit]
-        return raw_rows(rows)
+            removed = log.removed.removed_by
+            rows = [(*r, removed.get(r.global_position)) for r in log.rows[start : start + limit]]
+        return raw_rows(rows, removed_at=10)
+
+    def _get_event(
+        self, event_id: uuid.UUID | None, stream: tuple[str, int] | None
+    ) -> RawEvent | None:
+        with self._log.lock:
+            if event_id is not None:
+                found = self._log.ids.get(event_id)
+                stream = None if found is None else (found[0], found[1])
+            assert stream is not None or event_id is not None
+            if stream is None:
+                return None
+            rows = self._log.streams.get(stream[0], [])
+            if stream[1] >= len(rows):
+                return None
+            row = rows[stream[1]]
+            return raw_rows([(*row, self._log.removed.removed_by.get(row.global_position))], 10)[0]
+
+    def _read_hash_page(self, after: int, limit: int) -> list[EventHash]:
+        log = self._log
+        with log.lock:
+            start = log.index_after(after)
+            return [EventHash(r.global_position, r.hash) for r in log.rows[start : start + limit]]
 
     def _list_streams_page(self, after: str | None, limit: int) -> list[StreamInfo]:
         with self._log.lock:
             names = sorted(self._log.streams)
             begin = 0 if after is None else bisect.bisect_right(names, after)
-            return [
+            listed = [
                 StreamInfo(name, stream[-1].stream_position, stream[-1].global_position)
-                for name in names[begin : begin + limit]
+                for name in names[begin:]
                 for stream in (self._log.streams[name],)
+                if self._log.removed.listed(name, stream[-1].stream_position)
             ]
+            return listed[:limit]
+
+    def _stream_metadata(self, stream_name: str) -> StreamMetadata:
+        with self._log.lock:
+            return self._log.removed.metadata.get(stream_name, StreamMetadata())
+
+    def _retained_streams(self) -> list[str]:
+        with self._log.lock:
+            return self._log.removed.retained()
 
     def get_stream_version(self, stream_name: str) -> int | None:
         self._check_open()
@@ -305,6 +368,8 @@ class ToyEventStore(EventStore):
             # The component rows are committed; the events join the log under the same lock,
             # so no reader sees one without the other.
             log.add(tx.staged)
+            if tx.removals is not None:
+                log.removed.apply(tx.removals, log.streams, log.replace)
         if tx.staged:
             log.notifier.notify()
         return result
@@ -335,6 +400,12 @@ class _ToyTransaction(SQLiteStatements):
         super().__init__(log.tables, store.max_event_bytes, store._translate)
         self._log = log
         self.staged: list[StoredRow] = []
+        self.removals: RowTransaction | None = None
+
+    def _removals(self) -> RemovalTarget:
+        if self.removals is None:
+            self.removals = self._log.removed.target(self, self._log.streams)
+        return self.removals
 
     def _stream_version(self, stream_name: str) -> int | None:
         for row in reversed(self.staged):

@@ -43,6 +43,37 @@ def test_the_testing_how_to_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         test()
 
 
+def _run_page(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {"__name__": page}
+    for block in _python_blocks(DOCS / page):
+        # As a reader runs it: without this module's `from __future__ import annotations`.
+        exec(compile(block, f"docs/{page}", "exec", dont_inherit=True), namespace)
+
+
+def test_the_audit_guide_runs_and_prints_what_it_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run_page("audit.md", tmp_path, monkeypatch)
+    assert capsys.readouterr().out.splitlines() == ["6 True", "3 3 7", "7 2 operator"]
+
+
+def test_the_removal_guide_runs_and_prints_what_it_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run_page("removal.md", tmp_path, monkeypatch)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:3] == [
+        "ada@example.com",
+        "['country', 'customer_id', 'email'] False",
+        "please call me on 555 0100",
+    ]
+    assert lines[3] == "('customer-42', 'ticket-9')"
+    assert lines[4].startswith("Erased(forgotten_at='") and lines[4].endswith("Z') NL")
+    assert lines[5].startswith("{'$erased': '") and lines[5].endswith("Z'}")
+    assert lines[6:] == ["3 []", "3 retention of carts 0 3", "3 [3, 4]"]
+
+
 def test_the_projections_guide_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {"__name__": "projections_guide"}

@@ -180,10 +180,11 @@ def test_eventvault_migrate_from_the_wheel_sets_up_postgresql_and_sqlite(
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
-    # The store's own three, and one each: snapshots, schemas, projections, the server's tokens.
-    assert "applied 7 migration(s)" in first.stdout
-    assert " schemas " in first.stdout
-    assert " projections " in first.stdout
+    # The store's own four, and one each: snapshots, schemas, projections, the server's tokens,
+    # the audit tree and the subject keys.
+    assert "applied 10 migration(s)" in first.stdout
+    for component in ("schemas", "projections", "server_tokens", "audit_tree", "audit_keys"):
+        assert f" {component} " in first.stdout
     assert "no migration applied" in again.stdout
     assert stats["event_count"] == 1
 

@@ -9,8 +9,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-# Registers the projection tables, which `migrate` applies with every registered component.
-import eventvault.projections  # noqa: F401
+# Register the audit, projection and schema registry tables, which `migrate` applies with every
+# registered component.
+import eventvault.audit
+import eventvault.projections
+import eventvault.schema  # noqa: F401
 from eventvault import NewEvent, StreamState, connect
 from eventvault.aggregates import StoreSnapshotStore
 from eventvault.errors import NotAnEventVaultDatabaseError, SchemaVersionError
@@ -134,12 +137,12 @@ def test_a_schema_written_by_0_1_0_is_upgraded_in_place(
     with pytest.raises(SchemaVersionError, match="eventvault migrate"):
         PostgresEventStore(url)
     with PostgresEventStore(url, auto_migrate=True) as store:
-        assert store.core_migrations_applied == [3]
+        assert store.core_migrations_applied == [3, 4]
         assert verify_chain(store.export_events()) == 7
         # 0.1.0 made the snapshots table with the store's own; the component adopts it.
         snapshot = StoreSnapshotStore(store).latest("account-0", schema_version=1)
         assert snapshot is not None and snapshot.version == 1
-        assert store.component_versions() == {"eventvault": 3, "snapshots": 1}
+        assert store.component_versions() == {"eventvault": 4, "snapshots": 1}
         result = store.append_to_stream(
             "account-0", [NewEvent("MoneyDeposited", {"amount": 1})], expected_version=1
         )
@@ -158,13 +161,57 @@ def test_migrate_of_a_schema_written_by_0_1_0_applies_what_is_missing(
 ) -> None:
     _schema_of_0_1_0(admin, schema)
     result = migrate_store(with_options(server_url, schema=schema))
-    # Every component registered in this process (which the tests that ran before decide).
+    # Every component registered in this process (which the tests that ran before decide),
+    # and at least those this module imports.
+    components = [component.name for component in known_components()]
+    assert {"audit_keys", "audit_tree", "projections", "snapshots"} <= set(components)
     assert [(step.component, step.version) for step in result.applied] == [
         ("eventvault", 3),
-        *((component.name, 1) for component in known_components()),
+        ("eventvault", 4),
+        *((name, 1) for name in components),
     ]
     with PostgresEventStore(with_options(server_url, schema=schema)) as store:
         assert [e.event_type for e in store.read_stream("account-2")] == [
             "AccountOpened",
             "MoneyDeposited",
         ]
+
+
+FIXTURE_SCHEMA_3 = Path(__file__).parents[1] / "fixtures" / "stores" / "postgres-schema-3.sql"
+
+
+def test_a_schema_of_storage_schema_3_is_upgraded_in_place_and_takes_removals(
+    server_url: str, schema: str, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    admin.execute(f'CREATE SCHEMA "{schema}"')
+    admin.execute(FIXTURE_SCHEMA_3.read_text().replace("{schema}", f'"{schema}"'))
+    url = with_options(server_url, schema=schema)
+    with pytest.raises(SchemaVersionError, match="eventvault migrate"):
+        PostgresEventStore(url)
+    applied = migrate_store(url).applied
+    # Every component registered in this process (which the tests that ran before decide),
+    # and at least those this module imports; the fixture holds the snapshots component.
+    components = [component.name for component in known_components()]
+    assert {"audit_keys", "audit_tree", "projections", "schemas", "snapshots"} <= set(components)
+    assert [(step.component, step.version) for step in applied] == [
+        ("eventvault", 4),
+        *((name, 1) for name in components if name != "snapshots"),
+    ]
+    with PostgresEventStore(url) as store:
+        assert store.component_versions() == {"eventvault": 4, **dict.fromkeys(components, 1)}
+        assert verify_chain(store.export_events()) == 7
+        snapshots = StoreSnapshotStore(store)
+        assert snapshots.latest("account-0", schema_version=1) is not None
+        removal = store.truncate_stream("account-0", before=1, actor="ops", reason="upgrade")
+        assert (removal.count, removal.record_position) == (1, 8)
+        assert snapshots.latest("account-0", schema_version=1) is None
+        store.delete_stream("order-1", hard=True, actor="ops", reason="upgrade")
+        assert [e.stream_position for e in store.read_stream("account-0")] == [1]
+        assert "order-1" not in [info.stream_name for info in store.list_streams()]
+        exported = list(store.export_events())
+        assert verify_chain(exported) == 9
+        assert [e.removed_by for e in exported[:7]] == [8, None, None, None, None, None, 9]
+        result = store.append_to_stream(
+            "account-0", [NewEvent("MoneyDeposited", {"amount": 1})], expected_version=1
+        )
+        assert (result.stream_position, result.global_position) == (2, 10)

@@ -156,7 +156,7 @@ def test_a_file_of_format_2_is_still_imported_leaving_the_registry_empty(
     with eventvault.connect("memory://") as source:
         source.append_to_stream("a-1", [NewEvent("T", {"n": 1})], expected_version=StreamState.ANY)
         lines = _lines(exported(source))
-    header = lines[0].replace(b'"format_version":3', b'"format_version":2')
+    header = lines[0].replace(b'"format_version":4', b'"format_version":2')
     end = msgspec.json.decode(lines[-1])
     del end["registry_changes"]
     end["sha256"] = hashlib.sha256(header + b"".join(lines[1:-1])).hexdigest()
@@ -171,3 +171,48 @@ def test_a_file_of_format_2_is_still_imported_leaving_the_registry_empty(
     with_a_change = b"".join([header, change, *lines[1:]])
     with pytest.raises(ImportFileError, match="a registry change in a file without registry"):
         list(read_export(io.BytesIO(with_a_change)))
+
+
+def test_a_file_of_format_3_is_still_imported_with_its_registry(tmp_path: Path) -> None:
+    """Format 3 (the registry's first release): format 4 without removed events."""
+    import hashlib
+
+    with eventvault.connect("memory://") as source:
+        before = fill(source)
+        lines = _lines(exported(source))
+    header = lines[0].replace(b'"format_version":4', b'"format_version":3')
+    assert header != lines[0]
+    end = msgspec.json.decode(lines[-1])
+    end["sha256"] = hashlib.sha256(header + b"".join(lines[1:-1])).hexdigest()
+    data = b"".join([header, *lines[1:-1], msgspec.json.encode(end) + b"\n"])
+    with eventvault.connect(str(tmp_path / "restored.db")) as target:
+        assert load_export(target, io.BytesIO(data)) == 1
+        assert history(target) == before
+        assert [e.stream_name for e in target.read_all()] == ["account-1"]
+
+
+def test_one_file_carries_the_registry_and_the_removals(store: EventStore, tmp_path: Path) -> None:
+    before = fill(store)
+    store.append_to_stream(
+        "account-2",
+        [NewEvent("AccountOpened", {"owner": "Bo"}), NewEvent("AccountOpened", {"owner": "Cy"})],
+        expected_version=StreamState.NO_STREAM,
+    )
+    store.truncate_stream("account-2", before=1, actor="ops", reason="retention")
+    store.delete_stream("account-1", hard=True, actor="ops", reason="erasure request")
+    data = exported(store)
+    assert msgspec.json.decode(data.splitlines()[0])["format_version"] == 4
+    reader = read_export(io.BytesIO(data))
+    events = list(reader)
+    assert len(reader.registry_changes) == 4
+    assert [(e.stream_name, e.removed_by is not None) for e in events[:3]] == [
+        ("account-1", True),
+        ("account-2", True),
+        ("account-2", False),
+    ]
+    with eventvault.connect(str(tmp_path / "restored.db")) as target:
+        assert load_export(target, io.BytesIO(data)) == len(events)
+        assert history(target) == before
+        assert list(target.export_events()) == list(store.export_events())
+        assert list(target.read_stream("account-1")) == []
+        assert [e.data for e in target.read_stream("account-2")] == [{"owner": "Cy"}]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ import pytest
 
 import eventvault
 from eventvault import NewEvent, StreamState
+from eventvault.audit import AuditLedger, SubjectKeys
 from eventvault.errors import AuthenticationError, PermissionDeniedError
 from eventvault.server.tokens import CACHE_SECONDS, create_token, revoke_token
 from tests.server.serving import Served
@@ -321,3 +323,155 @@ def test_the_schema_registry_is_served_and_enforced_on_appends(
     assert refused.status_code == 400, refused.text
     assert "amount" in refused.json()["detail"]
     assert _head(admin) == head
+
+
+# -- removal ------------------------------------------------------------------------------------
+
+
+def _client(server: Served, token: str) -> eventvault.EventStore:
+    return eventvault.connect(f"http://:{token}@{server.url.removeprefix('http://')}")
+
+
+def test_removal_needs_the_admin_scope_and_a_denied_one_leaves_no_trace(
+    served: tuple[Served, Path], admin: httpx.Client
+) -> None:
+    server, db = served
+    writer = {"authorization": f"Bearer {_token(db, 'clerk', 'read', 'write')}"}
+    limited = {"authorization": f"Bearer {_token(db, 'cart-admin', 'admin', prefixes=('cart-',))}"}
+    body = {"expected_version": "no_stream", "events": [EVENT, EVENT]}
+    assert admin.post("/v1/streams/ledger-1", json=body).status_code == 201
+    head = _head(admin)
+    delete = {"stream_name": "ledger-1", "kind": "hard-delete", "reason": "closed"}
+    truncate = {"stream_name": "ledger-1", "kind": "truncate", "before": 1, "reason": "old"}
+    denied = [
+        httpx.post(f"{server.url}/v1/removals", json=delete, headers=writer),
+        httpx.post(f"{server.url}/v1/removals", json=truncate, headers=writer),
+        httpx.post(f"{server.url}/v1/removals", json=delete, headers=limited),
+        httpx.put(
+            f"{server.url}/v1/metadata/ledger-1",
+            json={"max_count": 1, "reason": "policy"},
+            headers=writer,
+        ),
+        httpx.post(f"{server.url}/v1/retention", json={}, headers=writer),
+        httpx.post(f"{server.url}/v1/retention", json={}, headers=limited),
+        httpx.get(f"{server.url}/v1/events?stream_name=ledger-1&stream_position=0", headers=writer),
+    ]
+    for response in denied:
+        assert _problem(response, 403)["error"] == "PermissionDeniedError"
+    assert _head(admin) == head
+    assert len(admin.get("/v1/streams/ledger-1").text.splitlines()) == 2
+    assert admin.get("/v1/metadata/ledger-1").json() == {
+        "stream_name": "ledger-1",
+        "max_age_us": None,
+        "max_count": None,
+    }
+
+
+def test_the_token_that_removes_is_the_removals_actor_and_a_client_cannot_forge_it(
+    served: tuple[Served, Path], admin: httpx.Client
+) -> None:
+    server, db = served
+    client = _client(server, _token(db, "dpo", "admin"))
+    try:
+        client.append_to_stream(
+            "subject-1",
+            [NewEvent("Noted", {"n": n}) for n in range(3)],
+            expected_version=StreamState.NO_STREAM,
+        )
+        head = client.head_position()
+        with pytest.raises(PermissionDeniedError, match="actor 'boss'"):
+            client.delete_stream("subject-1", hard=True, actor="boss", reason="erasure")
+        with pytest.raises(PermissionDeniedError, match="actor 'boss'"):
+            client.truncate_stream("subject-1", before=1, actor="boss", reason="erasure")
+        assert client.head_position() == head
+        removal = client.truncate_stream("subject-1", before=1, actor="dpo", reason="erasure")
+        assert (removal.count, removal.record_position) == (1, head + 1)
+        # A request that names no actor is recorded as the token's.
+        answer = admin.post(
+            "/v1/removals",
+            json={"stream_name": "subject-1", "kind": "truncate", "before": 2, "reason": "again"},
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["count"] == 1
+        records = [
+            e for e in client.read_stream("$removals") if e.data["stream_name"] == "subject-1"
+        ]
+        assert [(r.data["actor"], r.metadata["actor"], r.data["reason"]) for r in records] == [
+            ("dpo", "dpo", "erasure"),
+            ("root", "root", "again"),
+        ]
+    finally:
+        client.close()
+
+
+def test_an_anonymous_removal_names_its_actor(tmp_path: Path) -> None:
+    server = Served(
+        str(tmp_path / "anonymous.db"), "--port", "0", "--allow-anonymous", "read,write,admin"
+    )
+    try:
+        body = {"expected_version": "any", "events": [EVENT]}
+        assert httpx.post(f"{server.url}/v1/streams/cart-1", json=body).status_code == 201
+        unnamed = {"stream_name": "cart-1", "kind": "soft-delete", "reason": "abandoned"}
+        problem = _problem(httpx.post(f"{server.url}/v1/removals", json=unnamed), 400)
+        assert "actor" in str(problem["detail"])
+        named = httpx.post(f"{server.url}/v1/removals", json={**unnamed, "actor": "ops"})
+        assert named.status_code == 200, named.text
+        assert named.json()["kind"] == "soft-delete"
+        log = httpx.get(f"{server.url}/v1/log").text.splitlines()
+        assert [msgspec.json.decode(line)["stream_name"] for line in log] == ["$removals"]
+    finally:
+        server.terminate()
+
+
+# -- the audit ledger behind a server ------------------------------------------------------------
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "eventvault.cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_an_audited_store_is_exported_and_copied_through_its_server_whose_export_checks_the_tree(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "audited.db"
+    with eventvault.connect(str(db)) as store:
+        keys = SubjectKeys(store)
+        keys.declare("Registered", {"email": "customer"})
+        keys.append_to_stream(
+            "customer-1",
+            [NewEvent("Registered", {"customer": "c-1", "email": "ada@example.com"})],
+            expected_version=StreamState.NO_STREAM,
+        )
+        store.append_to_stream(
+            "cart-1",
+            [NewEvent("Added", {"n": n}) for n in range(2)],
+            expected_version=StreamState.NO_STREAM,
+        )
+        AuditLedger(store).catch_up()
+    server = Served(str(db), "--port", "0", "--allow-anonymous", "read,admin")
+    try:
+        exported = _cli("export", str(tmp_path / "backup.jsonl"), "--url", server.url)
+        assert exported.returncode == 0, exported.stderr
+        assert "exported 3 events" in exported.stderr
+        copied = _cli("copy", server.url, str(tmp_path / "copy.db"))
+        assert copied.returncode == 0, copied.stderr
+        # The keys stay with the server's store: the copy says so rather than failing or
+        # leaving it to be found out from erased fields.
+        assert "subject keys stay beside the server's store" in copied.stderr
+        with eventvault.connect(str(tmp_path / "copy.db")) as copy:
+            assert copy.head_position() == 3
+        # A global position moved behind the store's back passes every hash chain: only the
+        # tree sees it, and the server's export checks the tree.
+        with sqlite3.connect(db) as conn:
+            conn.execute("UPDATE events SET global_position = 9000 WHERE global_position = 2")
+        conn.close()
+        answer = httpx.get(f"{server.url}/v1/export", timeout=30)
+        assert answer.status_code == 200
+        assert '"record":"end"' not in answer.text
+        assert any(
+            "audit tree" in line and "global position 2" in line and "missing" in line
+            for line in server.log
+        )
+    finally:
+        server.terminate()

@@ -8,6 +8,10 @@ What does not apply, and why (docs/http.md says the same):
   the versions of the server store's tables.
 - `AsyncContract.test_async_seam_runs_a_transaction_of_rows_and_events`: the same, replaced by
   a test of the refusal through the async face.
+- `RemovalContract.test_components_drop_what_they_derived_from_removed_events`: it keeps rows
+  in a component table of the client's; the server's store runs its own components'
+  statements in each removal's transaction. Replaced by a test that the removal travels while
+  the component is refused.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from collections.abc import Callable
 
 import pytest
 
-from eventvault import AsyncEventStore, EventStore
+from eventvault import AsyncEventStore, EventStore, StreamState
+from eventvault.audit import AuditLedger, SubjectKeys
 from eventvault.errors import NotSupportedError
 from eventvault.testing.contract import (
     AppendContract,
@@ -33,9 +38,11 @@ from eventvault.testing.contract import (
     NestingContract,
     PositionEdgeContract,
     ReadContract,
+    RemovalContract,
     StatefulContract,
     SubscriptionContract,
 )
+from eventvault.testing.contract.base import events
 from eventvault.testing.contract.seam import COUNTS
 
 
@@ -106,6 +113,16 @@ class TestStateful(StatefulContract):
     pass
 
 
+class TestRemoval(RemovalContract):
+    def test_components_drop_what_they_derived_from_removed_events(self, store: EventStore) -> None:
+        store.append_to_stream("cart-1", events(4), expected_version=StreamState.NO_STREAM)
+        with pytest.raises(NotSupportedError, match="use"):
+            store.use(COUNTS)
+        removal = store.truncate_stream("cart-1", before=2, actor="ops", reason="closed")
+        assert (removal.count, removal.record_position) == (2, 5)
+        assert [e.stream_position for e in store.read_stream("cart-1")] == [2, 3]
+
+
 class TestSeamRefused(ContractBase):
     def test_every_seam_operation_is_refused_naming_it(self, store: EventStore) -> None:
         calls: dict[str, Callable[[], object]] = {
@@ -120,3 +137,13 @@ class TestSeamRefused(ContractBase):
             assert caught.value.engine == "http"
         assert store.head_position() == 0
         assert store.component_versions()["eventvault"] >= 1
+
+    def test_the_audit_ledger_and_subject_keys_are_refused_naming_the_seam(
+        self, store: EventStore
+    ) -> None:
+        # Both keep tables beside the events: they run where the server's store is.
+        makers: list[Callable[[EventStore], object]] = [AuditLedger, SubjectKeys]
+        for make in makers:
+            with pytest.raises(NotSupportedError) as caught:
+                make(store)
+            assert (caught.value.operation, caught.value.engine) == ("use", "http")

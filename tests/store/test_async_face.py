@@ -144,7 +144,7 @@ def test_async_subscription_mirrors_every_public_member_of_subscription() -> Non
 class _Grown(EventStore):
     """A store with one operation more than the async face has."""
 
-    def truncate_stream(self, stream_name: str, *, before: int = 0) -> int:
+    def compact_stream(self, stream_name: str, *, before: int = 0) -> int:
         return 0
 
 
@@ -169,7 +169,7 @@ class _Changed(AsyncEventStore):
 @pytest.mark.parametrize(
     ("sync_cls", "async_cls", "expected"),
     [
-        (_Grown, AsyncEventStore, ["truncate_stream: only on _Grown"]),
+        (_Grown, AsyncEventStore, ["compact_stream: only on _Grown"]),
         (
             EventStore,
             _Changed,

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 import eventvault
-from eventvault import NewEvent, StreamState
+from eventvault import NewEvent, StreamMetadata, StreamState
+from eventvault.aggregates.snapshots import StoreSnapshotStore
 from eventvault.errors import (
     CorruptEventError,
     InvalidURLError,
@@ -215,11 +216,46 @@ def test_processes_opening_an_old_store_at_once_upgrade_it_once(tmp_path: Path) 
     ]
     outputs = [child.communicate(timeout=60)[0].strip() for child in children]
     assert all(child.returncode == 0 for child in children)
-    assert sorted(outputs) == ["[2]", "[]", "[]", "[]"]
+    assert sorted(outputs) == ["[2, 3]", "[]", "[]", "[]"]
     with sqlite3.connect(path) as conn:
         recorded = conn.execute("SELECT version FROM component_migrations").fetchall()
     conn.close()
-    assert recorded == [(1,), (2,)]
+    assert recorded == [(1,), (2,), (3,)]
+
+
+FIXTURE_V2 = Path(__file__).parents[1] / "fixtures" / "stores" / "sqlite-schema-2.db"
+
+
+def test_a_store_of_storage_schema_2_is_upgraded_in_place_and_takes_removals(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "v2.db"
+    shutil.copy(FIXTURE_V2, path)
+    assert _pragma(path, "user_version") == 2
+    with SQLiteEventStore(str(path)) as store:
+        assert store.core_migrations_applied == [3]
+        assert store.component_versions() == {"eventvault": 3, "snapshots": 1}
+        assert verify_chain(store.export_events()) == 7
+        snapshots = StoreSnapshotStore(store)
+        assert snapshots.latest("account-0", schema_version=1) is not None
+        removal = store.truncate_stream("account-0", before=1, actor="ops", reason="upgrade")
+        assert (removal.count, removal.record_position) == (1, 8)
+        # The snapshot of version 1 includes the removed event 0: it goes with it.
+        assert snapshots.latest("account-0", schema_version=1) is None
+        assert [e.stream_position for e in store.read_stream("account-0")] == [1]
+        store.delete_stream("order-1", hard=True, actor="ops", reason="upgrade")
+        assert [info.stream_name for info in store.list_streams()] == [
+            "$removals",
+            "account-0",
+            "account-1",
+            "account-2",
+        ]
+    with SQLiteEventStore(str(path)) as again:
+        assert again.core_migrations_applied == []
+        exported = list(again.export_events())
+        assert verify_chain(exported) == 9
+        assert [e.removed_by for e in exported[:7]] == [8, None, None, None, None, None, 9]
+        assert exported[6].erased
 
 
 def test_an_append_with_more_given_ids_than_sqlite_binds_in_one_statement_is_stored(
@@ -262,3 +298,23 @@ def test_a_read_of_damaged_stored_bytes_names_the_stream_and_position(tmp_path: 
         assert caught.value.global_position == 2
         with pytest.raises(CorruptEventError, match=r"'account-1'@1 \(global position 2\)"):
             list(store.read_all())
+
+
+def test_a_store_of_storage_schema_2_opened_read_only_is_read_as_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    shutil.copy(FIXTURE_V2, path)
+    with SQLiteEventStore(str(path), read_only=True) as store:
+        assert [e.stream_position for e in store.read_stream("account-0")] == [0, 1]
+        assert [e.stream_position for e in store.read_stream("account-0", backwards=True)] == [
+            1,
+            0,
+        ]
+        assert [e.stream_position for e in store.read_stream_payloads("account-0")] == [0, 1]
+        assert len(list(store.read_all())) == 7
+        assert verify_chain(store.export_events()) == 7
+        assert next(info.stream_name for info in store.list_streams()) == "account-0"
+        event = store.get_event(stream_name="order-1", stream_position=0)
+        assert event is not None and event.removed_by is None
+        assert store.get_stream_metadata("account-0") == StreamMetadata()
+        assert len(list(store.read_hashes())) == 7
+    assert _pragma(path, "user_version") == 2

@@ -42,7 +42,7 @@ from eventvault.aggregates.errors import (
     UnregisteredEventError,
 )
 from eventvault.aggregates.registry import EventRegistry, EventType
-from eventvault.aggregates.repository import Repository
+from eventvault.aggregates.repository import PayloadProtection, Repository
 from eventvault.aggregates.snapshots import (
     MemorySnapshotStore,
     Snapshot,
@@ -64,6 +64,7 @@ __all__ = [
     "Handler",
     "MemorySnapshotStore",
     "MissingHandlerError",
+    "PayloadProtection",
     "Repository",
     "Snapshot",
     "SnapshotStore",

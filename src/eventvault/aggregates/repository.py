@@ -12,9 +12,9 @@ import decimal
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Any, Final, Generic, Self, TypeVar
+from typing import Any, Final, Generic, Protocol, Self, TypeVar
 
 import msgspec
 
@@ -43,7 +43,7 @@ from eventvault.types import (
     StreamState,
 )
 
-__all__ = ["Repository"]
+__all__ = ["PayloadProtection", "Repository"]
 
 A = TypeVar("A", bound=Aggregate[Any])
 
@@ -65,6 +65,19 @@ _KEPT_AS_IS: Final = (
 )
 _to_builtins = msgspec.to_builtins
 _encode_msgpack = msgspec.msgpack.encode
+
+
+class PayloadProtection(Protocol):
+    """What seals an aggregate's personal fields when it is saved and reveals them when it is
+    loaded: `eventvault.audit.SubjectKeys` (crypto-shredding, docs/removal.md)."""
+
+    def append_to_streams(self, appends: Sequence[StreamAppend]) -> list[AppendResult]:
+        """Seal the events' personal fields and append them, as `append_to_streams` does."""
+        ...
+
+    def reveal_payload(self, data: bytes) -> bytes:
+        """Stored payload bytes with their sealed fields opened, or marked erased."""
+        ...
 
 
 def encode_state(state: msgspec.Struct) -> bytes:
@@ -96,6 +109,9 @@ class Repository(Generic[A]):
         snapshot_every: take a snapshot each time a save carries an aggregate of this class
             across a multiple of this many events; None takes none automatically
             (`take_snapshot` still works).
+        personal_data: seals the personal fields of saved events and reveals them on load
+            (`eventvault.audit.SubjectKeys(store)`); fields of forgotten subjects load as
+            `Erased`, and `forget` deletes the snapshots that held them.
 
     Attributes:
         snapshot_failures: how many snapshot reads and policy snapshots failed since the
@@ -120,6 +136,7 @@ class Repository(Generic[A]):
         *,
         snapshot_store: SnapshotStore | None = None,
         snapshot_every: int | None = None,
+        personal_data: PayloadProtection | None = None,
     ) -> None:
         if not isinstance(aggregate_type, type) or not issubclass(aggregate_type, Aggregate):
             raise TypeError(f"aggregate_type must be an Aggregate subclass, not {aggregate_type!r}")
@@ -138,6 +155,7 @@ class Repository(Generic[A]):
         self.store = store
         self.registry = registry
         self.snapshot_every = snapshot_every
+        self.personal_data = personal_data
         self._owns_snapshot_store = snapshot_store is None and snapshot_every is not None
         if self._owns_snapshot_store:
             snapshot_store = snapshot_store_for(store)
@@ -359,6 +377,7 @@ class Repository(Generic[A]):
         table = self._table
         as_of_us = None if as_of is None else to_micros(as_of)
         position = aggregate.version
+        reveal = None if self.personal_data is None else self.personal_data.reveal_payload
         try:
             for recorded in events:
                 if as_of_us is not None and recorded.recorded_at_us > as_of_us:
@@ -368,7 +387,7 @@ class Repository(Generic[A]):
                     raise self._missing(recorded, stream_name)
                 decode, handler = entry
                 try:
-                    event = decode(recorded.data)
+                    event = decode(recorded.data if reveal is None else reveal(recorded.data))
                 except msgspec.DecodeError as exc:
                     raise self._undecodable(recorded, stream_name, exc) from exc
                 handler(aggregate, event)
@@ -377,9 +396,9 @@ class Repository(Generic[A]):
             aggregate.version = position
 
     def exists(self, aggregate_id: str) -> bool:
-        """Whether the aggregate has at least one stored event."""
+        """Whether the aggregate has at least one event readers see (a deleted one has none)."""
         stream_name = self.aggregate_type.stream_name_for(aggregate_id)
-        return self.store.get_stream_version(stream_name) is not None
+        return next(iter(self.store.read_stream_payloads(stream_name, limit=1)), None) is not None
 
     # -- saving ------------------------------------------------------------------------------
 
@@ -409,7 +428,9 @@ class Repository(Generic[A]):
         if not dirty:
             return []
         appends = self._appends(dirty, metadata)
-        if len(appends) == 1:
+        if self.personal_data is not None:
+            results = self.personal_data.append_to_streams(appends)
+        elif len(appends) == 1:
             one = appends[0]
             results = [
                 self.store.append_to_stream(

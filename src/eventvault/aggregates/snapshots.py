@@ -41,7 +41,17 @@ __all__ = [
 ]
 
 SNAPSHOTS: Final = register_component(
-    Component("snapshots", load_migrations("eventvault.aggregates", "migrations"))
+    Component(
+        "snapshots",
+        load_migrations("eventvault.aggregates", "migrations"),
+        # Every snapshot of a stream holds state derived from its first events: a removal of
+        # any of them deletes them all, so that a snapshot never brings back what was removed
+        # and a load replays what is left (DESIGN.md section 10).
+        on_stream_removal={
+            "sqlite": ("DELETE FROM snapshots WHERE stream_name = ?",),
+            "postgresql": ("DELETE FROM {schema}.snapshots WHERE stream_name = %s",),
+        },
+    )
 )
 """The snapshot tables: `eventvault migrate` creates them, `StoreSnapshotStore` uses them."""
 

@@ -11,6 +11,7 @@ from rich.table import Table
 
 # The features whose components `migrate` knows: importing them registers their tables.
 import eventvault.aggregates
+import eventvault.audit
 import eventvault.projections
 import eventvault.schema
 import eventvault.server.tokens  # noqa: F401

@@ -7,7 +7,17 @@ from typing import Annotated
 import typer
 
 import eventvault
-from eventvault.cli import admin, projections, reading, schema, server, transfer, writing
+from eventvault.cli import (
+    admin,
+    audit,
+    projections,
+    reading,
+    removal,
+    schema,
+    server,
+    transfer,
+    writing,
+)
 from eventvault.cli.errors import reporting_errors
 
 __all__ = ["app", "main"]
@@ -65,6 +75,12 @@ app.add_typer(schema.app, name="schema", rich_help_panel="Administer")
 app.add_typer(projections.app, name="projections", rich_help_panel="Projections")
 app.command("serve", rich_help_panel="Serve")(reporting_errors(server.serve))
 app.add_typer(server.token_app, rich_help_panel="Serve")
+app.command("delete", rich_help_panel="Remove")(reporting_errors(removal.delete))
+app.command("truncate", rich_help_panel="Remove")(reporting_errors(removal.truncate))
+app.command("retention", rich_help_panel="Remove")(reporting_errors(removal.retention))
+app.command("retain", rich_help_panel="Remove")(reporting_errors(removal.retain))
+app.command("forget", rich_help_panel="Remove")(reporting_errors(removal.forget))
+app.add_typer(audit.app, name="audit", rich_help_panel="Audit")
 
 
 def main() -> None:

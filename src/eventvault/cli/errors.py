@@ -21,10 +21,14 @@ from rich.text import Text
 
 from eventvault import errors
 from eventvault.errors import (
+    AuditKeyError,
+    AuditMismatchError,
     BadInputError,
+    CheckpointSignatureError,
     ConflictError,
     CorruptEventError,
     DatabaseLockedError,
+    EventNotFoundError,
     EventVaultError,
     ExportFormatError,
     HashChainError,
@@ -33,6 +37,7 @@ from eventvault.errors import (
     IncompleteExportError,
     IntegrityError,
     InvalidURLError,
+    LeafIndexError,
     MigrationRequiredError,
     NotAnEventVaultDatabaseError,
     NotEmptyError,
@@ -50,6 +55,7 @@ from eventvault.errors import (
     StoreClosedError,
     StoreUnavailableError,
     StreamNotFoundError,
+    SubjectNotFoundError,
     UnknownProjectionError,
     UnregisteredSchemaError,
     UnverifiableExportError,
@@ -217,6 +223,34 @@ _HINTS: Final[
     ),
     (errors.StoreNotFoundError, _store_not_found_hint),
     (StreamNotFoundError, "`eventvault streams` lists the streams that have events"),
+    (
+        AuditMismatchError,
+        "the store was changed outside eventvault: restore it from a backup, and check it "
+        "against the checkpoints you published (`eventvault audit consistency CHECKPOINT.json`)",
+    ),
+    (
+        CheckpointSignatureError,
+        "the checkpoint was forged, changed, or signed with another key: check that "
+        "--public-key is the operator's, and compare with the checkpoints you published",
+    ),
+    (
+        AuditKeyError,
+        "make a key with `eventvault audit keygen KEY_FILE`, in a folder apart from the store's",
+    ),
+    (
+        LeafIndexError,
+        "the audit tree holds the events up to its last catch-up: sign a checkpoint "
+        "(`eventvault audit checkpoint`), or name a tree size it holds",
+    ),
+    (
+        EventNotFoundError,
+        "name the event by its id or as STREAM@POSITION (`eventvault read STREAM --json` shows "
+        "both)",
+    ),
+    (
+        SubjectNotFoundError,
+        "check the subject's id: it is the value of the field its events name as the subject",
+    ),
     (
         HashChainError,
         "the events were changed after they were recorded; export them again from the source",

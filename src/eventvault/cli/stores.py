@@ -21,7 +21,14 @@ from eventvault.store.masking import mask_url
 from eventvault.store.migrate import migrate
 from eventvault.store.url import PATH_SCHEME, StoreURL, parse_url
 
-__all__ = ["DEFAULT_URL", "URL_ENV", "is_in_memory", "open_store", "open_target"]
+__all__ = [
+    "DEFAULT_URL",
+    "URL_ENV",
+    "is_in_memory",
+    "open_existing_store",
+    "open_store",
+    "open_target",
+]
 
 
 DEFAULT_URL: Final = "./eventvault.db"
@@ -88,6 +95,21 @@ def open_store(
     except NoStoreError as exc:
         raise StoreNotFoundError(exc.url, exc.path, argument=argument) from exc
     with store:
+        yield store
+
+
+@contextlib.contextmanager
+def open_existing_store(url: str) -> Iterator[EventStore]:
+    """Open a store that must exist, to write it (the commands that remove, forget, or keep the
+    audit tree): a SQLite file that does not exist is reported, not made.
+
+    Raises:
+        StoreNotFoundError: the SQLite file does not exist.
+        InvalidURLError, NotAnEventVaultDatabaseError, StorageError: as `eventvault.connect`.
+    """
+    with open_store(url, read_only=True):
+        pass
+    with open_store(url, read_only=False) as store:
         yield store
 
 

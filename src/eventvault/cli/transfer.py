@@ -14,11 +14,13 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
+from eventvault.audit import copy_subject_keys, tree_check
 from eventvault.cli.io import STDIO, open_input, open_output
 from eventvault.cli.options import StoreURL
 from eventvault.cli.progress import progress_bar
 from eventvault.cli.render import stderr_console
 from eventvault.cli.stores import DEFAULT_URL, open_store, open_target
+from eventvault.errors import NotSupportedError
 from eventvault.export import copy_events, load_export, write_export
 from eventvault.store.masking import mask_url
 
@@ -93,6 +95,7 @@ def export(
                 out,
                 after=after,
                 on_progress=lambda count, position: bar.update(completed=position, events=count),
+                check=tree_check(store),
             )
     where = "stdout" if file == STDIO else repr(file)
     changes = summary.end.registry_changes
@@ -218,5 +221,19 @@ def copy(
                 origin,
                 destination,
                 on_progress=lambda copied: bar.update(completed=copied, events=copied),
+                check=tree_check(origin),
             )
-    _summary(f"copied {count} events from {mask_url(source)!r} to {mask_url(target)!r}")
+            try:
+                keys = copy_subject_keys(origin, destination)
+            except NotSupportedError:
+                keys = 0
+                stderr_console().print(
+                    "warning: the source's subject keys stay beside the server's store (they do "
+                    "not travel over HTTP): the copy reads every sealed personal field as erased "
+                    "until they are copied from the server's database "
+                    "(eventvault.audit.copy_subject_keys)",
+                    style="yellow",
+                    markup=False,
+                )
+    kept = f" and the keys of {keys} subjects" if keys else ""
+    _summary(f"copied {count} events{kept} from {mask_url(source)!r} to {mask_url(target)!r}")

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from types import FrameType
-from typing import Final
+from typing import Final, Protocol
 
 from eventvault.errors import (
     ProjectionDefinitionError,
@@ -29,13 +29,23 @@ from eventvault.projections.worker import Worker
 from eventvault.store.base import EventStore
 from eventvault.store.database import Database, SQLDatabase, connect_database
 from eventvault.store.subscription import POLL_INTERVAL
+from eventvault.types import RecordedEvent
 
-__all__ = ["DEFAULT_LEASE_SECONDS", "ProjectionRunner"]
+__all__ = ["DEFAULT_LEASE_SECONDS", "PersonalData", "ProjectionRunner"]
 
 logger = logging.getLogger("eventvault.projections")
 
 DEFAULT_LEASE_SECONDS: Final = 3.0
 """How long a lease lasts unrenewed: a runner that dies is replaced within about this long."""
+
+
+class PersonalData(Protocol):
+    """What opens the sealed personal fields of the events projections read:
+    `eventvault.audit.SubjectKeys` (crypto-shredding, docs/removal.md)."""
+
+    def reveal(self, event: RecordedEvent) -> RecordedEvent:
+        """The event with its sealed fields opened, or marked erased (subject forgotten)."""
+        ...
 
 
 class ProjectionRunner:
@@ -49,6 +59,10 @@ class ProjectionRunner:
             projection within about this long after this one dies. A batch must take less.
         poll_interval: the most seconds a live worker waits before looking at the log anyway
             (appends by other processes on SQLite are seen this way).
+        personal_data: opens the sealed personal fields of every event before a handler gets
+            it (`eventvault.audit.SubjectKeys(store)`), so typed handlers decode them; the
+            fields of a forgotten subject come as erased, so a rebuild after `forget` never
+            brings them back. Without it, handlers get sealed fields as they are stored.
 
     Raises:
         ProjectionDefinitionError: two projections share a name or a table, a projection has
@@ -63,8 +77,10 @@ class ProjectionRunner:
         owner: str | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         poll_interval: float = POLL_INTERVAL,
+        personal_data: PersonalData | None = None,
     ) -> None:
         self.store = store
+        self.personal_data = personal_data
         self.projections = list(projections)
         check_projections(self.projections)
         if not 0.1 <= lease_seconds <= 3600:

@@ -439,7 +439,13 @@ class Worker:
         assert registry is not None
         return handler.method, registry.decode(event)
 
+    def _revealed(self, event: RecordedEvent) -> RecordedEvent:
+        """The event with its personal fields opened (or erased), where the runner can."""
+        personal = self.runner.personal_data
+        return event if personal is None else personal.reveal(event)
+
     def _apply(self, read_model: ReadModel, event: RecordedEvent) -> None:
+        event = self._revealed(event)
         method, decoded = self._decode(event)
         if decoded is None:
             method(self.projection, read_model, event)
@@ -454,6 +460,7 @@ class Worker:
         """
         for index, event in enumerate(events):
             try:
+                event = self._revealed(event)
                 method, decoded = self._decode(event)
                 if decoded is None:
                     method(self.projection, event)

@@ -16,7 +16,8 @@ import queue
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Final
 
@@ -28,7 +29,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import eventvault
 from eventvault._nesting import depth_over_limit
+from eventvault.audit import tree_check
 from eventvault.errors import (
+    EventNotFoundError,
+    ImportFileError,
+    IncompleteExportError,
     InvalidArgumentError,
     InvalidEventError,
     PayloadTooDeepError,
@@ -59,15 +64,32 @@ from eventvault.store.http.wire import (
     AppendsIn,
     AppendsOut,
     EventIn,
+    HashOut,
     HeadOut,
     InfoOut,
     LogQuery,
+    MetadataIn,
+    MetadataOut,
+    RemovalIn,
+    RemovalsOut,
+    RetainedOut,
+    RetentionIn,
     StatsOut,
     VersionOut,
     deep_safe,
     expected_from_wire,
+    metadata_from_wire,
+    metadata_to_wire,
+    removal_to_wire,
 )
-from eventvault.types import NewEvent, RawEvent, RecordedEvent, StreamAppend, StreamInfo
+from eventvault.types import (
+    NewEvent,
+    RawEvent,
+    RecordedEvent,
+    Removal,
+    StreamAppend,
+    StreamInfo,
+)
 
 __all__ = ["DEFAULT_HEARTBEAT", "DEFAULT_MAX_REQUEST_BYTES", "ServerSettings", "create_app"]
 
@@ -80,6 +102,10 @@ _decode_object = deep_safe(decode_json_object)
 _append_decoder = msgspec.json.Decoder(AppendIn)
 _appends_decoder = msgspec.json.Decoder(AppendsIn)
 _query_decoder = msgspec.json.Decoder(LogQuery)
+_removal_decoder = msgspec.json.Decoder(RemovalIn)
+_retention_decoder = msgspec.json.Decoder(RetentionIn)
+_metadata_decoder = msgspec.json.Decoder(MetadataIn)
+_raw_decoder = deep_safe(msgspec.json.Decoder(RawEvent).decode)
 logger = logging.getLogger("eventvault.server")
 _STREAMS: Final = "/v1/streams/"
 
@@ -241,6 +267,28 @@ def _new_events(events: list[EventIn], principal: Principal) -> list[NewEvent]:
             )
         )
     return made
+
+
+def _actor(principal: Principal, sent: str | None) -> str:
+    """Who a removal is recorded as: the token's name (a request may name no other), or for an
+    anonymous request the actor it names.
+
+    Raises:
+        PermissionDeniedError: the request names another actor than its token's.
+        InvalidArgumentError: an anonymous request names no actor.
+    """
+    if principal.actor is None:
+        if sent is None:
+            raise InvalidArgumentError(
+                "actor", None, "an anonymous request names who removes: give an actor"
+            )
+        return sent
+    if sent is not None and sent != principal.actor:
+        raise PermissionDeniedError(
+            f"actor {sent!r} is not the token's {principal.actor!r}; the server records the "
+            "actor itself"
+        )
+    return principal.actor
 
 
 def _position(name: str, value: str | None) -> int | None:
@@ -506,9 +554,10 @@ def create_app(
         )
         iterator: Iterator[RecordedEvent] | Iterator[RawEvent]
         if unfiltered:
-            # The stored bytes as they are: nothing to decode and encode again.
+            # The stored bytes as they are: nothing to decode and encode again. The raw log
+            # holds removed events too, which no read returns.
             store.read_all(after=query.after, limit=query.limit)  # checks the arguments
-            raw = store.export_events(after=query.after)
+            raw = _readable(store.export_events(after=query.after))
             iterator = raw if query.limit is None else _limited(raw, query.limit)
         else:
             iterator = store.read_all(
@@ -577,6 +626,178 @@ def create_app(
     ) -> Response:
         (await principal_of(request)).require_unlimited("admin")
         return await _import(store, request, expect_count, expect_head)
+
+    @app.post(
+        "/v1/log/raw",
+        status_code=201,
+        tags=["log"],
+        summary="Import a raw log (NDJSON, as GET /v1/log/raw serves it) into an empty store",
+    )
+    async def import_raw(
+        request: Request,
+        count: Annotated[int, Query()],
+        head: Annotated[int, Query()],
+    ) -> Response:
+        (await principal_of(request)).require_unlimited("admin")
+        with tempfile.TemporaryFile() as spool:
+            async for chunk in request.stream():
+                await run_in_threadpool(spool.write, chunk)
+            spool.seek(0)
+            imported = await run_in_threadpool(
+                lambda: store.import_events(_raw_lines(spool, count, head))
+            )
+        return Response(_encode({"imported": imported}), status_code=201, media_type=JSON)
+
+    @app.get(
+        "/v1/log/hashes",
+        tags=["log"],
+        summary="The global position and hash of every event, removed ones too (NDJSON)",
+    )
+    async def hashes(
+        request: Request,
+        after: Annotated[int, Query()] = 0,
+        limit: Annotated[int | None, Query()] = None,
+    ) -> Response:
+        (await principal_of(request)).require_unlimited("read")
+        iterator = (
+            HashOut(found.global_position, found.hash.hex())
+            for found in store.read_hashes(after=after, limit=limit)
+        )
+        return stream_response(await first_page(iterator), iterator, "hashes")
+
+    @app.get(
+        "/v1/events/{event_id}",
+        tags=["log"],
+        summary="One event by its id, removed or not, with its stored bytes (admin)",
+    )
+    async def event_by_id(event_id: str, request: Request) -> Response:
+        principal = await principal_of(request)
+        principal.require("admin")
+        try:
+            parsed = uuid.UUID(event_id)
+        except ValueError:
+            raise InvalidArgumentError(
+                "event_id", event_id, f"must be a UUID, not {event_id!r}"
+            ) from None
+        found = await run_in_threadpool(store.get_event, parsed)
+        return _event_response(principal, found, str(parsed))
+
+    @app.get(
+        "/v1/events",
+        tags=["log"],
+        summary="One event by its stream and position, removed or not (admin)",
+    )
+    async def event_at(
+        request: Request,
+        stream_name: Annotated[str, Query()],
+        stream_position: Annotated[int, Query()],
+    ) -> Response:
+        principal = await principal_of(request)
+        principal.require_stream("admin", stream_name)
+        found = await run_in_threadpool(
+            functools.partial(
+                store.get_event, stream_name=stream_name, stream_position=stream_position
+            )
+        )
+        return _event_response(principal, found, f"{stream_name}@{stream_position}")
+
+    # -- removal --------------------------------------------------------------------------------
+
+    @app.post(
+        "/v1/removals",
+        tags=["removal"],
+        summary="Delete (soft or hard) or truncate a stream, recorded in $removals (admin)",
+    )
+    async def remove(request: Request) -> Response:
+        principal = await principal_of(request)
+        body = _decode(
+            _removal_decoder, await _body(request, settings.max_request_bytes), "removal"
+        )
+        principal.require_stream("admin", body.stream_name)
+        actor = _actor(principal, body.actor)
+        removal: Removal
+        if body.kind == "truncate":
+            if body.before is None:
+                raise InvalidArgumentError("before", None, "a truncation names its position")
+            removal = await face.truncate_stream(
+                body.stream_name, before=body.before, actor=actor, reason=body.reason
+            )
+        elif body.kind in ("soft-delete", "hard-delete"):
+            removal = await face.delete_stream(
+                body.stream_name,
+                hard=body.kind == "hard-delete",
+                expected_version=expected_from_wire(body.expected_version),
+                actor=actor,
+                reason=body.reason,
+            )
+        else:
+            raise InvalidArgumentError(
+                "kind",
+                body.kind,
+                "a removal is soft-delete, hard-delete or truncate; POST /v1/retention applies "
+                "every stream's retention",
+            )
+        return Response(_encode(removal_to_wire(removal)), media_type=JSON)
+
+    @app.get(
+        "/v1/metadata/{stream_name:path}",
+        tags=["removal"],
+        summary="A stream's metadata: its retention",
+    )
+    async def stream_metadata(stream_name: str, request: Request) -> Response:
+        (await principal_of(request)).require_stream("read", stream_name)
+        found = await face.get_stream_metadata(stream_name)
+        return Response(
+            _encode(MetadataOut(stream_name, *metadata_to_wire(found))), media_type=JSON
+        )
+
+    @app.put(
+        "/v1/metadata/{stream_name:path}",
+        tags=["removal"],
+        summary="Set a stream's metadata, recorded in $removals (admin)",
+    )
+    async def set_stream_metadata(stream_name: str, request: Request) -> Response:
+        principal = await principal_of(request)
+        principal.require_stream("admin", stream_name)
+        body = _decode(
+            _metadata_decoder, await _body(request, settings.max_request_bytes), "metadata"
+        )
+        metadata = metadata_from_wire(body.max_age_us, body.max_count)
+        await face.set_stream_metadata(
+            stream_name, metadata, actor=_actor(principal, body.actor), reason=body.reason
+        )
+        return Response(
+            _encode(MetadataOut(stream_name, *metadata_to_wire(metadata))), media_type=JSON
+        )
+
+    @app.get(
+        "/v1/retention",
+        tags=["removal"],
+        summary="The streams whose metadata sets a retention",
+    )
+    async def retained(request: Request) -> Response:
+        (await principal_of(request)).require_unlimited("read")
+        names = await face.retained_streams()
+        return Response(_encode(RetainedOut(names)), media_type=JSON)
+
+    @app.post(
+        "/v1/retention",
+        tags=["removal"],
+        summary="Apply every stream's retention, each removal recorded in $removals (admin)",
+    )
+    async def enforce_retention(request: Request) -> Response:
+        principal = await principal_of(request)
+        principal.require_unlimited("admin")
+        body = _decode(
+            _retention_decoder, await _body(request, settings.max_request_bytes), "retention"
+        )
+        removals = await face.enforce_retention(
+            actor=_actor(principal, body.actor), reason=body.reason
+        )
+        return Response(
+            _encode(RemovalsOut([removal_to_wire(removal) for removal in removals])),
+            media_type=JSON,
+        )
 
     # -- subscriptions --------------------------------------------------------------------------
 
@@ -659,6 +880,42 @@ def create_app(
     return app
 
 
+def _readable(events: Iterator[RawEvent]) -> Iterator[RawEvent]:
+    """The events of a raw log that readers see: those not removed."""
+    return (event for event in events if event.removed_by is None)
+
+
+def _event_response(principal: Principal, found: RawEvent | None, reference: str) -> Response:
+    """An event found by `get_event`, if the principal may see its stream."""
+    if found is None:
+        raise EventNotFoundError(reference)
+    principal.require_stream("admin", found.stream_name)
+    return Response(_encode(found), media_type=JSON)
+
+
+def _raw_lines(lines: Iterable[bytes], count: int, head: int) -> Iterator[RawEvent]:
+    """The events of a raw log sent for an import, which must be exactly `count` events up to
+    the global position `head`: it raises after the last one otherwise, so the import rolls
+    back."""
+    found = 0
+    last = 0
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            event = _raw_decoder(line)
+        except msgspec.DecodeError as exc:
+            raise ImportFileError(f"not an exported event: {exc}", line=number) from None
+        found += 1
+        last = event.global_position
+        yield event
+    if (found, last) != (count, head):
+        raise IncompleteExportError(
+            f"the request holds {found} events up to global position {last}; it was sent with "
+            f"{count} up to {head}: it was cut short or changed on the way"
+        )
+
+
 def _limited(iterator: Iterator[RawEvent], limit: int) -> Iterator[RawEvent]:
     yield from (event for _, event in zip(range(limit), iterator, strict=False))
 
@@ -714,7 +971,7 @@ async def _export_lines(store: EventStore, after: int) -> AsyncIterator[bytes]:
 
     def run() -> None:
         try:
-            write_export(store, sink, after=after)  # type: ignore[arg-type]
+            write_export(store, sink, after=after, check=tree_check(store))  # type: ignore[arg-type]
             sink.flush()
             sink.put(None)
         except _ClientGoneError:

@@ -110,6 +110,86 @@ _EVENT: Final = {
         "hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
     },
 }
+_RAW_EVENT: Final = {
+    "type": "object",
+    "description": (
+        "An event with its stored bytes; a removed one names the record of its removal in "
+        "`removed_by`, and an erased one has `data` and `metadata` null."
+    ),
+    "required": _EVENT["required"],
+    "properties": {
+        **_EVENT["properties"],  # type: ignore[dict-item]
+        "data": {"type": ["object", "null"]},
+        "metadata": {"type": ["object", "null"]},
+        "removed_by": {"type": "integer"},
+    },
+}
+_REMOVAL: Final = {
+    "type": "object",
+    "required": [
+        "stream_name",
+        "kind",
+        "first_position",
+        "before",
+        "count",
+        "erased",
+        "record_position",
+    ],
+    "properties": {
+        "stream_name": {"type": "string"},
+        "kind": {"type": "string", "enum": ["truncate", "soft-delete", "hard-delete", "retention"]},
+        "first_position": {"type": "integer"},
+        "before": {"type": "integer"},
+        "count": {"type": "integer"},
+        "erased": {"type": "boolean"},
+        "record_position": {"type": ["integer", "null"]},
+    },
+}
+_ACTOR: Final = {
+    "type": ["string", "null"],
+    "description": "Who: with a token, its name (or null); without one, required.",
+}
+_REMOVAL_IN: Final = {
+    "type": "object",
+    "required": ["stream_name", "kind", "reason"],
+    "additionalProperties": False,
+    "properties": {
+        "stream_name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "kind": {"type": "string", "enum": ["soft-delete", "hard-delete", "truncate"]},
+        "reason": {"type": "string", "minLength": 1, "maxLength": 1000},
+        "actor": _ACTOR,
+        "before": {"type": ["integer", "null"], "minimum": 0},
+        "expected_version": _EXPECTED,
+    },
+}
+_METADATA: Final = {
+    "type": "object",
+    "required": ["stream_name", "max_age_us", "max_count"],
+    "properties": {
+        "stream_name": {"type": "string"},
+        "max_age_us": {"type": ["integer", "null"]},
+        "max_count": {"type": ["integer", "null"]},
+    },
+}
+_METADATA_IN: Final = {
+    "type": "object",
+    "required": ["reason"],
+    "additionalProperties": False,
+    "properties": {
+        "reason": {"type": "string", "minLength": 1, "maxLength": 1000},
+        "max_age_us": {"type": ["integer", "null"], "minimum": 1},
+        "max_count": {"type": ["integer", "null"], "minimum": 1},
+        "actor": _ACTOR,
+    },
+}
+_RETENTION_IN: Final = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "reason": {"type": "string", "minLength": 1, "maxLength": 1000},
+        "actor": _ACTOR,
+    },
+}
 _LOG_QUERY: Final = {
     "type": "object",
     "additionalProperties": False,
@@ -142,6 +222,12 @@ _SCHEMAS: Final = {
     "AppendsIn": _APPENDS_IN,
     "AppendOut": _POSITIONS,
     "RecordedEvent": _EVENT,
+    "RawEvent": _RAW_EVENT,
+    "Removal": _REMOVAL,
+    "RemovalIn": _REMOVAL_IN,
+    "StreamMetadata": _METADATA,
+    "MetadataIn": _METADATA_IN,
+    "RetentionIn": _RETENTION_IN,
     "LogQuery": _LOG_QUERY,
     "Problem": _PROBLEM,
 }
@@ -231,7 +317,53 @@ _SUCCESS: Final[dict[tuple[str, str], tuple[str, dict[str, Any]]]] = {
     ("/v1/streams", "get"): ("200", _STREAM),
     ("/v1/log", "get"): ("200", _EVENTS),
     ("/v1/log", "post"): ("200", _EVENTS),
-    ("/v1/log/raw", "get"): ("200", _EVENTS),
+    ("/v1/log/raw", "get"): (
+        "200",
+        _lines(_ref("RawEvent"), "Events with their stored bytes, removed ones too (NDJSON)."),
+    ),
+    ("/v1/log/raw", "post"): (
+        "201",
+        _json({"type": "object", "properties": {"imported": {"type": "integer"}}}, "Imported."),
+    ),
+    ("/v1/log/hashes", "get"): (
+        "200",
+        _lines(
+            {
+                "type": "object",
+                "required": ["global_position", "hash"],
+                "properties": {
+                    "global_position": {"type": "integer"},
+                    "hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                },
+            },
+            "Each event's global position and hash, removed events too (NDJSON).",
+        ),
+    ),
+    ("/v1/events/{event_id}", "get"): ("200", _json(_ref("RawEvent"), "The event.")),
+    ("/v1/events", "get"): ("200", _json(_ref("RawEvent"), "The event.")),
+    ("/v1/removals", "post"): ("200", _json(_ref("Removal"), "What the removal did.")),
+    ("/v1/metadata/{stream_name}", "get"): (
+        "200",
+        _json(_ref("StreamMetadata"), "The stream's retention (nulls: none)."),
+    ),
+    ("/v1/metadata/{stream_name}", "put"): (
+        "200",
+        _json(_ref("StreamMetadata"), "The retention set."),
+    ),
+    ("/v1/retention", "get"): (
+        "200",
+        _json(
+            {"type": "object", "properties": {"streams": {"type": "array"}}},
+            "The streams whose metadata sets a retention.",
+        ),
+    ),
+    ("/v1/retention", "post"): (
+        "200",
+        _json(
+            {"type": "object", "properties": {"removals": {"type": "array"}}},
+            "The removals that removed something.",
+        ),
+    ),
     ("/v1/export", "get"): (
         "200",
         _lines({"type": "object"}, "An export file (docs/export-format.md)."),
@@ -274,6 +406,10 @@ _BODIES: Final[dict[tuple[str, str], dict[str, Any]]] = {
     ("/v1/log", "post"): {"application/json": {"schema": _ref("LogQuery")}},
     ("/v1/subscriptions/log", "post"): {"application/json": {"schema": _ref("LogQuery")}},
     ("/v1/import", "post"): {NDJSON: {"schema": {"type": "string"}}},
+    ("/v1/log/raw", "post"): {NDJSON: {"schema": {"type": "string"}}},
+    ("/v1/removals", "post"): {"application/json": {"schema": _ref("RemovalIn")}},
+    ("/v1/metadata/{stream_name}", "put"): {"application/json": {"schema": _ref("MetadataIn")}},
+    ("/v1/retention", "post"): {"application/json": {"schema": _ref("RetentionIn")}},
     ("/v1/schemas/{event_type}", "post"): {
         "application/json": {
             "schema": {

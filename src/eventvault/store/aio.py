@@ -19,6 +19,7 @@ import contextlib
 import contextvars
 import itertools
 import threading
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Generic, Self, TypeVar
@@ -30,13 +31,17 @@ from eventvault.store.seam import AppendValidator, Component, Dialect, SQLRow, T
 from eventvault.store.subscription import Subscription
 from eventvault.types import (
     AppendResult,
+    EventHash,
     ExpectedVersion,
     NewEvent,
     PayloadEvent,
     RawEvent,
     RecordedEvent,
+    Removal,
     StreamAppend,
     StreamInfo,
+    StreamMetadata,
+    StreamState,
 )
 
 __all__ = ["AsyncEventStore", "AsyncSubscription"]
@@ -397,6 +402,74 @@ class AsyncEventStore:
     def export_events(self, *, after: int = 0, until: int | None = None) -> AsyncIterator[RawEvent]:
         """See `EventStore.export_events`."""
         return _PagedAsyncIterator(self.store.export_events(after=after, until=until))
+
+    async def get_event(
+        self,
+        event_id: uuid.UUID | None = None,
+        *,
+        stream_name: str | None = None,
+        stream_position: int | None = None,
+    ) -> RawEvent | None:
+        """See `EventStore.get_event`."""
+        return await asyncio.to_thread(
+            self.store.get_event,
+            event_id,
+            stream_name=stream_name,
+            stream_position=stream_position,
+        )
+
+    def read_hashes(self, *, after: int = 0, limit: int | None = None) -> AsyncIterator[EventHash]:
+        """See `EventStore.read_hashes`; bad arguments raise at the call."""
+        return _PagedAsyncIterator(self.store.read_hashes(after=after, limit=limit))
+
+    async def delete_stream(
+        self,
+        stream_name: str,
+        *,
+        hard: bool = False,
+        expected_version: ExpectedVersion = StreamState.ANY,
+        actor: str,
+        reason: str,
+    ) -> Removal:
+        """See `EventStore.delete_stream`."""
+        return await asyncio.to_thread(
+            self.store.delete_stream,
+            stream_name,
+            hard=hard,
+            expected_version=expected_version,
+            actor=actor,
+            reason=reason,
+        )
+
+    async def truncate_stream(
+        self, stream_name: str, *, before: int, actor: str, reason: str
+    ) -> Removal:
+        """See `EventStore.truncate_stream`."""
+        return await asyncio.to_thread(
+            self.store.truncate_stream, stream_name, before=before, actor=actor, reason=reason
+        )
+
+    async def set_stream_metadata(
+        self, stream_name: str, metadata: StreamMetadata, *, actor: str, reason: str
+    ) -> None:
+        """See `EventStore.set_stream_metadata`."""
+        await asyncio.to_thread(
+            self.store.set_stream_metadata, stream_name, metadata, actor=actor, reason=reason
+        )
+
+    async def get_stream_metadata(self, stream_name: str) -> StreamMetadata:
+        """See `EventStore.get_stream_metadata`."""
+        return await asyncio.to_thread(self.store.get_stream_metadata, stream_name)
+
+    async def retained_streams(self) -> list[str]:
+        """See `EventStore.retained_streams`."""
+        return await asyncio.to_thread(self.store.retained_streams)
+
+    async def enforce_retention(
+        self, *, actor: str, reason: str = "retention policy"
+    ) -> list[Removal]:
+        """See `EventStore.enforce_retention`."""
+        return await asyncio.to_thread(self.store.enforce_retention, actor=actor, reason=reason)
 
     async def import_events(
         self,

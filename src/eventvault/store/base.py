@@ -11,6 +11,7 @@ import abc
 import asyncio
 import os
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +38,17 @@ from eventvault.serialization import (
 )
 from eventvault.store._append import PendingAppend, StoredRow, prepare, prepare_many
 from eventvault.store._fork import ForkGuard
+from eventvault.store._removal import (
+    METADATA_EVENT_TYPE,
+    REMOVALS_STREAM,
+    ImportedRemovals,
+    RemovalRequest,
+    check_metadata,
+    check_text,
+    metadata_from_record,
+    remove,
+    set_metadata,
+)
 from eventvault.store.notify import Notifier
 from eventvault.store.seam import (
     AppendValidator,
@@ -45,18 +57,23 @@ from eventvault.store.seam import (
     SQLRow,
     Transaction,
     guard_reentry,
+    known_components,
     validate_appends,
 )
 from eventvault.store.subscription import Subscription
 from eventvault.types import (
     AppendResult,
+    EventHash,
     ExpectedVersion,
     NewEvent,
     PayloadEvent,
     RawEvent,
     RecordedEvent,
+    Removal,
     StreamAppend,
     StreamInfo,
+    StreamMetadata,
+    StreamState,
 )
 
 __all__ = ["EventStore", "StoreStats", "Subscription"]
@@ -153,6 +170,10 @@ def _stream_name(info: StreamInfo) -> str:
     return info.stream_name
 
 
+def _hash_position(item: EventHash) -> int:
+    return item.global_position
+
+
 class EventStore(abc.ABC):
     """An append-only log of events in named streams: the system of record.
 
@@ -200,7 +221,7 @@ class EventStore(abc.ABC):
         self._closed = False
         self._subscriptions: set[Subscription] = set()
         self._subscriptions_lock = threading.Lock()
-        self._components_in_use: set[str] = set()
+        self._components_in_use: dict[str, Component] = {}
         self.core_migrations_applied: list[int] = []
         """The versions of the store's own tables that opening it applied (a new or upgraded
         SQLite file, a PostgreSQL schema opened with `auto_migrate`)."""
@@ -289,13 +310,38 @@ class EventStore(abc.ABC):
         """Up to `limit` events after global position `after`, with their stored bytes."""
 
     @abc.abstractmethod
-    def _list_streams_page(self, after: str | None, limit: int) -> list[StreamInfo]:
-        """Up to `limit` streams whose names sort after `after`, in name order."""
+    def _read_hash_page(self, after: int, limit: int) -> list[EventHash]:
+        """Up to `limit` (global position, hash) pairs of the events after global position
+        `after`, removed events included, in global order: what the audit tree is built of."""
 
     @abc.abstractmethod
-    def _import(self, batches: Iterator[list[StoredRow]]) -> None:
+    def _get_event(
+        self, event_id: uuid.UUID | None, stream: tuple[str, int] | None
+    ) -> RawEvent | None:
+        """The event with an id, or at a stream position, removed or not, with its stored
+        bytes (`removed_by` set for a removed one); None when there is none."""
+
+    @abc.abstractmethod
+    def _list_streams_page(self, after: str | None, limit: int) -> list[StreamInfo]:
+        """Up to `limit` streams whose names sort after `after`, in name order, leaving out
+        streams whose every event was removed."""
+
+    @abc.abstractmethod
+    def _import(self, batches: Iterator[list[StoredRow]], removals: ImportedRemovals) -> None:
         """Store verified rows, keeping their positions, in one transaction; roll it back if
-        the iterator raises. Raises `NotEmptyError` when the store holds events."""
+        the iterator raises. Raises `NotEmptyError` when the store holds events.
+
+        `removals` fills as the batches are read: once the last batch is stored, and before
+        the commit, mark each event of `removals.marks` removed and record `removed_before`
+        and metadata per stream (rows of erased events come with empty data and metadata)."""
+
+    @abc.abstractmethod
+    def _stream_metadata(self, stream_name: str) -> StreamMetadata:
+        """A stream's metadata (the defaults when none was set)."""
+
+    @abc.abstractmethod
+    def _retained_streams(self) -> list[str]:
+        """The streams whose metadata sets a retention, in name order."""
 
     @abc.abstractmethod
     def get_stream_version(self, stream_name: str) -> int | None:
@@ -470,6 +516,201 @@ class EventStore(abc.ABC):
             )
         self._append_validator = validator
 
+    # -- removal: the documented exceptions to append-only ----------------------------------
+
+    def delete_stream(
+        self,
+        stream_name: str,
+        *,
+        hard: bool = False,
+        expected_version: ExpectedVersion = StreamState.ANY,
+        actor: str,
+        reason: str,
+    ) -> Removal:
+        """Remove every event of a stream from reads, keeping each event's hash.
+
+        A soft delete hides the events: no read returns them, but their bytes stay in the
+        store (and in exports) until a hard delete, a truncation or retention erases them. A
+        hard delete also erases their data and metadata. Either way each event keeps its
+        positions, id, type, time and hash, so every hash chain and audit proof still
+        verifies, and the stream keeps its version: a later append continues it (one that
+        expects `NO_STREAM` fails). The removal is recorded, in the same transaction, by an
+        `EventsRemoved` event in the stream `$removals` naming who, when, what and why.
+
+        Args:
+            stream_name: the stream; system streams (named `$...`) cannot be removed.
+            hard: erase the payloads too.
+            expected_version: the stream's version the caller expects (`StreamState.ANY`:
+                any).
+            actor: who deletes it, recorded.
+            reason: why, recorded.
+
+        Returns:
+            The `Removal`; its `count` is 0 (and nothing is recorded) when every event was
+            already removed this way.
+
+        Raises:
+            StreamNotFoundError: the stream has no events.
+            WrongExpectedVersionError: the stream's version is not the expected one.
+            InvalidArgumentError: a system stream, or an empty actor or reason.
+            ReadOnlyStoreError: the store was opened read-only.
+        """
+        if type(hard) is not bool:
+            raise InvalidArgumentError("hard", hard, f"must be True or False, not {hard!r}")
+        request = RemovalRequest(
+            stream_name,
+            "hard-delete" if hard else "soft-delete",
+            actor,
+            reason,
+            expected_version=expected_version,
+        )
+        return self._run_removal(request)
+
+    def truncate_stream(self, stream_name: str, *, before: int, actor: str, reason: str) -> Removal:
+        """Remove a stream's events before a position, erasing their payloads and keeping
+        their hashes.
+
+        Later events stay readable; reads of the stream start at `before`. Each removed event
+        keeps its positions, id, type, time and hash, so every hash chain and audit proof
+        still verifies. Recorded like `delete_stream`. Snapshots of the stream from before
+        `before` are deleted with them (`Component.on_stream_removal`).
+
+        Args:
+            stream_name: the stream.
+            before: the first stream position to keep; at most the stream's version + 1
+                (which removes every event).
+            actor: who truncates it, recorded.
+            reason: why, recorded.
+
+        Returns:
+            The `Removal` (`count` 0 when those events were already erased).
+
+        Raises:
+            StreamNotFoundError: the stream has no events.
+            InvalidArgumentError: `before` is not an int >= 0 or lies past the stream's end, a
+                system stream, or an empty actor or reason.
+            ReadOnlyStoreError: the store was opened read-only.
+        """
+        _check_position("before", before)
+        return self._run_removal(
+            RemovalRequest(stream_name, "truncate", actor, reason, before=before)
+        )
+
+    def set_stream_metadata(
+        self, stream_name: str, metadata: StreamMetadata, *, actor: str, reason: str
+    ) -> None:
+        """Set a stream's metadata: its retention (`StreamMetadata`), applied by
+        `enforce_retention`.
+
+        The change is recorded, in the same transaction, by a `StreamMetadataSet` event in
+        `$removals`. The stream need not exist yet.
+
+        Args:
+            stream_name: the stream; not a system stream (`$...`).
+            metadata: the new metadata, replacing the old.
+            actor: who sets it, recorded.
+            reason: why, recorded.
+
+        Raises:
+            InvalidArgumentError: bad metadata, a system stream, or an empty actor or reason.
+            ReadOnlyStoreError: the store was opened read-only.
+        """
+        RemovalRequest(stream_name, "retention", actor, reason)  # the same checks
+        check_metadata(metadata)
+        self._check_open()
+        self._check_writable()
+        guard_reentry(id(self), self.url)
+        self._set_metadata(stream_name, metadata, actor, reason)
+
+    def _set_metadata(
+        self, stream_name: str, metadata: StreamMetadata, actor: str, reason: str
+    ) -> None:
+        """Store checked metadata and its record, in a transaction of the store's database
+        (an engine whose store lives elsewhere, the HTTP client, sends the change instead)."""
+        self.run_transaction(
+            lambda tx: set_metadata(tx._removals(), stream_name, metadata, actor, reason)
+        )
+
+    def get_stream_metadata(self, stream_name: str) -> StreamMetadata:
+        """A stream's metadata.
+
+        Args:
+            stream_name: the stream (it need not exist).
+
+        Returns:
+            Its `StreamMetadata`; the defaults (no retention) when none was set.
+
+        Raises:
+            InvalidStreamNameError: the name breaks the naming rules.
+        """
+        self._check_open()
+        validate_stream_name(stream_name)
+        return self._stream_metadata(stream_name)
+
+    def retained_streams(self) -> list[str]:
+        """The streams whose metadata sets a retention: those `enforce_retention` visits.
+
+        Returns:
+            Their names, in name order (streams whose every event was removed included).
+        """
+        self._check_open()
+        return self._retained_streams()
+
+    def enforce_retention(self, *, actor: str, reason: str = "retention policy") -> list[Removal]:
+        """Remove, in every stream whose metadata sets a retention, the events it no longer
+        keeps: those older than `max_age` and those beyond the newest `max_count`.
+
+        Each stream is one removal in a transaction of its own (erasing payloads, keeping
+        hashes, recorded in `$removals` with kind `retention`). Run it periodically (`eventvault
+        streams retain`, from cron or a timer); it removes only a prefix of each stream: an
+        event is kept while any event before it is younger than `max_age`.
+
+        Args:
+            actor: who runs it, recorded.
+            reason: why, recorded.
+
+        Returns:
+            The removals that removed something, by stream name.
+
+        Raises:
+            InvalidArgumentError: an empty actor or reason.
+            ReadOnlyStoreError: the store was opened read-only.
+        """
+        check_text("actor", actor)
+        check_text("reason", reason)
+        self._check_open()
+        self._check_writable()
+        return self._enforce_retention(actor, reason)
+
+    def _enforce_retention(self, actor: str, reason: str) -> list[Removal]:
+        """Apply every stream's retention, one removal per stream (an engine whose store lives
+        elsewhere, the HTTP client, asks the store's side to do it)."""
+        removals = []
+        for name in self._retained_streams():
+            if self.get_stream_version(name) is None:
+                continue
+            removal = self._run_removal(RemovalRequest(name, "retention", actor, reason))
+            if removal.count:
+                removals.append(removal)
+        return removals
+
+    def _run_removal(self, request: RemovalRequest) -> Removal:
+        self._check_open()
+        self._check_writable()
+        guard_reentry(id(self), self.url)
+        return self._remove(request)
+
+    def _remove(self, request: RemovalRequest) -> Removal:
+        """Apply one checked removal in a transaction of the store's database, with what the
+        components derived from the stream (an engine whose store lives elsewhere, the HTTP
+        client, sends the request instead)."""
+        # Components that may hold data derived from the stream: the registered ones, and any
+        # this store used.
+        components = {c.name: c for c in known_components()}
+        components.update(self._components_in_use)
+        chosen = list(components.values())
+        return self.run_transaction(lambda tx: remove(tx._removals(), request, chosen))
+
     # -- storage beside the events (the seam) ------------------------------------------------
 
     def use(self, component: Component) -> None:
@@ -496,7 +737,7 @@ class EventStore(abc.ABC):
         with self._components_lock:
             if component.name not in self._components_in_use:
                 self._use(component)
-                self._components_in_use.add(component.name)
+                self._components_in_use[component.name] = component
 
     def query(self, statement: str, params: Sequence[object] = ()) -> list[SQLRow]:
         """Read rows of component tables, outside any transaction: what is committed.
@@ -868,6 +1109,73 @@ class EventStore(abc.ABC):
 
         return self._paginate(fetch, after, advance)
 
+    def get_event(
+        self,
+        event_id: uuid.UUID | None = None,
+        *,
+        stream_name: str | None = None,
+        stream_position: int | None = None,
+    ) -> RawEvent | None:
+        """One event, by its id or by its stream and position, with its stored bytes: what an
+        audit proof names. Removed events are found too (see `RawEvent.removed_by`).
+
+        Args:
+            event_id: the event's id; or else
+            stream_name: its stream, and
+            stream_position: its position there.
+
+        Returns:
+            The event, or None when there is none.
+
+        Raises:
+            InvalidArgumentError: neither or both forms given, or a bad position.
+            InvalidStreamNameError: the stream name breaks the naming rules.
+        """
+        self._check_open()
+        if event_id is not None:
+            if stream_name is not None or stream_position is not None:
+                raise InvalidArgumentError(
+                    "event_id", event_id, "give an event id, or a stream and position, not both"
+                )
+            if type(event_id) is not uuid.UUID:
+                raise InvalidArgumentError(
+                    "event_id", event_id, f"must be a uuid.UUID, not {type(event_id).__name__}"
+                )
+            return self._get_event(event_id, None)
+        if stream_name is None or stream_position is None:
+            raise InvalidArgumentError(
+                "event_id", None, "give an event id, or a stream name and a stream position"
+            )
+        validate_stream_name(stream_name)
+        _check_position("stream_position", stream_position)
+        if stream_position > MAX_POSITION:
+            return None
+        return self._get_event(None, (stream_name, stream_position))
+
+    def read_hashes(self, *, after: int = 0, limit: int | None = None) -> Iterator[EventHash]:
+        """The global position and hash of every event after a position, lazily: the log as
+        the audit tree covers it.
+
+        Removed events are included (they keep their hashes); on PostgreSQL only events that
+        readers may see (no position below them can still be filled in).
+
+        Args:
+            after: the events after this global position (0: from the start).
+            limit: the most to yield; None for all.
+
+        Returns:
+            An iterator of `EventHash` in global order.
+
+        Raises:
+            InvalidArgumentError: `after` or `limit` is not an int >= 0.
+        """
+        self._check_open()
+        _check_position("after", after)
+        _check_limit(limit)
+        if after >= MAX_POSITION:
+            return iter(())
+        return self._paginate(self._read_hash_page, after, _hash_position, limit)
+
     def import_events(
         self,
         events: Iterable[RawEvent],
@@ -882,6 +1190,10 @@ class EventStore(abc.ABC):
         bytes must be in the canonical form an append writes (`canonical_json_problem`), as
         every export holds them: then every event read back re-encodes to the bytes its hash
         covers, which `verify_chain(store.read_stream(...))` relies on.
+
+        Removed events (`RawEvent.removed_by`) are imported removed, as the source held them:
+        an erased one keeps only its hash, which the next event of its stream chains to. The
+        retention of each stream is taken from its last `StreamMetadataSet` record.
 
         Args:
             events: events in global order, as `export_events` gives them.
@@ -901,6 +1213,7 @@ class EventStore(abc.ABC):
         self._check_open()
         self._check_writable()
         verifier = ChainVerifier()
+        removals = ImportedRemovals()
 
         def batches() -> Iterator[list[StoredRow]]:
             batch: list[StoredRow] = []
@@ -910,11 +1223,24 @@ class EventStore(abc.ABC):
                 except ValueError as exc:
                     raise ImportFileError(str(exc)) from exc
                 for name, raw in (("data", data), ("metadata", metadata)):
-                    problem = canonical_json_problem(raw)
+                    problem = None if not raw else canonical_json_problem(raw)
                     if problem is not None:
                         raise ImportFileError(
                             f"{event.stream_name!r}@{event.stream_position}: {name} {problem}"
                         )
+                if event.removed_by is not None:
+                    removals.take(
+                        event.stream_name,
+                        event.stream_position,
+                        event.global_position,
+                        event.removed_by,
+                    )
+                elif (
+                    event.stream_name == REMOVALS_STREAM and event.event_type == METADATA_EVENT_TYPE
+                ):
+                    found = metadata_from_record(data)
+                    if found is not None:
+                        removals.metadata[found[0]] = found[1]
                 batch.append(
                     StoredRow(
                         event.stream_name,
@@ -939,7 +1265,7 @@ class EventStore(abc.ABC):
             if on_progress is not None:
                 on_progress(verifier.count)
 
-        self._import(batches())
+        self._import(batches(), removals)
         if verifier.count:
             self.notifier.notify()
         return verifier.count

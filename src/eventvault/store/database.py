@@ -18,12 +18,15 @@ import abc
 import threading
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Protocol, Self, TypeVar, cast
+from typing import TYPE_CHECKING, Protocol, Self, TypeVar, cast
 
 from eventvault.errors import InvalidURLError, StoreClosedError, TransactionUsageError
 from eventvault.store._append import PendingAppend
 from eventvault.store.seam import Component, Dialect, SQLRow, Transaction, guard_reentry
 from eventvault.types import AppendResult, ExpectedVersion, NewEvent, StreamAppend
+
+if TYPE_CHECKING:
+    from eventvault.store._removal import RemovalTarget
 
 __all__ = ["Database", "SQLDatabase", "connect_database", "refuse_append"]
 
@@ -218,6 +221,14 @@ class StatementsOnly:
         """
         raise refuse_append(self._location)
 
+    def append_record(self, stream_name: str, event: NewEvent) -> AppendResult:
+        """Refused: the database holds no events.
+
+        Raises:
+            TransactionUsageError: always.
+        """
+        raise refuse_append(self._location)
+
     def get_stream_version(self, stream_name: str) -> int | None:
         """Refused: the database holds no streams.
 
@@ -230,6 +241,9 @@ class StatementsOnly:
         raise refuse_append(self._location)
 
     def _append(self, appends: list[PendingAppend]) -> list[AppendResult]:
+        raise refuse_append(self._location)
+
+    def _removals(self) -> RemovalTarget:
         raise refuse_append(self._location)
 
 

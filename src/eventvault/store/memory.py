@@ -39,6 +39,12 @@ from eventvault.serialization import (
 )
 from eventvault.store._append import PendingAppend, StoredRow, plan_batch
 from eventvault.store._fork import ForkGuard
+from eventvault.store._removal import (
+    ImportedRemovals,
+    RemovalTarget,
+    RowRemovals,
+    RowTransaction,
+)
 from eventvault.store.base import EventStore, StoreStats
 from eventvault.store.notify import Notifier
 from eventvault.store.seam import (
@@ -52,11 +58,20 @@ from eventvault.store.seam import (
     with_schema,
 )
 from eventvault.store.sqlite._seam import (
+    COMPONENT_MIGRATIONS_DDL,
     SQLiteStatements,
     apply_component,
     component_versions,
 )
-from eventvault.types import AppendResult, PayloadEvent, RawEvent, RecordedEvent, StreamInfo
+from eventvault.types import (
+    AppendResult,
+    EventHash,
+    PayloadEvent,
+    RawEvent,
+    RecordedEvent,
+    StreamInfo,
+    StreamMetadata,
+)
 
 if TYPE_CHECKING:
     from eventvault.store.registry import ConnectOptions
@@ -86,6 +101,7 @@ class MemoryEventStore(EventStore):
         self._log: list[StoredRow] = []
         self._streams: dict[str, list[StoredRow]] = {}
         self._ids: dict[uuid.UUID, tuple[str, int, int]] = {}
+        self._removed = RowRemovals()
         self._notifier = Notifier()
         self._tables: sqlite3.Connection | None = None
         self._paused = False
@@ -179,11 +195,12 @@ class MemoryEventStore(EventStore):
     ) -> list[RecordedEvent]:
         with self._lock:
             stream = self._streams.get(stream_name, [])
+            first = self._removed.start(stream_name)
             if backwards:
                 end = len(stream) if start is None else min(start + 1, len(stream))
-                rows = stream[max(0, end - limit) : end][::-1]
+                rows = stream[max(first, end - limit) : end][::-1]
             else:
-                begin = start or 0
+                begin = max(start or 0, first)
                 rows = stream[begin : begin + limit]
         return decode_rows(rows)
 
@@ -191,7 +208,8 @@ class MemoryEventStore(EventStore):
         self, stream_name: str, start: int, limit: int
     ) -> list[PayloadEvent]:
         with self._lock:
-            rows = self._streams.get(stream_name, [])[start : start + limit]
+            begin = max(start, self._removed.start(stream_name))
+            rows = self._streams.get(stream_name, [])[begin : begin + limit]
         return [
             PayloadEvent(r.stream_position, r.event_type, r.schema_version, r.data, r.recorded_at)
             for r in rows
@@ -209,9 +227,13 @@ class MemoryEventStore(EventStore):
         event_types: tuple[str, ...] | None,
         stream_prefix: str | None,
     ) -> list[RecordedEvent]:
+        removed = self._removed.removed_by
+
         def wanted(row: StoredRow) -> bool:
-            return (event_types is None or row.event_type in event_types) and (
-                stream_prefix is None or row.stream_name.startswith(stream_prefix)
+            return (
+                (event_types is None or row.event_type in event_types)
+                and (stream_prefix is None or row.stream_name.startswith(stream_prefix))
+                and row.global_position not in removed
             )
 
         picked: list[StoredRow] = []
@@ -233,20 +255,59 @@ class MemoryEventStore(EventStore):
     def _read_raw_page(self, after: int, limit: int) -> list[RawEvent]:
         with self._lock:
             index = self._rows_after(after)
-            rows = self._log[index : index + limit]
-        return raw_rows(rows)
+            removed = self._removed.removed_by
+            rows = [
+                (*row, removed.get(row.global_position)) for row in self._log[index : index + limit]
+            ]
+        return raw_rows(rows, removed_at=10)
+
+    def _get_event(
+        self, event_id: uuid.UUID | None, stream: tuple[str, int] | None
+    ) -> RawEvent | None:
+        with self._lock:
+            if event_id is not None:
+                found = self._ids.get(event_id)
+                stream = None if found is None else (found[0], found[1])
+            assert stream is not None or event_id is not None
+            if stream is None:
+                return None
+            rows = self._streams.get(stream[0], [])
+            if stream[1] >= len(rows):
+                return None
+            row = rows[stream[1]]
+            return raw_rows([(*row, self._removed.removed_by.get(row.global_position))], 10)[0]
+
+    def _read_hash_page(self, after: int, limit: int) -> list[EventHash]:
+        with self._lock:
+            index = self._rows_after(after)
+            return [EventHash(r.global_position, r.hash) for r in self._log[index : index + limit]]
 
     def _list_streams_page(self, after: str | None, limit: int) -> list[StreamInfo]:
         with self._lock:
             names = sorted(self._streams)
             begin = 0 if after is None else bisect.bisect_right(names, after)
-            return [
-                StreamInfo(name, stream[-1].stream_position, stream[-1].global_position)
-                for name in names[begin : begin + limit]
-                for stream in (self._streams[name],)
-            ]
+            infos: list[StreamInfo] = []
+            for name in names[begin:]:
+                last = self._streams[name][-1]
+                if self._removed.listed(name, last.stream_position):
+                    infos.append(StreamInfo(name, last.stream_position, last.global_position))
+                    if len(infos) == limit:
+                        break
+            return infos
 
-    def _import(self, batches: Iterator[list[StoredRow]]) -> None:
+    def _stream_metadata(self, stream_name: str) -> StreamMetadata:
+        with self._lock:
+            return self._removed.metadata.get(stream_name, StreamMetadata())
+
+    def _retained_streams(self) -> list[str]:
+        with self._lock:
+            return self._removed.retained()
+
+    def _replace_row(self, old: StoredRow, new: StoredRow) -> None:
+        """Put an erased row in the log in place of the row it was (under the lock)."""
+        self._log[self._rows_after(old.global_position - 1)] = new
+
+    def _import(self, batches: Iterator[list[StoredRow]], removals: ImportedRemovals) -> None:
         with self._lock:
             self._check_open()
             if self._log:
@@ -264,6 +325,7 @@ class MemoryEventStore(EventStore):
                 staged.extend(batch)
             for row in staged:
                 self._store_rows([row])
+            self._removed.import_removals(removals)
 
     def get_stream_version(self, stream_name: str) -> int | None:
         self._check_open()
@@ -297,6 +359,9 @@ class MemoryEventStore(EventStore):
             self._tables = sqlite3.connect(
                 ":memory:", isolation_level=None, check_same_thread=False
             )
+            # As in a SQLite store, the record of component migrations is always there (a
+            # removal reads which components the store holds).
+            self._tables.execute(COMPONENT_MIGRATIONS_DDL)
         return self._tables
 
     @property
@@ -355,6 +420,8 @@ class MemoryEventStore(EventStore):
             # The component rows are committed; the events join the log under the same
             # lock, so no reader sees one without the other.
             self._store_rows(tx.staged)
+            if tx.removals is not None:
+                self._removed.apply(tx.removals, self._streams, self._replace_row)
         if tx.staged:
             self._notifier.notify()
         return result
@@ -364,6 +431,7 @@ class MemoryEventStore(EventStore):
             self._log = []
             self._streams = {}
             self._ids = {}
+            self._removed = RowRemovals()
             if self._tables is not None:
                 self._tables.close()
                 self._tables = None
@@ -377,6 +445,12 @@ class _MemoryTransaction(SQLiteStatements):
         super().__init__(db, store.max_event_bytes, store._translate)
         self._store = store
         self.staged: list[StoredRow] = []
+        self.removals: RowTransaction | None = None
+
+    def _removals(self) -> RemovalTarget:
+        if self.removals is None:
+            self.removals = self._store._removed.target(self, self._store._streams)
+        return self.removals
 
     def _stream_version(self, stream_name: str) -> int | None:
         for row in reversed(self.staged):

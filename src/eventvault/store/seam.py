@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
-from typing import Any, Final, Literal, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias, TypeVar
 
 from eventvault.errors import (
     DuplicateEventIdError,
@@ -31,7 +31,10 @@ from eventvault.errors import (
 )
 from eventvault.serialization import EncodedEvent, validate_stream_name
 from eventvault.store._append import PendingAppend, prepare, prepare_many
-from eventvault.types import AppendResult, ExpectedVersion, NewEvent, StreamAppend
+from eventvault.types import AppendResult, ExpectedVersion, NewEvent, StreamAppend, StreamState
+
+if TYPE_CHECKING:
+    from eventvault.store._removal import RemovalTarget
 
 __all__ = [
     "CORE_COMPONENT",
@@ -90,6 +93,11 @@ class Component:
         name: a lower-case identifier, unique in a store (`snapshots`, `projections`).
         migrations: per dialect, the migrations in version order (1, 2, ... without gaps).
             A component offers every dialect (`sqlite` and `postgresql`).
+        on_stream_removal: per dialect, statements run in the transaction of every removal
+            of a stream's events (`delete_stream`, `truncate_stream`, retention) in a store
+            that holds the component's tables, with one parameter: the stream's name. A
+            component that keeps data derived from a stream's events (snapshots) deletes it
+            there, so that nothing removed reappears from it.
 
     Raises:
         InvalidArgumentError: a bad name, a missing dialect, or versions that are not 1, 2, ...
@@ -97,6 +105,7 @@ class Component:
 
     name: str
     migrations: Mapping[Dialect, tuple[Migration, ...]] = field(hash=False)
+    on_stream_removal: Mapping[Dialect, tuple[str, ...]] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _COMPONENT_NAME.fullmatch(self.name):
@@ -125,6 +134,14 @@ class Component:
                 sorted(counts),
                 f"of component {self.name!r}: every dialect needs the same versions",
             )
+        for dialect, statements in self.on_stream_removal.items():
+            if dialect not in DIALECTS or not isinstance(statements, tuple):
+                raise InvalidArgumentError(
+                    "on_stream_removal",
+                    dialect,
+                    f"of component {self.name!r} maps a dialect ({', '.join(DIALECTS)}) to a "
+                    f"tuple of statements, not {dialect!r} to {type(statements).__name__}",
+                )
 
     @property
     def version(self) -> int:
@@ -326,6 +343,20 @@ class Transaction(abc.ABC):
             validate_appends(self.append_validator, pending)
         return self._checked_append(pending)
 
+    def append_record(self, stream_name: str, event: NewEvent) -> AppendResult:
+        """Append one of the store's own records (a removal's, a forgotten subject's) in this
+        transaction, at the end of its stream.
+
+        It is held to every rule of an append but the store's append validator: that one (the
+        schema registry's) governs the application's events, and a store that refuses types
+        without a schema must still record its removals.
+
+        Raises:
+            InvalidEventError: the record breaks an append's rules (a defect of its writer).
+        """
+        pending = prepare(stream_name, [event], StreamState.ANY, self._max_event_bytes)
+        return self._checked_append([pending])[0]
+
     def _checked_append(self, appends: list[PendingAppend]) -> list[AppendResult]:
         self._usable()
         try:
@@ -358,6 +389,11 @@ class Transaction(abc.ABC):
     def _append(self, appends: list[PendingAppend]) -> list[AppendResult]:
         """Store validated appends in this transaction, all or none; one result per append.
         Raises `WrongExpectedVersionError` / `DuplicateEventIdError` before writing anything."""
+
+    @abc.abstractmethod
+    def _removals(self) -> RemovalTarget:
+        """The store's events as a removal sees them in this transaction (`store._removal`):
+        `SQLRemovals(self)` where the events are tables of this transaction's database."""
 
 
 def validate_appends(validator: AppendValidator, appends: Sequence[PendingAppend]) -> None:

@@ -12,6 +12,9 @@ and the server's problem details come back as the same errors, with the same att
 - Subscriptions are Server-Sent Events, read by a thread per subscription into a bounded buffer.
   When the connection drops (the server restarts), the subscription waits and reconnects with
   `Last-Event-ID`, the position of the last event it received: nothing is lost or repeated.
+- Removals (`delete_stream`, `truncate_stream`, stream metadata and `enforce_retention`) are
+  requests of their own, carried out by the server's store in its transactions; an import
+  carries removed events as the server's raw log serves them.
 - The seam (`use`, `query`, `run_transaction`) does not travel: a transaction's work is a
   Python function, and component tables belong to the server. They raise `NotSupportedError`;
   `component_versions` reads the server store's versions.
@@ -32,14 +35,16 @@ import httpx
 import msgspec
 
 from eventvault.errors import (
+    EventNotFoundError,
     EventVaultError,
     InvalidURLError,
     NotSupportedError,
     StorageError,
     StoreUnavailableError,
 )
-from eventvault.serialization import from_micros, validate_stream_name
+from eventvault.serialization import raw_rows, validate_stream_name
 from eventvault.store._append import PendingAppend, StoredRow
+from eventvault.store._removal import ImportedRemovals, RemovalRequest
 from eventvault.store.base import DEFAULT_PAGE_SIZE, EventStore, StoreStats
 from eventvault.store.http.wire import (
     NDJSON,
@@ -48,22 +53,41 @@ from eventvault.store.http.wire import (
     AppendsIn,
     AppendsOut,
     EventIn,
+    HashOut,
     HeadOut,
     InfoOut,
     LogQuery,
+    MetadataIn,
+    MetadataOut,
     Problem,
+    RemovalIn,
+    RemovalOut,
+    RemovalsOut,
+    RetainedOut,
+    RetentionIn,
     StatsOut,
     StreamAppendIn,
     VersionOut,
     deep_safe,
     error_from_problem,
     expected_to_wire,
+    metadata_from_wire,
+    metadata_to_wire,
+    removal_from_wire,
 )
 from eventvault.store.masking import mask_url
 from eventvault.store.notify import Notifier
 from eventvault.store.seam import Component, Dialect, SQLRow, Transaction
 from eventvault.store.subscription import Subscription
-from eventvault.types import AppendResult, RawEvent, RecordedEvent, StreamInfo
+from eventvault.types import (
+    AppendResult,
+    EventHash,
+    RawEvent,
+    RecordedEvent,
+    Removal,
+    StreamInfo,
+    StreamMetadata,
+)
 
 __all__ = ["SUBSCRIPTION_BUFFER", "TOKEN_ENV", "HTTPEventStore"]
 
@@ -83,6 +107,7 @@ as dead and is made again."""
 
 _decode_event = deep_safe(msgspec.json.Decoder(RecordedEvent).decode)
 _decode_raw = deep_safe(msgspec.json.Decoder(RawEvent).decode)
+_decode_hash = msgspec.json.Decoder(HashOut).decode
 _info_decoder = msgspec.json.Decoder(StreamInfo)
 _problem_decoder = msgspec.json.Decoder(Problem)
 _encode = msgspec.json.encode
@@ -238,6 +263,11 @@ class HTTPEventStore(EventStore):
         headers = {"content-type": "application/json"}
         return self._send(lambda: self._client.post(path, content=body, headers=headers), retry)
 
+    def _put(self, path: str, body: bytes) -> httpx.Response:
+        headers = {"content-type": "application/json"}
+        # Not sent twice: see the removals below.
+        return self._send(lambda: self._client.put(path, content=body, headers=headers))
+
     def _stream(
         self,
         decode: Callable[[bytes], T],
@@ -296,22 +326,61 @@ class HTTPEventStore(EventStore):
         many = msgspec.json.decode(self._post("/v1/appends", body).content, type=AppendsOut)
         return [AppendResult(r.stream_position, r.global_position) for r in many.results]
 
-    def _import(self, batches: Iterator[list[StoredRow]]) -> None:
+    def _import(self, batches: Iterator[list[StoredRow]], removals: ImportedRemovals) -> None:
         # The rows are verified by the base class as they come, spooled to a file, and sent
-        # once the last one is: an import that fails on the way sends nothing. The server reads
-        # them as event lines that must hold exactly this many events up to this position.
+        # once the last one is: an import that fails on the way sends nothing. The server
+        # imports them as its raw log serves them (removed events marked), and only if they are
+        # exactly this many, up to this position.
         with tempfile.TemporaryFile() as spool:
-            count, head = _spool_events(batches, spool)
+            count, head = _spool_events(batches, removals, spool)
             spool.seek(0)
-            params = {"expect_count": count, "expect_head": head}
+            params = {"count": count, "head": head}
             self._send(
                 lambda: self._client.post(
-                    "/v1/import",
+                    "/v1/log/raw",
                     params=params,
                     content=_chunks(spool),
                     headers={"content-type": NDJSON},
                 )
             )
+
+    # -- removal -----------------------------------------------------------------------------
+
+    # None of these is sent twice: a removal or a metadata change whose answer was lost may
+    # have been made, and each made twice is recorded twice.
+
+    def _remove(self, request: RemovalRequest) -> Removal:
+        body = RemovalIn(
+            request.stream_name,
+            request.kind,
+            request.reason,
+            request.actor,
+            request.before,
+            expected_to_wire(request.expected_version),
+        )
+        response = self._post("/v1/removals", _encode(body), retry=False)
+        return removal_from_wire(msgspec.json.decode(response.content, type=RemovalOut))
+
+    def _set_metadata(
+        self, stream_name: str, metadata: StreamMetadata, actor: str, reason: str
+    ) -> None:
+        age, count = metadata_to_wire(metadata)
+        body = _encode(MetadataIn(reason, age, count, actor))
+        self._put(f"/v1/metadata/{_quoted(stream_name)}", body)
+
+    def _enforce_retention(self, actor: str, reason: str) -> list[Removal]:
+        body = _encode(RetentionIn(reason, actor))
+        response = self._post("/v1/retention", body, retry=False)
+        found = msgspec.json.decode(response.content, type=RemovalsOut)
+        return [removal_from_wire(removal) for removal in found.removals]
+
+    def _stream_metadata(self, stream_name: str) -> StreamMetadata:
+        response = self._get(f"/v1/metadata/{_quoted(stream_name)}")
+        found = msgspec.json.decode(response.content, type=MetadataOut)
+        return metadata_from_wire(found.max_age_us, found.max_count)
+
+    def _retained_streams(self) -> list[str]:
+        return msgspec.json.decode(self._get("/v1/retention").content, type=RetainedOut).streams
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -363,6 +432,26 @@ class HTTPEventStore(EventStore):
 
     def _read_raw_page(self, after: int, limit: int) -> list[RawEvent]:
         return list(self._iter_raw(after, after + limit))
+
+    def _read_hash_page(self, after: int, limit: int) -> list[EventHash]:
+        lines = self._stream(
+            _decode_hash, "/v1/log/hashes", params={"after": after, "limit": limit}
+        )
+        return [EventHash(line.global_position, bytes.fromhex(line.hash)) for line in lines]
+
+    def _get_event(
+        self, event_id: uuid.UUID | None, stream: tuple[str, int] | None
+    ) -> RawEvent | None:
+        try:
+            if event_id is not None:
+                response = self._get(f"/v1/events/{event_id}")
+            else:
+                name, position = stream or ("", 0)
+                params: _Params = {"stream_name": name, "stream_position": position}
+                response = self._get("/v1/events", params=params)
+        except EventNotFoundError:
+            return None
+        return _decode_raw(response.content)
 
     def _list_streams_page(self, after: str | None, limit: int) -> list[StreamInfo]:
         listed = self.list_streams()
@@ -465,32 +554,20 @@ class HTTPEventStore(EventStore):
         self._client.close()
 
 
-def _spool_events(batches: Iterator[list[StoredRow]], out: IO[bytes]) -> tuple[int, int]:
-    """Write verified rows as the event lines of an export; return their count and the last
-    global position (0 for none)."""
+def _spool_events(
+    batches: Iterator[list[StoredRow]], removals: ImportedRemovals, out: IO[bytes]
+) -> tuple[int, int]:
+    """Write verified rows as the lines of a raw log, removed events marked; return their
+    count and the last global position (0 for none)."""
     count = 0
     last = 0
+    marked = 0
     for batch in batches:
-        out.write(
-            b"".join(
-                _encode(
-                    RawEvent(
-                        global_position=row.global_position,
-                        stream_name=row.stream_name,
-                        stream_position=row.stream_position,
-                        event_id=uuid.UUID(bytes=row.event_id),
-                        event_type=row.event_type,
-                        schema_version=row.schema_version,
-                        data=msgspec.Raw(row.data),
-                        metadata=msgspec.Raw(row.metadata),
-                        recorded_at=from_micros(row.recorded_at),
-                        hash=row.hash.hex(),
-                    )
-                )
-                + b"\n"
-                for row in batch
-            )
-        )
+        # The base class notes a batch's removed events before it hands the batch over.
+        removed = dict(removals.marks[marked:])
+        marked = len(removals.marks)
+        rows = [(*row, removed.get(row.global_position)) for row in batch]
+        out.write(b"".join(_encode(event) + b"\n" for event in raw_rows(rows, removed_at=10)))
         count += len(batch)
         if batch:
             last = batch[-1].global_position

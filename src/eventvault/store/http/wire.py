@@ -16,15 +16,26 @@ from __future__ import annotations
 import inspect
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final, Literal, TypeAlias, TypeVar
 
 import msgspec
 
 from eventvault import errors
 from eventvault._nesting import on_fresh_stack
-from eventvault.errors import ERROR_KINDS, EventVaultError, InvalidExpectedVersionError
-from eventvault.types import ExpectedVersion, StreamState
+from eventvault.errors import (
+    ERROR_KINDS,
+    EventVaultError,
+    InvalidArgumentError,
+    InvalidExpectedVersionError,
+)
+from eventvault.types import (
+    ExpectedVersion,
+    Removal,
+    RemovalKind,
+    StreamMetadata,
+    StreamState,
+)
 
 __all__ = [
     "API_PREFIX",
@@ -36,10 +47,18 @@ __all__ = [
     "AppendsIn",
     "AppendsOut",
     "EventIn",
+    "HashOut",
     "HeadOut",
     "InfoOut",
     "LogQuery",
+    "MetadataIn",
+    "MetadataOut",
     "Problem",
+    "RemovalIn",
+    "RemovalOut",
+    "RemovalsOut",
+    "RetainedOut",
+    "RetentionIn",
     "StatsOut",
     "StreamAppendIn",
     "VersionOut",
@@ -49,6 +68,10 @@ __all__ = [
     "error_members",
     "expected_from_wire",
     "expected_to_wire",
+    "metadata_from_wire",
+    "metadata_to_wire",
+    "removal_from_wire",
+    "removal_to_wire",
 ]
 
 API_PREFIX: Final = "/v1"
@@ -158,6 +181,79 @@ class LogQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     heartbeat: float | None = None
 
 
+class HashOut(msgspec.Struct, frozen=True):
+    """A line of `GET /v1/log/hashes`: an event's global position and its hash (hex), removed
+    events included: what the audit tree is built of."""
+
+    global_position: int
+    hash: str
+
+
+class RemovalIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The body of `POST /v1/removals`: delete or truncate a stream (`delete_stream`,
+    `truncate_stream`).
+
+    `actor` is who removes: with a token, the token's name (another name is refused; none means
+    the token's); without one (anonymous access), it must be given.
+    """
+
+    stream_name: str
+    kind: RemovalKind
+    reason: str
+    actor: str | None = None
+    before: int | None = None
+    expected_version: WireExpectedVersion = "any"
+
+
+class RemovalOut(msgspec.Struct, frozen=True):
+    """What a removal did (`eventvault.Removal`)."""
+
+    stream_name: str
+    kind: RemovalKind
+    first_position: int
+    before: int
+    count: int
+    erased: bool
+    record_position: int | None
+
+
+class RemovalsOut(msgspec.Struct, frozen=True):
+    """`POST /v1/retention`: the removals that removed something, by stream name."""
+
+    removals: list[RemovalOut]
+
+
+class RetentionIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The body of `POST /v1/retention` (`enforce_retention`); `actor` as for `RemovalIn`."""
+
+    reason: str = "retention policy"
+    actor: str | None = None
+
+
+class RetainedOut(msgspec.Struct, frozen=True):
+    """`GET /v1/retention`: the streams whose metadata sets a retention, by name."""
+
+    streams: list[str]
+
+
+class MetadataIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The body of `PUT /v1/metadata/{stream}` (`set_stream_metadata`): the retention in
+    microseconds and events; `actor` as for `RemovalIn`."""
+
+    reason: str
+    max_age_us: int | None = None
+    max_count: int | None = None
+    actor: str | None = None
+
+
+class MetadataOut(msgspec.Struct, frozen=True):
+    """`GET /v1/metadata/{stream}`: the stream's retention (nulls: none)."""
+
+    stream_name: str
+    max_age_us: int | None
+    max_count: int | None
+
+
 class Problem(msgspec.Struct, frozen=True, omit_defaults=True):
     """An RFC 9457 problem detail, with eventvault's extension members.
 
@@ -214,6 +310,57 @@ def expected_from_wire(value: object) -> ExpectedVersion:
     if type(value) is int and value >= 0:
         return value
     raise InvalidExpectedVersionError(value)
+
+
+_MICROSECOND: Final = timedelta(microseconds=1)
+
+
+def metadata_to_wire(metadata: StreamMetadata) -> tuple[int | None, int | None]:
+    """A stream's metadata as the wire carries it: (`max_age_us`, `max_count`)."""
+    age = None if metadata.max_age is None else metadata.max_age // _MICROSECOND
+    return age, metadata.max_count
+
+
+def metadata_from_wire(max_age_us: int | None, max_count: int | None) -> StreamMetadata:
+    """A stream's metadata from the wire (its values are checked by the store that receives
+    it).
+
+    Raises:
+        InvalidArgumentError: `max_age_us` is more than a `timedelta` holds.
+    """
+    try:
+        age = None if max_age_us is None else timedelta(microseconds=max_age_us)
+    except OverflowError:
+        raise InvalidArgumentError(
+            "max_age_us", max_age_us, f"must be at most 2**63 - 1 microseconds, not {max_age_us}"
+        ) from None
+    return StreamMetadata(max_age=age, max_count=max_count)
+
+
+def removal_to_wire(removal: Removal) -> RemovalOut:
+    """A removal's outcome as the wire carries it."""
+    return RemovalOut(
+        removal.stream_name,
+        removal.kind,
+        removal.first_position,
+        removal.before,
+        removal.count,
+        removal.erased,
+        removal.record_position,
+    )
+
+
+def removal_from_wire(found: RemovalOut) -> Removal:
+    """A removal's outcome from the wire."""
+    return Removal(
+        found.stream_name,
+        found.kind,
+        found.first_position,
+        found.before,
+        found.count,
+        found.erased,
+        found.record_position,
+    )
 
 
 # -- errors ----------------------------------------------------------------------------------

@@ -89,7 +89,7 @@ class Reader:
         else:
             bound = start or 0
             query = self._sql.read_stream_forward
-        return self.fetch(query, (stream_name, bound, limit))
+        return self.fetch(query, {"name": stream_name, "bound": bound, "limit": limit})
 
     # -- the global log ----------------------------------------------------------------------
 
@@ -122,20 +122,38 @@ class Reader:
         """
         query, extra = self._filters(self._sql.read_forward, event_types, stream_prefix)
         query += " ORDER BY global_position LIMIT %s"
-        params = [after, *extra, limit]
+        return self._settled(query, [after, *extra, limit], _GLOBAL_POSITION, _DELIVERABLE)
+
+    def raw_rows(self, after: int, limit: int) -> list[Row]:
+        """The deliverable rows after `after`, removed ones included, each with `removed_by`
+        after the column that says whether it is deliverable."""
+        return self._settled(
+            self._sql.read_raw_forward, [after, limit], _GLOBAL_POSITION, _DELIVERABLE
+        )
+
+    def hash_rows(self, after: int, limit: int) -> list[Row]:
+        """(global position, hash, deliverable) of the deliverable rows after `after`, removed
+        ones included."""
+        return self._settled(self._sql.read_hashes, [after, limit], 0, 2)
+
+    def _settled(
+        self, query: str, params: Sequence[object], position_at: int, deliverable_at: int
+    ) -> list[Row]:
+        """Run a query for the first rows after a position, keeping the deliverable prefix (see
+        `forward_rows`)."""
         waited_for: int | None = None
         deadline = 0.0
         delay = 0.0005
         while True:
             rows = self.fetch(query, params)
-            cut = next((i for i, row in enumerate(rows) if not row[_DELIVERABLE]), None)
+            cut = next((i for i, row in enumerate(rows) if not row[deliverable_at]), None)
             if cut is None:
                 self._clear()
                 return rows
             if waited_for is None:
-                waited_for = int(rows[cut][_GLOBAL_POSITION])
+                waited_for = int(rows[cut][position_at])
                 deadline = time.monotonic() + self._horizon_wait
-            elif cut > 0 and int(rows[cut - 1][_GLOBAL_POSITION]) >= waited_for:
+            elif cut > 0 and int(rows[cut - 1][position_at]) >= waited_for:
                 # Everything committed before this read began is deliverable now.
                 self._clear()
                 return rows[:cut]

@@ -22,6 +22,7 @@ from psycopg import errors as pg_errors
 from eventvault.errors import StorageError
 from eventvault.serialization import now_micros, uuid_from_bytes
 from eventvault.store._append import PendingAppend, StreamHead, plan_batch
+from eventvault.store._removal import RemovalTarget, SQLRemovals
 from eventvault.store.postgres._batch import Row, event_columns, rollback_quietly, stream_columns
 from eventvault.store.postgres._config import quote_schema
 from eventvault.store.postgres._connections import Connections
@@ -92,6 +93,9 @@ class PostgresTransaction(Transaction):
     def _stream_version(self, stream_name: str) -> int | None:
         rows = self._run(self._sql.stream_version, (stream_name,)).fetchall()
         return int(rows[0][0]) if rows else None
+
+    def _removals(self) -> RemovalTarget:
+        return SQLRemovals(self)
 
     def _append(self, appends: list[PendingAppend]) -> list[AppendResult]:
         sql = self._sql

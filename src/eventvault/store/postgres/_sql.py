@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Final
 
+from eventvault.store._removal import statements as removal_statements
 from eventvault.store.postgres._config import quote_schema
+from eventvault.store.seam import with_schema
 
 __all__ = ["COPY_TYPES", "Statements"]
 
@@ -63,17 +65,42 @@ class Statements:
         self.stored = f"SELECT EXISTS (SELECT 1 FROM {s}.events WHERE global_position = %s)"
         self.position_of_id = f"SELECT global_position FROM {s}.events WHERE event_id = %s"
         horizon = "(SELECT pg_snapshot_xmin(pg_current_snapshot()))"
+        # Removed events stay in the table (their hashes are kept) and are left out of reads:
+        # of the log by their removed_by, of a stream by where its removals end (they always
+        # take a prefix of it), one lookup in stream_metadata keeping the index range scan.
         self.read_forward = (
-            f"SELECT {columns}, tx_id < {horizon} FROM {s}.events WHERE global_position > %s"
+            f"SELECT {columns}, tx_id < {horizon} FROM {s}.events WHERE global_position > %s "
+            "AND removed_by IS NULL"
         )
-        self.read_backward = f"SELECT {columns} FROM {s}.events WHERE global_position <= %s"
+        self.read_raw_forward = (
+            f"SELECT {columns}, tx_id < {horizon}, removed_by FROM {s}.events "
+            "WHERE global_position > %s ORDER BY global_position LIMIT %s"
+        )
+        self.event_by_id = f"SELECT {columns}, removed_by FROM {s}.events WHERE event_id = %s"
+        self.event_at = (
+            f"SELECT {columns}, removed_by FROM {s}.events "
+            "WHERE stream_name = %s AND stream_position = %s"
+        )
+        self.read_hashes = (
+            f"SELECT global_position, hash, tx_id < {horizon} FROM {s}.events "
+            "WHERE global_position > %s ORDER BY global_position LIMIT %s"
+        )
+        self.read_backward = (
+            f"SELECT {columns} FROM {s}.events WHERE global_position <= %s AND removed_by IS NULL"
+        )
+        stream_start = (
+            f"coalesce((SELECT removed_before FROM {s}.stream_metadata "
+            "WHERE stream_name = %(name)s), 0)"
+        )
         self.read_stream_forward = (
-            f"SELECT {columns} FROM {s}.events WHERE stream_name = %s AND stream_position >= %s "
-            "ORDER BY stream_position LIMIT %s"
+            f"SELECT {columns} FROM {s}.events WHERE stream_name = %(name)s "
+            f"AND stream_position >= greatest(%(bound)s, {stream_start}) "
+            "ORDER BY stream_position LIMIT %(limit)s"
         )
         self.read_stream_backward = (
-            f"SELECT {columns} FROM {s}.events WHERE stream_name = %s AND stream_position <= %s "
-            "ORDER BY stream_position DESC LIMIT %s"
+            f"SELECT {columns} FROM {s}.events WHERE stream_name = %(name)s "
+            f"AND stream_position <= %(bound)s AND stream_position >= {stream_start} "
+            "ORDER BY stream_position DESC LIMIT %(limit)s"
         )
         self.heads = (
             f"SELECT coalesce((SELECT global_position FROM {s}.events WHERE tx_id < {horizon} "
@@ -90,8 +117,17 @@ class Statements:
             "ORDER BY global_position LIMIT 1"
         )
         self.list_streams = (
-            f"SELECT stream_name, version, last_global_position FROM {s}.streams "
-            "WHERE stream_name > %s ORDER BY stream_name LIMIT %s"
+            f"SELECT s.stream_name, s.version, s.last_global_position FROM {s}.streams AS s "
+            f"LEFT JOIN {s}.stream_metadata AS m ON m.stream_name = s.stream_name "
+            "WHERE s.stream_name > %s AND s.version >= coalesce(m.removed_before, 0) "
+            "ORDER BY s.stream_name LIMIT %s"
+        )
+        self.insert_stream_metadata = with_schema(
+            removal_statements("postgresql").insert_metadata, s
+        )
+        self.mark_imported = (
+            f"UPDATE {s}.events AS e SET removed_by = u.r "
+            "FROM unnest(%s::int8[], %s::int8[]) AS u(p, r) WHERE e.global_position = u.p"
         )
         self.stream_version = f"SELECT version FROM {s}.streams WHERE stream_name = %s"
         self.stats = (

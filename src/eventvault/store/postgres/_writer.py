@@ -43,6 +43,7 @@ from eventvault.store._append import (
     plan_on_remembered_heads,
 )
 from eventvault.store._groupcommit import GroupCommitter
+from eventvault.store._removal import ImportedRemovals
 from eventvault.store.postgres._arrays import append_arguments
 from eventvault.store.postgres._batch import (
     Row,
@@ -443,7 +444,7 @@ class Writer:
             return False
         return bool(row and row[0])
 
-    def import_rows(self, batches: Iterator[list[StoredRow]]) -> None:
+    def import_rows(self, batches: Iterator[list[StoredRow]], removals: ImportedRemovals) -> None:
         sql = self._sql
         try:
             with self._connections.connection() as conn:
@@ -467,6 +468,18 @@ class Writer:
                                     heads[stored.stream_name] = StreamHead(
                                         stored.stream_position, stored.global_position, stored.hash
                                     )
+                        if removals.marks:
+                            conn.execute(
+                                sql.mark_imported,
+                                (
+                                    [position for position, _ in removals.marks],
+                                    [by for _, by in removals.marks],
+                                ),
+                            )
+                        with conn.cursor() as cursor:
+                            cursor.executemany(
+                                sql.insert_stream_metadata, list(removals.metadata_rows())
+                            )
                         if heads:
                             conn.execute(sql.upsert_streams, stream_columns(heads))
                             last = max(head.global_position for head in heads.values())

@@ -9,6 +9,7 @@ thread), `migrations` (the versioned schema). This module puts them together beh
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import psycopg
@@ -28,6 +29,8 @@ from eventvault.serialization import (
 )
 from eventvault.store._append import PendingAppend, StoredRow
 from eventvault.store._fork import ForkGuard, keep_forever
+from eventvault.store._removal import ImportedRemovals, metadata_of
+from eventvault.store._removal import statements as removal_statements
 from eventvault.store.base import EventStore, StoreStats
 from eventvault.store.notify import Notifier
 from eventvault.store.postgres._batch import Row
@@ -56,7 +59,14 @@ from eventvault.store.seam import (
     Transaction,
     with_schema,
 )
-from eventvault.types import AppendResult, RawEvent, RecordedEvent, StreamInfo
+from eventvault.types import (
+    AppendResult,
+    EventHash,
+    RawEvent,
+    RecordedEvent,
+    StreamInfo,
+    StreamMetadata,
+)
 
 __all__ = ["PostgresEventStore"]
 
@@ -236,8 +246,8 @@ class PostgresEventStore(EventStore):
     async def _append_async(self, appends: list[PendingAppend]) -> list[AppendResult]:
         return await self._writer.append_async(appends)
 
-    def _import(self, batches: Iterator[list[StoredRow]]) -> None:
-        self._writer.import_rows(batches)
+    def _import(self, batches: Iterator[list[StoredRow]], removals: ImportedRemovals) -> None:
+        self._writer.import_rows(batches, removals)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -259,7 +269,28 @@ class PostgresEventStore(EventStore):
         return decode_rows(self._reader.forward_rows(after, limit, event_types, stream_prefix))
 
     def _read_raw_page(self, after: int, limit: int) -> list[RawEvent]:
-        return raw_rows(self._reader.forward_rows(after, limit, None, None))
+        return raw_rows(self._reader.raw_rows(after, limit), removed_at=11)
+
+    def _get_event(
+        self, event_id: uuid.UUID | None, stream: tuple[str, int] | None
+    ) -> RawEvent | None:
+        if event_id is not None:
+            rows = self._fetch(self._sql.event_by_id, (event_id,))
+        else:
+            assert stream is not None
+            rows = self._fetch(self._sql.event_at, stream)
+        return raw_rows(rows, removed_at=10)[0] if rows else None
+
+    def _read_hash_page(self, after: int, limit: int) -> list[EventHash]:
+        return [EventHash(int(r[0]), bytes(r[1])) for r in self._reader.hash_rows(after, limit)]
+
+    def _stream_metadata(self, stream_name: str) -> StreamMetadata:
+        rows = self._query_components(removal_statements("postgresql").metadata, (stream_name,))
+        return metadata_of(*rows[0]) if rows else StreamMetadata()
+
+    def _retained_streams(self) -> list[str]:
+        rows = self._query_components(removal_statements("postgresql").retained, ())
+        return [str(row[0]) for row in rows]
 
     def _list_streams_page(self, after: str | None, limit: int) -> list[StreamInfo]:
         rows = self._fetch(self._sql.list_streams, ("" if after is None else after, limit))

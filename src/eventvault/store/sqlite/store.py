@@ -59,6 +59,15 @@ from eventvault.store._append import (
 )
 from eventvault.store._fork import ForkGuard, keep_forever
 from eventvault.store._groupcommit import GroupCommitter
+from eventvault.store._removal import (
+    ImportedRemovals,
+    RemovalTarget,
+    SQLRemovals,
+    metadata_of,
+)
+from eventvault.store._removal import (
+    statements as removal_statements,
+)
 from eventvault.store.base import EventStore, StoreStats
 from eventvault.store.notify import Notifier, shared_notifier
 from eventvault.store.seam import (
@@ -93,10 +102,12 @@ from eventvault.store.sqlite._seam import (
 )
 from eventvault.types import (
     AppendResult,
+    EventHash,
     PayloadEvent,
     RawEvent,
     RecordedEvent,
     StreamInfo,
+    StreamMetadata,
 )
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SQLiteEventStore", "Synchronous"]
@@ -128,18 +139,51 @@ _STREAM_HEAD: Final = (
     "ORDER BY stream_position DESC LIMIT 1"
 )
 _MAX_CACHED_HEADS: Final = 50_000
-_READ_STREAM_FORWARDS: Final = (
-    f"SELECT {_COLUMNS} FROM events WHERE stream_name = ? AND stream_position >= ? "
-    "ORDER BY stream_position LIMIT ?"
+# Removals take a prefix of a stream: its reads start at its `removed_before`, one lookup in
+# a table that holds a row only for streams with removals (the index range scan is kept).
+_STREAM_START: Final = (
+    "coalesce((SELECT removed_before FROM stream_metadata WHERE stream_name = ?1), 0)"
 )
-_READ_STREAM_BACKWARDS: Final = (
-    f"SELECT {_COLUMNS} FROM events WHERE stream_name = ? AND stream_position <= ? "
-    "ORDER BY stream_position DESC LIMIT ?"
-)
-_READ_STREAM_PAYLOADS: Final = (
-    "SELECT stream_position, event_type, schema_version, data, recorded_at FROM events "
-    "WHERE stream_name = ? AND stream_position >= ? ORDER BY stream_position LIMIT ?"
-)
+REMOVALS_SCHEMA: Final = 3
+"""The storage schema that brought removals (`removed_by`, `stream_metadata`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Reads:
+    """The reads that depend on whether the file holds removals: every file of schema 3 on; a
+    file of an older schema opened read-only (which migrates nothing) has none to leave out."""
+
+    stream_forwards: str
+    stream_backwards: str
+    stream_payloads: str
+    live: str
+    removed_by: str
+    listed: str
+    removals: bool
+
+
+def _reads(removals: bool) -> _Reads:
+    start = _STREAM_START if removals else "0"
+    return _Reads(
+        stream_forwards=f"SELECT {_COLUMNS} FROM events WHERE stream_name = ?1 "
+        f"AND stream_position >= max(?2, {start}) ORDER BY stream_position LIMIT ?3",
+        stream_backwards=f"SELECT {_COLUMNS} FROM events WHERE stream_name = ?1 "
+        f"AND stream_position <= ?2 AND stream_position >= {start} "
+        "ORDER BY stream_position DESC LIMIT ?3",
+        stream_payloads="SELECT stream_position, event_type, schema_version, data, recorded_at "
+        f"FROM events WHERE stream_name = ?1 AND stream_position >= max(?2, {start}) "
+        "ORDER BY stream_position LIMIT ?3",
+        live="removed_by IS NULL" if removals else "1",
+        removed_by="removed_by" if removals else "NULL",
+        listed="coalesce((SELECT removed_before FROM stream_metadata "
+        "WHERE stream_name = s.stream_name), 0)"
+        if removals
+        else "0",
+        removals=removals,
+    )
+
+
+_READS: Final = {True: _reads(True), False: _reads(False)}
 _MAX_POSITION: Final = 2**63 - 1
 _IDS_PER_LOOKUP: Final = 500
 """Values per `IN (...)` list (event ids, event types): SQLite builds before 3.32 bind at most
@@ -434,6 +478,9 @@ class SQLiteEventStore(EventStore):
                 )
             if version > SCHEMA_VERSION:
                 raise SchemaVersionError(self.path, version, SCHEMA_VERSION)
+            # A file of an older schema opened read-only is read as it is: it holds no removals
+            # (a process that upgrades it meanwhile is seen once the store is opened again).
+            self._reads = _READS[version >= REMOVALS_SCHEMA]
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
 
@@ -787,7 +834,7 @@ class SQLiteEventStore(EventStore):
             found.update({uuid.UUID(bytes=row[0]): (row[1], row[2], row[3]) for row in rows})
         return found
 
-    def _import(self, batches: Iterator[list[StoredRow]]) -> None:
+    def _import(self, batches: Iterator[list[StoredRow]], removals: ImportedRemovals) -> None:
         with self._conn_lock:
             self._check_open()
             conn = self._writer
@@ -804,6 +851,11 @@ class SQLiteEventStore(EventStore):
                             raise ImportFileError(
                                 f"an event id appears twice in the events imported ({exc})"
                             ) from exc
+                    sql = removal_statements("sqlite")
+                    conn.executemany(
+                        sql.mark_imported, [(by, position) for position, by in removals.marks]
+                    )
+                    conn.executemany(sql.insert_metadata, list(removals.metadata_rows()))
                     conn.execute("COMMIT")
                 except BaseException:
                     _rollback_quietly(conn)
@@ -819,10 +871,10 @@ class SQLiteEventStore(EventStore):
         self, stream_name: str, start: int | None, backwards: bool, limit: int
     ) -> list[RecordedEvent]:
         if backwards:
-            sql = _READ_STREAM_BACKWARDS
+            sql = self._reads.stream_backwards
             bound = _MAX_POSITION if start is None else start
         else:
-            sql = _READ_STREAM_FORWARDS
+            sql = self._reads.stream_forwards
             bound = start or 0
         rows = self._query(sql, (stream_name, bound, limit))
         return decode_rows(rows)
@@ -830,7 +882,7 @@ class SQLiteEventStore(EventStore):
     def _read_stream_payload_page(
         self, stream_name: str, start: int, limit: int
     ) -> list[PayloadEvent]:
-        rows = self._query(_READ_STREAM_PAYLOADS, (stream_name, start, limit))
+        rows = self._query(self._reads.stream_payloads, (stream_name, start, limit))
         return [PayloadEvent(*row) for row in rows]
 
     def _read_all_page(
@@ -857,6 +909,7 @@ class SQLiteEventStore(EventStore):
         if stream_prefix is not None:
             conditions.append("substr(stream_name, 1, ?) = ?")
             params.extend((len(stream_prefix), stream_prefix))
+        conditions.append(self._reads.live)
         order = "DESC" if backwards else "ASC"
         sql = (
             f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(conditions)} "
@@ -867,21 +920,55 @@ class SQLiteEventStore(EventStore):
 
     def _read_raw_page(self, after: int, limit: int) -> list[RawEvent]:
         rows = self._query(
-            f"SELECT {_COLUMNS} FROM events WHERE global_position > ? "
+            f"SELECT {_COLUMNS}, {self._reads.removed_by} FROM events "
+            "WHERE global_position > ? ORDER BY global_position LIMIT ?",
+            (after, limit),
+        )
+        return raw_rows(rows, removed_at=10)
+
+    def _get_event(
+        self, event_id: uuid.UUID | None, stream: tuple[str, int] | None
+    ) -> RawEvent | None:
+        params: tuple[object, ...]
+        if event_id is not None:
+            where, params = "event_id = ?", (event_id.bytes,)
+        else:
+            assert stream is not None
+            where, params = "stream_name = ? AND stream_position = ?", stream
+        removed_by = self._reads.removed_by
+        rows = self._query(f"SELECT {_COLUMNS}, {removed_by} FROM events WHERE {where}", params)
+        return raw_rows(rows, removed_at=10)[0] if rows else None
+
+    def _read_hash_page(self, after: int, limit: int) -> list[EventHash]:
+        rows = self._query(
+            "SELECT global_position, hash FROM events WHERE global_position > ? "
             "ORDER BY global_position LIMIT ?",
             (after, limit),
         )
-        return raw_rows(rows)
+        make = tuple.__new__
+        return [make(EventHash, row) for row in rows]
 
     def _list_streams_page(self, after: str | None, limit: int) -> list[StreamInfo]:
         rows = self._query(
             "SELECT s.stream_name, e.stream_position, e.global_position FROM streams AS s "
             "JOIN events AS e ON e.stream_name = s.stream_name AND e.stream_position = "
             "(SELECT max(stream_position) FROM events WHERE stream_name = s.stream_name) "
-            "WHERE s.stream_name > ? ORDER BY s.stream_name LIMIT ?",
+            f"WHERE s.stream_name > ? AND e.stream_position >= {self._reads.listed} "
+            "ORDER BY s.stream_name LIMIT ?",
             ("" if after is None else after, limit),
         )
         return [StreamInfo(str(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+    def _stream_metadata(self, stream_name: str) -> StreamMetadata:
+        if not self._reads.removals:
+            return StreamMetadata()
+        rows = self._query(removal_statements("sqlite").metadata, (stream_name,))
+        return metadata_of(*rows[0]) if rows else StreamMetadata()
+
+    def _retained_streams(self) -> list[str]:
+        if not self._reads.removals:
+            return []
+        return [str(row[0]) for row in self._query(removal_statements("sqlite").retained, ())]
 
     def get_stream_version(self, stream_name: str) -> int | None:
         validate_stream_name(stream_name)
@@ -1008,6 +1095,9 @@ class _SQLiteTransaction(SQLiteStatements):
         except sqlite3.Error as exc:
             raise self._translate(exc) from exc
         return None if row is None else int(row[0])
+
+    def _removals(self) -> RemovalTarget:
+        return SQLRemovals(self)
 
     def _append(self, appends: list[PendingAppend]) -> list[AppendResult]:
         try:

@@ -34,6 +34,7 @@ from eventvault.testing.contract.edges import PositionEdgeContract
 from eventvault.testing.contract.names import HostileNamesContract
 from eventvault.testing.contract.nesting import NestingContract
 from eventvault.testing.contract.reads import HashChainContract, IdempotencyContract, ReadContract
+from eventvault.testing.contract.removal import RemovalContract
 from eventvault.testing.contract.seam import SeamContract
 from eventvault.testing.contract.stateful import StatefulContract
 from eventvault.testing.contract.subscriptions import AsyncContract, SubscriptionContract
@@ -55,6 +56,7 @@ ALL_CONTRACTS = (
     PositionEdgeContract,
     StatefulContract,
     SeamContract,
+    RemovalContract,
 )
 
 __all__ = [
@@ -74,6 +76,7 @@ __all__ = [
     "NestingContract",
     "PositionEdgeContract",
     "ReadContract",
+    "RemovalContract",
     "SeamContract",
     "StatefulContract",
     "StoreFactory",

@@ -1,0 +1,7 @@
+-- The streams that hold fields sealed with each key: forgetting a subject deletes what
+-- components derived from those streams (snapshots), which may hold its fields in the clear.
+CREATE TABLE {schema}.audit_subject_streams (
+    key_id      text COLLATE "C" NOT NULL,
+    stream_name text COLLATE "C" NOT NULL,
+    CONSTRAINT audit_subject_streams_pk PRIMARY KEY (key_id, stream_name)
+)
