@@ -99,11 +99,35 @@ class Metrics:
             "eventvault_subscribers", "Subscriptions open now.", registry=registry
         )
         registry.register(_Head(head))
+        # The labelled children by their labels: finding one through `labels()` costs an
+        # append over HTTP more than updating it.
+        self._requests: dict[tuple[str, int], Counter] = {}
+        self._request_seconds: dict[str, Histogram] = {}
 
     def observe_request(self, route: str, status: int, started: float) -> None:
-        """Count a request and its latency."""
-        self.requests.labels(route, str(status)).inc()
-        self.request_seconds.labels(route).observe(time.perf_counter() - started)
+        """Count a request and its latency.
+
+        Args:
+            route: the route's path template (`unmatched` for none).
+            status: the response's status.
+            started: `time.perf_counter()` when the request arrived.
+        """
+        elapsed = time.perf_counter() - started
+        counter = self._requests.get((route, status))
+        if counter is None:
+            counter = self._requests[route, status] = self.requests.labels(route, str(status))
+        counter.inc()
+        histogram = self._request_seconds.get(route)
+        if histogram is None:
+            histogram = self._request_seconds[route] = self.request_seconds.labels(route)
+        histogram.observe(elapsed)
+
+    def observe_append(self, events: int, started: float) -> None:
+        """Count an append of `events` events, committed now, whose commit was asked for at
+        `started` (`time.perf_counter()`)."""
+        self.append_seconds.observe(time.perf_counter() - started)
+        self.appended_events.inc(events)
+        self.append_batch.observe(events)
 
     def render(self) -> bytes:
         """The text exposition of every metric."""
