@@ -42,6 +42,7 @@ from eventvault.serialization import (
 )
 from eventvault.testing.contract.nesting import nested
 from eventvault.types import RawEvent
+from tests.store.forking import in_forked_child
 
 
 def _hash(**overrides: object) -> bytes:
@@ -423,19 +424,13 @@ def test_event_ids_made_by_many_threads_at_once_are_all_distinct_version_7() -> 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() here")
 def test_a_forked_child_does_not_make_the_random_bits_its_parent_makes_next() -> None:
     new_event_id()  # the parent has random words in hand
-    reader, writer = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        os.close(reader)
-        os.write(writer, b"".join(new_event_id().bytes for _ in range(16)))
-        os._exit(0)
-    os.close(writer)
-    with os.fdopen(reader, "rb") as pipe:
-        child = pipe.read()
-    os.waitpid(pid, 0)
-    parent = b"".join(new_event_id().bytes for _ in range(16))
-    # The random bits are the last eight bytes of each id, less the two bits of the variant.
-    child_bits = {child[n + 8 : n + 16] for n in range(0, len(child), 16)}
-    parent_bits = {parent[n + 8 : n + 16] for n in range(0, len(parent), 16)}
+
+    def ids() -> str:
+        return " ".join(new_event_id().hex for _ in range(16))
+
+    child = in_forked_child(ids).split()
+    parent = ids().split()
+    # The random bits are the last 16 hex digits of each id (less the variant's two bits).
+    child_bits = {event_id[16:] for event_id in child}
     assert len(child_bits) == 16
-    assert not child_bits & parent_bits
+    assert not child_bits & {event_id[16:] for event_id in parent}
