@@ -4,6 +4,7 @@
 | --- | --- | --- | --- |
 | 1 | 64 keep-alive clients, appends of 1 event each | 64 threads, `append_to_stream` of 1 event | >= 0.5x |
 | 1b | the same, appends of 100 events each | the same, 100 events per call | >= 0.5x |
+| 1c | 1 against a bare ASGI app on uvicorn that only appends (no token, no decoding, no metrics) | as 1 | the ceiling of 1 |
 | 2 | `read_all()` of the log through the HTTP client engine | `read_all()` of the same file | >= 0.5x |
 | 3 | append (HTTP) to delivery to an SSE subscriber, p50 and p99 | | p99 < 20 ms |
 | 4 | 256 asyncio tasks appending 1 event each, `AsyncEventStore` | raw INSERT+COMMIT, 1 thread | >= 4x |
@@ -11,8 +12,9 @@
 | 5b | the same against a bare ASGI app on uvicorn (no framework, no store): Python's ceiling | | |
 
 The HTTP clients of measure 1 are a small asyncio HTTP/1.1 client written here (keep-alive,
-one request in flight per connection), in a process of their own, so that the figure is the
-server's and not a client library's. Every contender of a measure runs once per round, in an
+one request in flight per connection, each request's bytes built once; uvloop when installed),
+in a process of their own, so that the figure is the server's and not a client library's; the
+JSON records the client's CPU time per request, since it shares the machine's cores. Every contender of a measure runs once per round, in an
 order that rotates (`_common.interleave`); a figure is the best round. Both sides use durable
 SQLite files (WAL, synchronous=FULL) in one directory on disk.
 
@@ -97,21 +99,66 @@ async def app(scope, receive, send):
 
 sock = socket.socket()
 sock.bind(("127.0.0.1", 0))
+sock.listen(2048)  # clients may connect before uvicorn serves: they queue
 print(sock.getsockname()[1], flush=True)
 uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off")).run(sockets=[sock])
 """
 
 
+APPEND_APP: Final = r"""
+import socket, sys, uvicorn, eventvault
+from eventvault import AsyncEventStore, NewEvent, StreamState
+
+face = AsyncEventStore(eventvault.connect(sys.argv[1]))
+payload = {"amount": 7, "currency": "EUR", "note": "coffee"}
+
+async def app(scope, receive, send):
+    # Only the store's append: no token, no body decoding, no metrics. The body is read
+    # (and ignored) and one event of the benchmark's payload appended per request.
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    result = await face.append_to_stream(
+        scope["path"].rpartition("/")[2], [NewEvent("Paid", payload)],
+        expected_version=StreamState.ANY)
+    body = b'{"stream_position":%d,"global_position":%d}' % (
+        result.stream_position, result.global_position)
+    await send({"type": "http.response.start", "status": 201, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]})
+    await send({"type": "http.response.body", "body": body})
+
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+sock.listen(2048)  # clients may connect before uvicorn serves: they queue
+print(sock.getsockname()[1], flush=True)
+uvicorn.Server(uvicorn.Config(
+    app, log_level="warning", lifespan="off", access_log=False)).run(sockets=[sock])
+"""
+
+
+class BareApp:
+    """One of the scripts above on uvicorn, in a process of its own."""
+
+    def __init__(self, script: str, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", script, *args], stdout=subprocess.PIPE, text=True
+        )
+        assert self.process.stdout is not None
+        self.url = f"http://127.0.0.1:{int(self.process.stdout.readline())}"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
 def bare_ceiling(requests: int, rounds: int) -> float:
     """Requests per second of CLIENTS clients against a bare ASGI app on uvicorn."""
-    process = subprocess.Popen([sys.executable, "-c", BARE_APP], stdout=subprocess.PIPE, text=True)
+    app = BareApp(BARE_APP)
     try:
-        assert process.stdout is not None
-        url = f"http://127.0.0.1:{int(process.stdout.readline())}"
-        return max(http_load(url, requests, 0, "health") for _ in range(rounds))
+        return max(http_load(app.url, requests, 0, "health") for _ in range(rounds))
     finally:
-        process.terminate()
-        process.wait(30)
+        app.stop()
 
 
 CLIENT_SCRIPT: Final = r"""
@@ -120,43 +167,78 @@ host, port, clients, requests, events, path = sys.argv[1:7]
 port, clients, requests, events = int(port), int(clients), int(requests), int(events)
 payload = {"amount": 7, "currency": "EUR", "note": "coffee"}
 
-async def client(n):
-    reader, writer = await asyncio.open_connection(host, port)
-    errors = 0
-    for i in range(requests):
-        if path == "append":
-            body = json.dumps({"expected_version": "any", "events": [
-                {"event_type": "Paid", "data": payload} for _ in range(events)]}).encode()
-            head = (f"POST /v1/streams/bench-{n} HTTP/1.1\r\nHost: x\r\n"
-                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
-            writer.write(head.encode() + body)
-        else:
-            writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        status = await reader.readline()
-        length = 0
-        while True:
-            line = await reader.readline()
-            if line in (b"\r\n", b""):
+def request_of(n):
+    # Each client sends the same bytes every time: built once, not once per request.
+    if path != "append":
+        return b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    body = json.dumps({"expected_version": "any", "events": [
+        {"event_type": "Paid", "data": payload} for _ in range(events)]}).encode()
+    head = (f"POST /v1/streams/bench-{n} HTTP/1.1\r\nHost: x\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    return head.encode() + body
+
+class Client(asyncio.Protocol):
+    # One request in flight; the next is written once the whole response (by its
+    # Content-Length) has arrived.
+    def __init__(self, n, done):
+        self.request, self.left, self.done = request_of(n), requests, done
+        self.buffer, self.errors = b"", 0
+
+    def connection_made(self, transport):
+        self.transport = transport
+        transport.write(self.request)
+
+    def data_received(self, data):
+        buffer = self.buffer + data
+        while (end := buffer.find(b"\r\n\r\n")) >= 0:
+            status, *lines = buffer[:end].split(b"\r\n")
+            length = 0
+            for line in lines:
+                name, _, value = line.partition(b":")
+                if name.lower() == b"content-length":
+                    length = int(value)
+            if len(buffer) < end + 4 + length:
                 break
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":")[1])
-        await reader.readexactly(length)
-        if b" 20" not in status:
-            errors += 1
-    writer.close()
-    return errors
+            buffer = buffer[end + 4 + length:]
+            if status.split(b" ")[1][:1] != b"2":
+                self.errors += 1
+            self.left -= 1
+            if self.left:
+                self.transport.write(self.request)
+            else:
+                self.transport.close()
+                self.done.set_result(self.errors)
+        self.buffer = buffer
+
+    def connection_lost(self, exc):
+        if not self.done.done():
+            self.done.set_exception(exc or ConnectionError("the server closed the connection"))
 
 async def main():
-    started = time.perf_counter()
-    errors = sum(await asyncio.gather(*(client(n) for n in range(clients))))
-    print(json.dumps({"seconds": time.perf_counter() - started, "errors": errors}))
+    loop = asyncio.get_running_loop()
+    done = [loop.create_future() for _ in range(clients)]
+    started, cpu = time.perf_counter(), time.process_time()
+    for n in range(clients):
+        await loop.create_connection(lambda n=n: Client(n, done[n]), host, port)
+    errors = sum(await asyncio.gather(*done))
+    seconds = time.perf_counter() - started
+    print(json.dumps({"seconds": seconds, "errors": errors, "cpu": time.process_time() - cpu}))
 
-asyncio.run(main())
+try:
+    import uvloop
+except ImportError:
+    asyncio.run(main())
+else:
+    uvloop.run(main())
 """
 
 
-def http_load(url: str, requests: int, events: int, path: str = "append") -> float:
-    """Requests per second... as events per second, of CLIENTS raw keep-alive clients."""
+def http_load(
+    url: str, requests: int, events: int, path: str = "append", cpu: list[float] | None = None
+) -> float:
+    """Events per second (requests per second when `events` is 0) of CLIENTS raw keep-alive
+    clients, each sending `requests` requests; the client process's CPU seconds per request
+    are added to `cpu` when given."""
     host, port = url.removeprefix("http://").split(":")
     done = subprocess.run(
         [
@@ -177,6 +259,8 @@ def http_load(url: str, requests: int, events: int, path: str = "append") -> flo
     result = json.loads(done.stdout)
     if result["errors"]:
         raise RuntimeError(f"{result['errors']} requests failed")
+    if cpu is not None:
+        cpu.append(float(result["cpu"]) / (CLIENTS * requests))
     return CLIENTS * requests * max(events, 1) / float(result["seconds"])
 
 
@@ -280,19 +364,26 @@ def main() -> None:
         served_path = folder / "served.db"
         local_path = folder / "local.db"
         server = Server(served_path)
+        append_only = BareApp(APPEND_APP, str(folder / "append-only.db"))
         try:
             local = eventvault.connect(str(local_path))
             for events, label, count in ((1, "1", calls), (100, "1b", big_calls)):
+                client_cpu: list[float] = []
                 contenders: dict[str, Callable[[], float]] = {
-                    "http": functools.partial(http_load, server.url, count, events),
+                    "http": functools.partial(http_load, server.url, count, events, cpu=client_cpu),
                     "in-process": functools.partial(threads_load, local, count, events),
                 }
+                if events == 1:
+                    contenders["append-only app"] = functools.partial(
+                        http_load, append_only.url, count, events
+                    )
                 samples = interleave(contenders, rounds)
                 http, near = (
                     summarize(samples["http"], "best"),
                     summarize(samples["in-process"], "best"),
                 )
                 figures[f"measure_{label}"] = samples
+                figures[f"measure_{label}_client_cpu_us"] = [s * 1e6 for s in client_cpu]
                 rows.append(
                     (
                         f"{label}. appends of {events} event(s), {CLIENTS} clients",
@@ -302,6 +393,17 @@ def main() -> None:
                         ">= 0.5x",
                     )
                 )
+                if events == 1:
+                    bare_append = summarize(samples["append-only app"], "best")
+                    rows.append(
+                        (
+                            "1c. the same against a bare ASGI app that only appends",
+                            format_rate(bare_append),
+                            format_rate(near),
+                            format_ratio(bare_append / near),
+                            "the ceiling of 1",
+                        )
+                    )
             ceiling = max(http_load(server.url, calls, 0, "health") for _ in range(rounds))
             figures["measure_5"] = ceiling
             rows.append(
@@ -373,6 +475,7 @@ def main() -> None:
             )
         finally:
             server.stop()
+            append_only.stop()
         raw = 1 / raw_commit_seconds(str(folder), 200 if not options.quick else 20, rounds)
         tasks = max(async_tasks_rate(folder / f"tasks-{n}.db", async_total) for n in range(rounds))
         figures["measure_4"] = {"tasks": tasks, "raw": raw}

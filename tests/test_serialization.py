@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import random
 import sys
+import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -31,6 +33,7 @@ from eventvault.serialization import (
     event_hash,
     from_micros,
     nesting_depth,
+    new_event_id,
     stored_payload,
     to_micros,
     uuid_from_bytes,
@@ -39,6 +42,7 @@ from eventvault.serialization import (
 )
 from eventvault.testing.contract.nesting import nested
 from eventvault.types import RawEvent
+from tests.store.forking import in_forked_child
 
 
 def _hash(**overrides: object) -> bytes:
@@ -397,3 +401,36 @@ def test_decoding_runs_on_the_calling_thread_when_the_stack_allows(
     data = nested(MAX_NESTING_DEPTH)
     (event,) = decode_rows([_row(msgspec.json.encode(data))])
     assert event.data == data
+
+
+def test_event_ids_made_by_many_threads_at_once_are_all_distinct_version_7() -> None:
+    made: list[list[uuid.UUID]] = []
+
+    def make() -> None:
+        made.append([new_event_id() for _ in range(5_000)])
+
+    threads = [threading.Thread(target=make) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ids = [event_id for batch in made for event_id in batch]
+    assert len(ids) == 40_000
+    assert len(set(ids)) == len(ids)
+    assert {event_id.version for event_id in ids} == {7}
+    assert {event_id.variant for event_id in ids} == {uuid.RFC_4122}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() here")
+def test_a_forked_child_does_not_make_the_random_bits_its_parent_makes_next() -> None:
+    new_event_id()  # the parent has random words in hand
+
+    def ids() -> str:
+        return " ".join(new_event_id().hex for _ in range(16))
+
+    child = in_forked_child(ids).split()
+    parent = ids().split()
+    # The random bits are the last 16 hex digits of each id (less the variant's two bits).
+    child_bits = {event_id[16:] for event_id in child}
+    assert len(child_bits) == 16
+    assert not child_bits & {event_id[16:] for event_id in parent}

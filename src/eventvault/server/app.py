@@ -28,26 +28,24 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import eventvault
-from eventvault._nesting import depth_over_limit
 from eventvault.audit import tree_check
 from eventvault.errors import (
     EventNotFoundError,
     ImportFileError,
     IncompleteExportError,
     InvalidArgumentError,
-    InvalidEventError,
-    PayloadTooDeepError,
     PermissionDeniedError,
 )
 from eventvault.export import load_export, write_export
 from eventvault.projections import ProjectionBase
-from eventvault.serialization import MAX_NESTING_DEPTH, decode_json_object
-from eventvault.server.errors import (
-    RequestTooLargeError,
-    install_handlers,
-    problem_response,
-    status_for,
+from eventvault.server.appends import (
+    APPEND_ROUTE,
+    AppendRoute,
+    decode_body,
+    new_events,
+    read_body,
 )
+from eventvault.server.errors import install_handlers
 from eventvault.server.metrics import CONTENT_TYPE, Metrics
 from eventvault.server.openapi import describe
 from eventvault.server.projections import ProjectionRoutes
@@ -59,11 +57,9 @@ from eventvault.store.base import DEFAULT_PAGE_SIZE, EventStore
 from eventvault.store.http.wire import (
     NDJSON,
     SSE,
-    AppendIn,
     AppendOut,
     AppendsIn,
     AppendsOut,
-    EventIn,
     HashOut,
     HeadOut,
     InfoOut,
@@ -83,7 +79,6 @@ from eventvault.store.http.wire import (
     removal_to_wire,
 )
 from eventvault.types import (
-    NewEvent,
     RawEvent,
     RecordedEvent,
     Removal,
@@ -98,8 +93,6 @@ DEFAULT_MAX_REQUEST_BYTES: Final = 64 * 1024 * 1024
 MIN_HEARTBEAT: Final = 0.05
 JSON: Final = "application/json"
 _encode = deep_safe(msgspec.json.encode)
-_decode_object = deep_safe(decode_json_object)
-_append_decoder = msgspec.json.Decoder(AppendIn)
 _appends_decoder = msgspec.json.Decoder(AppendsIn)
 _query_decoder = msgspec.json.Decoder(LogQuery)
 _removal_decoder = msgspec.json.Decoder(RemovalIn)
@@ -160,38 +153,25 @@ class _Timing:
         await self._app(scope, receive, timed)
 
 
-class _AppendFastPath:
-    """ASGI: answers `POST /v1/streams/{stream}`, the hottest route, with the route's own
-    handler but without the framework's routing and dependency resolution, which cost an append
-    more than its commit. Its errors become problem details by the same table."""
+class _App(FastAPI):
+    """The API's FastAPI application, which answers one-stream appends (`AppendRoute`) before
+    its middleware and routing, and everything else through them."""
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        handle: Callable[[str, Request], Awaitable[Response]],
-        route: object,
-    ) -> None:
-        self._app = app
-        self._handle = handle
-        self._route = route
+    appends: AppendRoute | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
+        appends = self.appends
+        if self.root_path:
+            scope["root_path"] = self.root_path
+        if appends is not None and scope["type"] == "http" and scope["method"] == "POST":
             path: str = scope["path"]
             root: str = scope.get("root_path", "")
             if root and path.startswith(root):
                 path = path[len(root) :]
             if path.startswith(_STREAMS) and len(path) > len(_STREAMS):
-                scope["route"] = self._route
-                try:
-                    response = await self._handle(path[len(_STREAMS) :], Request(scope, receive))
-                except Exception as exc:
-                    if status_for(exc) >= 500:
-                        logger.error("POST %s failed: %s", path, exc, exc_info=exc)
-                    response = problem_response(exc)
-                await response(scope, receive, send)
+                await appends(path[len(_STREAMS) :], scope, receive, send)
                 return
-        await self._app(scope, receive, send)
+        await super().__call__(scope, receive, send)
 
 
 def _authorization(scope: Scope) -> str | None:
@@ -203,70 +183,14 @@ def _authorization(scope: Scope) -> str | None:
     return None
 
 
+def _content_length(request: Request) -> int | None:
+    length = request.headers.get("content-length")
+    return int(length) if length is not None and length.isdigit() else None
+
+
 async def _body(request: Request, limit: int) -> bytes:
     """The request's body, refused once it grows past `limit` bytes."""
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise RequestTooLargeError(limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestTooLargeError(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _decode(decoder: msgspec.json.Decoder[Any], body: bytes, what: str) -> Any:
-    try:
-        return deep_safe(decoder.decode)(body)
-    except RecursionError:
-        raise InvalidEventError(f"the {what} nests too deeply to read") from None
-    except msgspec.DecodeError as exc:
-        raise InvalidEventError(f"the {what} is not valid: {exc}") from None
-
-
-def _payload(raw: msgspec.Raw, field_name: str, index: int) -> dict[str, object] | None:
-    data = bytes(raw)
-    if data == b"null":
-        return None
-    depth = depth_over_limit(data)
-    if depth is not None:
-        raise PayloadTooDeepError(field_name, depth, MAX_NESTING_DEPTH, index=index)
-    try:
-        return _decode_object(data)
-    except (msgspec.DecodeError, RecursionError):
-        raise InvalidEventError(
-            f"{field_name} must be a JSON object, not {data[:40]!r}", index=index
-        ) from None
-
-
-def _new_events(events: list[EventIn], principal: Principal) -> list[NewEvent]:
-    """The events of a request, with the principal's `actor` in their metadata."""
-    made: list[NewEvent] = []
-    for index, event in enumerate(events):
-        data = _payload(event.data, "data", index)
-        metadata = _payload(event.metadata, "metadata", index)
-        if principal.actor is not None:
-            metadata = dict(metadata or {})
-            sent = metadata.get("actor", principal.actor)
-            if sent != principal.actor:
-                raise PermissionDeniedError(
-                    f"event {index}: metadata actor {sent!r} is not the token's "
-                    f"{principal.actor!r}; the server records the actor itself"
-                )
-            metadata["actor"] = principal.actor
-        made.append(
-            NewEvent(
-                event.event_type,
-                data if data is not None else {},
-                metadata=metadata,
-                event_id=event.event_id,
-                schema_version=event.schema_version,
-            )
-        )
-    return made
+    return await read_body(request.receive, _content_length(request), limit)
 
 
 def _actor(principal: Principal, sent: str | None) -> str:
@@ -341,9 +265,10 @@ def create_app(
     settings = settings or ServerSettings()
     face = AsyncEventStore(store)
     metrics = Metrics(store.head_position)
+    append_route = AppendRoute(face, authorizer, metrics, settings.max_request_bytes)
     live = _Live()
 
-    app = FastAPI(
+    app = _App(
         title="eventvault",
         version=eventvault.__version__,
         summary="An append-only, tamper-evident event store over HTTP.",
@@ -353,6 +278,7 @@ def create_app(
     app.state.store = store
     app.state.metrics = metrics
     app.state.shutdown = live.close_all
+    app.appends = append_route
     install_handlers(app)
 
     async def principal_of(request: Request) -> Principal:
@@ -457,30 +383,16 @@ def create_app(
     # -- appends --------------------------------------------------------------------------------
 
     @app.post(
-        "/v1/streams/{stream_name:path}",
+        APPEND_ROUTE,
         status_code=201,
         tags=["streams"],
         summary="Append events to a stream",
     )
     async def append(stream_name: str, request: Request) -> Response:
-        principal = await principal_of(request)
-        principal.require_stream("write", stream_name)
-        body = _decode(
-            _append_decoder, await _body(request, settings.max_request_bytes), "append body"
+        content = await append_route.append(
+            stream_name, _authorization(request.scope), request.receive, _content_length(request)
         )
-        events = _new_events(body.events, principal)
-        started = time.perf_counter()
-        result = await face.append_to_stream(
-            stream_name, events, expected_version=expected_from_wire(body.expected_version)
-        )
-        metrics.append_seconds.observe(time.perf_counter() - started)
-        metrics.appended_events.inc(len(events))
-        metrics.append_batch.observe(len(events))
-        return Response(
-            _encode(AppendOut(result.stream_position, result.global_position)),
-            status_code=201,
-            media_type=JSON,
-        )
+        return Response(content, status_code=201, media_type=JSON)
 
     @app.post(
         "/v1/appends",
@@ -490,7 +402,7 @@ def create_app(
     )
     async def append_many(request: Request) -> Response:
         principal = await principal_of(request)
-        body = _decode(
+        body = decode_body(
             _appends_decoder, await _body(request, settings.max_request_bytes), "appends body"
         )
         appends = []
@@ -499,16 +411,13 @@ def create_app(
             appends.append(
                 StreamAppend(
                     item.stream_name,
-                    _new_events(item.events, principal),
+                    new_events(item.events, principal),
                     expected_from_wire(item.expected_version),
                 )
             )
         started = time.perf_counter()
         results = await face.append_to_streams(appends)
-        metrics.append_seconds.observe(time.perf_counter() - started)
-        count = sum(len(item.events) for item in appends)
-        metrics.appended_events.inc(count)
-        metrics.append_batch.observe(count)
+        metrics.observe_append(sum(len(item.events) for item in appends), started)
         return Response(
             _encode(AppendsOut([AppendOut(r.stream_position, r.global_position) for r in results])),
             status_code=201,
@@ -589,7 +498,9 @@ def create_app(
     @app.post("/v1/log", tags=["log"], summary="Read the global log, filters in the body")
     async def log_query(request: Request) -> Response:
         principal = await principal_of(request)
-        query = _decode(_query_decoder, await _body(request, settings.max_request_bytes), "query")
+        query = decode_body(
+            _query_decoder, await _body(request, settings.max_request_bytes), "query"
+        )
         return await read_log(principal, query)
 
     @app.get("/v1/log/raw", tags=["log"], summary="The log with its stored bytes (admin, NDJSON)")
@@ -710,7 +621,7 @@ def create_app(
     )
     async def remove(request: Request) -> Response:
         principal = await principal_of(request)
-        body = _decode(
+        body = decode_body(
             _removal_decoder, await _body(request, settings.max_request_bytes), "removal"
         )
         principal.require_stream("admin", body.stream_name)
@@ -759,7 +670,7 @@ def create_app(
     async def set_stream_metadata(stream_name: str, request: Request) -> Response:
         principal = await principal_of(request)
         principal.require_stream("admin", stream_name)
-        body = _decode(
+        body = decode_body(
             _metadata_decoder, await _body(request, settings.max_request_bytes), "metadata"
         )
         metadata = metadata_from_wire(body.max_age_us, body.max_count)
@@ -788,7 +699,7 @@ def create_app(
     async def enforce_retention(request: Request) -> Response:
         principal = await principal_of(request)
         principal.require_unlimited("admin")
-        body = _decode(
+        body = decode_body(
             _retention_decoder, await _body(request, settings.max_request_bytes), "retention"
         )
         removals = await face.enforce_retention(
@@ -838,7 +749,9 @@ def create_app(
         request: Request, last_event_id: Annotated[str | None, Header()] = None
     ) -> Response:
         principal = await principal_of(request)
-        query = _decode(_query_decoder, await _body(request, settings.max_request_bytes), "query")
+        query = decode_body(
+            _query_decoder, await _body(request, settings.max_request_bytes), "query"
+        )
         return subscribe_log(principal, query, last_event_id)
 
     @app.get(
@@ -862,9 +775,6 @@ def create_app(
             subscription, _stream_position, _heartbeat(settings, heartbeat)
         )
 
-    # Outermost first: the timing sees every response, the fast path every append.
-    append_route = next(r for r in app.routes if getattr(r, "name", None) == "append")
-    app.add_middleware(_AppendFastPath, handle=append, route=append_route)
     app.add_middleware(_Timing, metrics=metrics)
 
     schemas = SchemaRoutes(store)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import socket
 from collections.abc import Iterator, Sequence
@@ -132,6 +133,11 @@ def serve(
             timeout_graceful_shutdown=GRACEFUL_SECONDS,
             server_header=False,
         )
+        # Everything made so far (modules, the app, its routes) lives as long as the process.
+        # Frozen, the collector stops walking it: without that, the objects of requests in
+        # flight, promoted past the young generations, trigger full collections of the whole
+        # heap that cost a one-event append about a tenth of its time.
+        gc.freeze()
         try:
             _Server(config, app, store, url).run()
         finally:
