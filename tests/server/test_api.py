@@ -469,6 +469,8 @@ def test_an_audited_store_is_exported_and_copied_through_its_server_whose_export
         answer = httpx.get(f"{server.url}/v1/export", timeout=30)
         assert answer.status_code == 200
         assert '"record":"end"' not in answer.text
+        # The server logs why the export stopped; its stderr is read by another thread.
+        assert server.wait_for_log("audit tree")
         assert any(
             "audit tree" in line and "global position 2" in line and "missing" in line
             for line in server.log
