@@ -3,6 +3,7 @@
 Usage:
     python benchmarks/compare_versions.py [--base REV] [--rounds N] [--json PATH]
                                           [--work-dir DIR] [--keep] [--plain]
+                                          [--max-load LOAD [--max-wait SECONDS]]
                                           SCRIPT [-- SCRIPT_ARGS ...]
 
     python benchmarks/compare_versions.py bench_core.py
@@ -345,6 +346,25 @@ def table(comparisons: Sequence[Comparison], base: Side, current: Side) -> Table
     )
 
 
+def wait_for_quiet(max_load: float, max_wait: float) -> float:
+    """Wait until the 1-minute load average is at most `max_load`, or `max_wait` seconds.
+
+    A shared machine's load comes and goes; a round that starts in a quiet moment is less
+    likely to be disturbed half-way, and both its runs are.
+
+    Returns:
+        The seconds waited.
+    """
+    start = time.monotonic()
+    while True:
+        load = _load()
+        waited = time.monotonic() - start
+        if not load or load[0] <= max_load or waited >= max_wait:
+            return waited
+        print(f"load {load[0]:.2f} > {max_load}: waiting ({waited:.0f} s so far)", flush=True)
+        time.sleep(min(15.0, max_wait - waited))
+
+
 def _first(load: tuple[float, ...]) -> str:
     return f"{load[0]:.2f}" if load else "?"
 
@@ -380,10 +400,25 @@ def _parse(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument(
         "--keep", action="store_true", help="keep the base's worktree for the next comparison"
     )
+    parser.add_argument(
+        "--max-load",
+        type=float,
+        metavar="LOAD",
+        help="before each round, wait until the 1-minute load average is at most LOAD",
+    )
+    parser.add_argument(
+        "--max-wait",
+        type=float,
+        default=900,
+        metavar="SECONDS",
+        help="how long a round waits for --max-load before it runs anyway (default 900)",
+    )
     parser.add_argument("--plain", action="store_true", help="plain-text table, without Rich")
     args = parser.parse_args(own)
     if args.rounds < 1:
         parser.error("--rounds must be >= 1")
+    if args.max_load is not None and args.max_load <= 0:
+        parser.error("--max-load must be above 0")
     if any(arg == "--json" or arg.startswith("--json=") for arg in script_args):
         parser.error("the comparison gives the script its own --json; leave it out")
     return args, script_args
@@ -423,6 +458,8 @@ def _main(args: argparse.Namespace, script_args: list[str]) -> int:
     described: list[FigureRecord] = []
     try:
         for index in range(args.rounds):
+            if args.max_load is not None:
+                wait_for_quiet(args.max_load, args.max_wait)
             # The side that runs first swaps from round to round.
             order = (base, current) if index % 2 == 0 else (current, base)
             for side in order:
