@@ -314,10 +314,10 @@ def test_an_export_of_a_newer_format_version_is_refused_asking_for_an_upgrade(
     export_file: bytes,
 ) -> None:
     lines = lines_of(export_file)
-    newer = lines[0].replace(b'"format_version":2', b'"format_version":3')
-    with pytest.raises(ExportFormatError, match="line 1: export format version 3") as caught:
+    newer = lines[0].replace(b'"format_version":3', b'"format_version":4')
+    with pytest.raises(ExportFormatError, match="line 1: export format version 4") as caught:
         read_all_of(b"".join([newer, *lines[1:]]))
-    assert (caught.value.found, caught.value.supported) == (3, 2)
+    assert (caught.value.found, caught.value.supported) == (4, 3)
     # A newer header this version cannot even decode is named the same way.
     strange = b'{"record":"header2","format":"eventvault-export","format_version":7}\n'
     with pytest.raises(ExportFormatError, match="format version 7"):
@@ -588,8 +588,15 @@ def test_the_specs_example_file_verifies_and_is_read_whole(tmp_path: Path) -> No
     data = str(example).replace("\n ", "").encode()
     result = _verify(tmp_path, data)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "whole: 2 events, global positions 1 to 2, head 2"
-    events = read_all_of(data)
+    assert (
+        result.stdout.strip()
+        == "whole: 2 events, 1 registry changes, global positions 1 to 2, head 2"
+    )
+    reader = read_export(data.splitlines(keepends=True))
+    events = list(reader)
+    assert [(c.change_id, c.action, c.event_type, c.version) for c in reader.registry_changes] == [
+        (1, "register", "AccountOpened", 1)
+    ]
     assert [(e.stream_name, e.stream_position, e.event_type) for e in events] == [
         ("account-42", 0, "AccountOpened"),
         ("account-42", 1, "MoneyDeposited"),

@@ -48,6 +48,13 @@ def test_the_tree_keeps_every_layer_contract() -> None:
             "from eventvault.store.postgres import _writer",
             "Features reach storage only through",
         ),
+        ("projections/runner.py", "import sqlite3", "Features reach storage only through"),
+        (
+            "projections/state.py",
+            "from eventvault.store.postgres import database",
+            "Features reach storage only through",
+        ),
+        ("aggregates/registry.py", "import eventvault.projections", "Layers"),
         ("store/base.py", "import eventvault.aggregates", "Layers"),
         ("store/seam.py", "import eventvault.cli.app", "Layers"),
         ("errors.py", "import eventvault.serialization", "Layers"),

@@ -1,4 +1,5 @@
-"""The bank example, end to end: open accounts, move money, then look at the present and past.
+"""The bank example, end to end: open accounts, move money, look at the present and past, then
+at the read models a projection runner keeps (balances, a statement, daily totals).
 
 Run it from the repository root::
 
@@ -22,6 +23,8 @@ if __name__ == "__main__" and not __package__:
 
 import eventvault
 from bank.domain import Account, Bank, BankError
+from bank.projections import PROJECTIONS, balances, daily_report, statement
+from eventvault.projections import ProjectionRunner
 from eventvault.store import DEFAULT_URL
 
 
@@ -35,8 +38,30 @@ def describe(account: Account) -> str:
     )
 
 
-def run(bank: Bank) -> None:
-    """The demonstration: every use case once, then current state, history and past state."""
+def reports(store: eventvault.EventStore, account_id: str) -> None:
+    """Bring the read models up to the head of the log, then print them."""
+    if not ProjectionRunner(store, PROJECTIONS).catch_up(timeout=60):
+        raise SystemExit("the read models did not catch up within a minute")
+    print("\nbalances (read model)")
+    for account, owner, balance, closed in balances(store):
+        print(f"  {account} {owner:<6} {balance / 100:>9.2f}{'  closed' if closed else ''}")
+    print(f"\nstatement of {account_id} (read model)")
+    for line, description, amount, running in statement(store, account_id):
+        print(f"  {line:>3}  {description:<28} {amount / 100:>9.2f} {running / 100:>9.2f}")
+    print("\ndaily totals (read model)")
+    for day, deposits, withdrawals, transfers, opened in daily_report(store):
+        print(
+            f"  {day}  in {deposits / 100:>9.2f}  out {withdrawals / 100:>9.2f}  "
+            f"moved {transfers / 100:>9.2f}  opened {opened}"
+        )
+
+
+def run(bank: Bank) -> str:
+    """The demonstration: every use case once, then current state, history and past state.
+
+    Returns:
+        The id of the account it tells the history of.
+    """
     alice = bank.open_account("Alice", overdraft_limit=5_000)
     bob = bank.open_account("Bob")
     bank.deposit(alice, 10_000)
@@ -63,6 +88,7 @@ def run(bank: Bank) -> None:
     print("\npast state")
     print("  at version 1:        " + describe(bank.account(alice, version=1)))
     print("  before the transfer: " + describe(bank.account(alice, as_of=before_transfer)))
+    return alice
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,9 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with eventvault.connect(args.url) as store:
         bank = Bank(store, snapshot_every=args.snapshot_every)
         try:
-            run(bank)
+            alice = run(bank)
         finally:
             bank.close()
+        reports(store, alice)
     return 0
 
 

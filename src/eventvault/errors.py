@@ -20,7 +20,7 @@ about something missing from `LookupError`, so code that catches those keeps wor
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import MappingProxyType
 from typing import Final
@@ -30,6 +30,7 @@ __all__ = [
     "AggregateDefinitionError",
     "AggregateNotFoundError",
     "AggregateQueryError",
+    "AuthenticationError",
     "BadInputError",
     "ConflictError",
     "CorruptEventError",
@@ -41,21 +42,33 @@ __all__ = [
     "ExportFormatError",
     "HashChainError",
     "ImportFileError",
+    "IncompatibleSchemaError",
     "IncompleteExportError",
     "IntegrityError",
     "InvalidArgumentError",
     "InvalidEventError",
     "InvalidExpectedVersionError",
+    "InvalidSchemaError",
     "InvalidStreamNameError",
     "InvalidURLError",
+    "LeaseLostError",
     "MigrationRequiredError",
     "MissingHandlerError",
     "NotAnEventVaultDatabaseError",
     "NotEmptyError",
     "NotFoundError",
+    "NotSupportedError",
     "PayloadTooDeepError",
     "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "ProjectionDefinitionError",
+    "ProjectionStateError",
     "ReadOnlyStoreError",
+    "RegistryChangeConflictError",
+    "SchemaRegistrationError",
+    "SchemaRegistryError",
+    "SchemaSupportMissingError",
+    "SchemaValidationError",
     "SchemaVersionError",
     "StorageError",
     "StorageFullError",
@@ -66,8 +79,11 @@ __all__ = [
     "StreamNotFoundError",
     "TransactionUsageError",
     "UnknownEventTypeError",
+    "UnknownProjectionError",
     "UnregisteredEventError",
+    "UnregisteredSchemaError",
     "UnverifiableExportError",
+    "UpcasterError",
     "WrongExpectedVersionError",
     "error_kind",
 ]
@@ -444,19 +460,27 @@ class ExportFormatError(ImportFileError):
 
 
 class NotEmptyError(ConflictError):
-    """An import or copy targets a store that already holds events.
+    """An import or copy targets a store that already holds events, or a schema registry.
 
     Attributes:
         url: the target store.
-        head_position: the global position of the target's last event (at least 1).
+        head_position: the global position of the target's last event (0 when only its
+            registry is not empty).
+        registry_changes: the changes its schema registry holds (0 when its log is not empty).
     """
 
-    def __init__(self, url: str, head_position: int) -> None:
+    def __init__(self, url: str, head_position: int, *, registry_changes: int = 0) -> None:
         self.url = url
         self.head_position = head_position
+        self.registry_changes = registry_changes
+        holds = (
+            f"its schema registry holds {registry_changes} changes"
+            if registry_changes
+            else f"its log reaches position {head_position}"
+        )
         super().__init__(
-            f"target store {url!r} is not empty (its log reaches position {head_position}); "
-            "import and copy only write into an empty store"
+            f"target store {url!r} is not empty ({holds}); import and copy only write into an "
+            "empty store"
         )
 
 
@@ -822,3 +846,321 @@ class TransactionUsageError(BadInputError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+# -- the schema registry ---------------------------------------------------------------------
+
+
+class SchemaRegistryError(BadInputError, ValueError):
+    """The schema registry refuses a schema, a registration or an upcaster as given; nothing
+    was changed.
+
+    Attributes:
+        reason: what is wrong, with the values involved.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class InvalidSchemaError(SchemaRegistryError):
+    """A JSON Schema cannot be registered: not JSON, not a draft 2020-12 schema, not an object
+    schema, or a `$ref` to something outside the document.
+
+    Attributes:
+        event_type: the type the schema was meant for, or None.
+        path: the JSON Pointer of the part at fault inside the schema (`""`: the whole).
+        reason: what is wrong.
+    """
+
+    def __init__(self, event_type: str | None, path: str, reason: str) -> None:
+        self.event_type = event_type
+        self.path = path
+        where = f" at {path}" if path else ""
+        subject = f"the schema of {event_type!r}" if event_type is not None else "the schema"
+        super().__init__(f"{subject} is not usable{where}: {reason}")
+        self.reason = reason
+
+
+class IncompatibleSchemaError(ConflictError):
+    """A new version of a type's schema breaks the type's compatibility mode: it collides with
+    the versions registered; nothing was written. (CLI exit code 7.)
+
+    Attributes:
+        event_type: the type.
+        version: the version that was to be registered.
+        mode: the type's compatibility mode (`BACKWARD`, ...).
+        changes: every breaking change, each with the version it breaks against, the JSON path
+            in the schema and the rule (`eventvault.schema.BreakingChange`).
+    """
+
+    def __init__(self, event_type: str, version: int, mode: str, changes: Sequence[object]) -> None:
+        self.event_type = event_type
+        self.version = version
+        self.mode = mode
+        self.changes = list(changes)
+        lines = "".join(f"\n  {change}" for change in self.changes)
+        super().__init__(
+            f"version {version} of {event_type!r} breaks its compatibility mode {mode} with "
+            f"{len(self.changes)} change{'' if len(self.changes) == 1 else 's'}:{lines}"
+        )
+
+
+class SchemaRegistrationError(SchemaRegistryError):
+    """A registry change cannot be made as asked: a type name or version out of range, a
+    version already registered with another schema, a mode or setting that does not exist.
+
+    Attributes:
+        event_type: the type, or None for a store-wide setting.
+        reason: what is wrong.
+    """
+
+    def __init__(self, event_type: str | None, reason: str) -> None:
+        self.event_type = event_type
+        subject = f"{event_type!r}: " if event_type is not None else ""
+        super().__init__(f"{subject}{reason}")
+        self.reason = reason
+
+
+class RegistryChangeConflictError(ConflictError):
+    """Another process changed the registry at the same moment, and this change no longer
+    applies to what it found (the version it meant to register was taken meanwhile); nothing
+    of it was written.
+
+    Attributes:
+        event_type: the type, or None.
+        reason: what the other change did.
+    """
+
+    def __init__(self, event_type: str | None, reason: str) -> None:
+        self.event_type = event_type
+        self.reason = reason
+        subject = f"{event_type!r}: " if event_type is not None else ""
+        super().__init__(f"{subject}{reason}")
+
+
+class SchemaValidationError(InvalidEventError):
+    """An appended event's data does not match the schema of its type and version; nothing of
+    the append was written.
+
+    Attributes:
+        index: the event's index within its stream's append (0-based).
+        stream_name: the stream the append was for.
+        event_type: the event's type.
+        schema_version: the event's schema version.
+        errors: (JSON Pointer into the data, reason) for each violation, in document order.
+    """
+
+    def __init__(
+        self,
+        stream_name: str,
+        index: int,
+        event_type: str,
+        schema_version: int,
+        errors: Sequence[tuple[str, str]],
+    ) -> None:
+        self.stream_name = stream_name
+        self.event_type = event_type
+        self.schema_version = schema_version
+        self.errors = list(errors)
+        shown = "; ".join(f"{path or '/'}: {reason}" for path, reason in self.errors[:5])
+        more = f" (and {len(self.errors) - 5} more)" if len(self.errors) > 5 else ""
+        super().__init__(
+            f"stream {stream_name!r}: data of {event_type!r} version {schema_version} does not "
+            f"match its schema: {shown}{more}",
+            index=index,
+        )
+
+
+class UnregisteredSchemaError(InvalidEventError):
+    """An appended event names a type or a schema version the registry does not hold, where
+    the store refuses such events; nothing of the append was written.
+
+    Attributes:
+        index: the event's index within its stream's append (0-based).
+        stream_name: the stream the append was for.
+        event_type: the event's type.
+        schema_version: the event's schema version.
+        registered: the versions registered for the type (empty: the type is unregistered).
+    """
+
+    def __init__(
+        self,
+        stream_name: str,
+        index: int,
+        event_type: str,
+        schema_version: int,
+        registered: Sequence[int],
+    ) -> None:
+        self.stream_name = stream_name
+        self.event_type = event_type
+        self.schema_version = schema_version
+        self.registered = list(registered)
+        if self.registered:
+            reason = (
+                f"{event_type!r} has no schema version {schema_version} (registered: "
+                f"{_describe_versions(self.registered)}); register it first"
+            )
+        else:
+            reason = (
+                f"{event_type!r} has no registered schema and this store refuses unregistered "
+                "types (register one, or `eventvault schema unregistered allow`)"
+            )
+        super().__init__(f"stream {stream_name!r}: {reason}", index=index)
+
+
+def _describe_versions(versions: Sequence[int]) -> str:
+    ordered = sorted(versions)
+    if ordered == list(range(ordered[0], ordered[-1] + 1)) and len(ordered) > 2:
+        return f"{ordered[0]} to {ordered[-1]}"
+    return ", ".join(str(version) for version in ordered)
+
+
+class UpcasterError(SchemaRegistryError):
+    """An upcaster cannot be registered: a gap in its type's chain, a version that is not
+    registered, or an example whose upcast output fails the next version's schema.
+
+    Attributes:
+        event_type: the type.
+        from_version: the version the upcaster reads.
+        reason: what is wrong, with the example's index and the JSON path where there is one.
+    """
+
+    def __init__(self, event_type: str, from_version: int, reason: str) -> None:
+        self.event_type = event_type
+        self.from_version = from_version
+        super().__init__(f"upcaster of {event_type!r} from version {from_version}: {reason}")
+        self.reason = reason
+
+
+class SchemaSupportMissingError(BadInputError, ImportError):
+    """Validating JSON Schemas needs the `jsonschema-rs` package, which is not installed.
+
+    Attributes:
+        reason: what needed it.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(
+            f"{reason} needs the jsonschema-rs package: pip install 'eventvault[schema]'"
+        )
+
+
+# -- projections -------------------------------------------------------------------------------
+
+
+class ProjectionDefinitionError(BadInputError, TypeError):
+    """A projection class is defined wrongly: a bad name, version or table, a handler for an
+    event class its registry does not know, two handlers for one event type, or two projections
+    of one runner that claim the same name or table.
+
+    Attributes:
+        projection: the class (or the name) at fault.
+        reason: what is wrong.
+    """
+
+    def __init__(self, projection: object, reason: str) -> None:
+        self.projection = projection
+        self.reason = reason
+        name = getattr(projection, "__qualname__", str(projection))
+        super().__init__(f"projection {name}: {reason}")
+
+
+class UnknownProjectionError(NotFoundError, LookupError):
+    """A projection was asked for by a name that none of the projections given has.
+
+    Attributes:
+        name: the name asked for.
+        known: the names that exist.
+    """
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name = name
+        self.known = known
+        listing = ", ".join(known) if known else "none"
+        super().__init__(f"no projection named {name!r} (known: {listing})")
+
+
+class ProjectionStateError(ConflictError):
+    """A projection is not in the state an operation needs: a retry or a skip of a projection
+    that has not failed, a skip of another event than the one it failed at.
+
+    Attributes:
+        projection: the projection's name.
+        reason: what state it is in.
+    """
+
+    def __init__(self, projection: str, reason: str) -> None:
+        self.projection = projection
+        self.reason = reason
+        super().__init__(f"projection {projection!r}: {reason}")
+
+
+class LeaseLostError(ConflictError):
+    """A runner tried to commit for a projection whose lease another runner holds now (it
+    expired while this one was paused or cut off); nothing was committed.
+
+    Attributes:
+        projection: the projection's name.
+        version: its version.
+        token: the fencing token this runner held.
+    """
+
+    def __init__(self, projection: str, version: int, token: int) -> None:
+        self.projection = projection
+        self.version = version
+        self.token = token
+        super().__init__(
+            f"projection {projection!r} version {version}: the lease with token {token} was "
+            "taken over by another runner; nothing was committed"
+        )
+
+
+# -- the server ------------------------------------------------------------------------------
+
+
+class AuthenticationError(BadInputError):
+    """A server asked for a bearer token and the request had none, or one it does not know
+    (never issued, revoked, malformed). Nothing was read or written. HTTP status 401.
+
+    Attributes:
+        reason: what was wrong with the request's credentials.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"not authenticated: {reason}")
+
+
+class PermissionDeniedError(BadInputError):
+    """A server knows the request's token, but the token's scopes or stream rules do not allow
+    the request, or the request tried to set what only the server sets (an event's `actor`).
+    Nothing was read or written. HTTP status 403.
+
+    Attributes:
+        reason: what the token lacks, naming the scope or the stream.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"permission denied: {reason}")
+
+
+class NotSupportedError(BadInputError):
+    """An operation the store API has cannot be carried out by this engine: the HTTP client
+    cannot run a transaction's work (a Python function) on the server, nor migrate or query
+    component tables there.
+
+    Attributes:
+        operation: the operation asked for.
+        engine: the engine that cannot do it.
+        reason: why, and what to do instead.
+    """
+
+    def __init__(self, operation: str, engine: str, reason: str) -> None:
+        self.operation = operation
+        self.engine = engine
+        self.reason = reason
+        super().__init__(f"{operation} is not supported by the {engine} engine: {reason}")

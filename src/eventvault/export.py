@@ -1,17 +1,20 @@
-"""Export files: a store's log as JSON Lines that proves itself whole (format 2).
+"""Export files: a store's log and schema registry as JSON Lines that prove themselves whole
+(format 3).
 
-A file is a header line, one line per event, and a closing line. Each event line is a `RawEvent`
+A file is a header line, one line per change of the store's schema registry (its whole history,
+so an import rebuilds the same registry), one line per event, and a closing line. Each event line is a `RawEvent`
 (ids, positions, time, hash, and data and metadata as the exact stored bytes, so every hash still
 verifies in another store). The header says which part of which log the file holds: the events
 after `after` up to `head`, the source's head when the export began. The closing line counts the
-events, names the first and last global positions, and holds the SHA-256 of every byte before
-it. An export interrupted at any point has no closing line; a file with lines removed, added,
+events and registry changes, names the first and last global positions, and holds the SHA-256
+of every byte before it. An export interrupted at any point has no closing line; a file with lines removed, added,
 changed or reordered fails the count, the positions or the digest. `read_export` refuses both at
 the end of the events, so an import that consumes it rolls back. docs/export-format.md is the
 specification.
 
-Files of format 1 (eventvault 0.1: event lines only) cannot prove themselves whole; they are read
-only when the caller says what they must hold (`expect_head`, `expect_count`).
+Files of format 2 (the same without registry lines) are read as they are. Files of format 1
+(eventvault 0.1: event lines only) cannot prove themselves whole; they are read only when the
+caller says what they must hold (`expect_head`, `expect_count`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,13 @@ from eventvault.errors import (
     InvalidArgumentError,
     UnverifiableExportError,
 )
+from eventvault.schema.state import RegistryChange
+from eventvault.schema.transfer import (
+    check_history,
+    check_registry_empty,
+    import_registry,
+    registry_history,
+)
 from eventvault.serialization import MAX_NESTING_DEPTH, nesting_depth
 from eventvault.store.base import EventStore
 from eventvault.types import RawEvent
@@ -51,8 +61,10 @@ __all__ = [
 
 FORMAT_NAME: Final = "eventvault-export"
 """The `format` of an export file's header."""
-FORMAT_VERSION: Final = 2
-"""The format version this module writes; it reads this one and format 1."""
+FORMAT_VERSION: Final = 3
+"""The format version this module writes; it reads this one, format 2 and format 1."""
+FIRST_HEADED_FORMAT: Final = 2
+"""The first format version with a header and a closing record."""
 PROGRESS_EVERY: Final = 1000
 """Events between two calls of an `on_progress` callback."""
 
@@ -68,7 +80,7 @@ class ExportHeader(msgspec.Struct, frozen=True, kw_only=True, tag_field="record"
 
     Attributes:
         format: always `eventvault-export`.
-        format_version: the format version (2).
+        format_version: the format version (3; 2 for files without registry lines).
         eventvault_version: the version of eventvault that wrote the file (informative).
         after: the file holds the events after this global position (0: the whole log).
         head: the source's head position when the export began: the file holds every event
@@ -92,12 +104,14 @@ class ExportEnd(msgspec.Struct, frozen=True, kw_only=True, tag_field="record", t
         first_position: the global position of the first event, None when there is none.
         last_position: the global position of the last event, None when there is none.
         sha256: the SHA-256, in lowercase hex, of every byte of the file before this line.
+        registry_changes: the number of registry change lines (format 3; 0 in format 2).
     """
 
     event_count: _Position
     first_position: _Position | None
     last_position: _Position | None
     sha256: _Digest
+    registry_changes: _Position = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +129,9 @@ class ExportSummary:
 
 _encoder = msgspec.json.Encoder()
 _event_decoder = msgspec.json.Decoder(RawEvent)
-_record_decoder = msgspec.json.Decoder(ExportHeader | ExportEnd)
+_record_decoder: msgspec.json.Decoder[ExportHeader | ExportEnd | RegistryChange] = (
+    msgspec.json.Decoder(ExportHeader | ExportEnd | RegistryChange)
+)
 
 
 def _eventvault_version() -> str:
@@ -189,9 +205,10 @@ def write_export(
     after: int = 0,
     on_progress: Progress | None = None,
 ) -> ExportSummary:
-    """Write a store's log to a binary stream as an export file (format 2).
+    """Write a store's log and schema registry to a binary stream as an export file (format 3).
 
-    The export is bounded by the store's head when it begins: events appended while it runs are
+    The registry's whole history comes first (it is small, and read when the export begins);
+    then the events. The export is bounded by the store's head when it begins: events appended while it runs are
     not half-included, they are for the next export. The closing record is written last, so a
     file cut short at any point (a killed process, a full disk, a pipe that stopped) is refused
     by `read_export`.
@@ -233,6 +250,9 @@ def write_export(
         out.write(line)
 
     write(encode(header) + b"\n")
+    changes = registry_history(store)
+    for change in changes:
+        write(encode(change) + b"\n")
     count = 0
     first: int | None = None
     last: int | None = None
@@ -245,7 +265,11 @@ def write_export(
         if on_progress is not None and count % PROGRESS_EVERY == 0:
             on_progress(count, last)
     end = ExportEnd(
-        event_count=count, first_position=first, last_position=last, sha256=digest.hexdigest()
+        event_count=count,
+        first_position=first,
+        last_position=last,
+        sha256=digest.hexdigest(),
+        registry_changes=len(changes),
     )
     out.write(encode(end) + b"\n")
     if on_progress is not None:
@@ -266,6 +290,7 @@ class ExportReader:
         offset: the bytes read so far.
         event_count: the events yielded so far.
         header: the file's header; None for a file of format 1, or before the first line.
+        registry_changes: the registry changes read so far (they precede the events).
         last_position: the global position of the last event yielded, None before the first.
     """
 
@@ -282,6 +307,7 @@ class ExportReader:
         self.offset = 0
         self.event_count = 0
         self.header: ExportHeader | None = None
+        self.registry_changes: list[RegistryChange] = []
         self.last_position: int | None = None
         self._first_position: int | None = None
         self._expect_head = expect_head
@@ -329,12 +355,37 @@ class ExportReader:
                 self._check_header(record, number)
                 self.header = record
                 digest.update(line)
+            elif isinstance(record, RegistryChange):
+                self._take_change(record, number)
+                digest.update(line)
             else:
                 self._check_end(record, number, digest.hexdigest())
                 end_line = number
         self._check_complete(end_line)
 
-    def _decode(self, line: bytes, number: int) -> RawEvent | ExportHeader | ExportEnd:
+    def _take_change(self, change: RegistryChange, number: int) -> None:
+        header = self.header
+        if header is None or header.format_version < FORMAT_VERSION:
+            raise ImportFileError(
+                "a registry change in a file without registry lines (format 1 or 2)", line=number
+            )
+        if self.event_count:
+            raise ImportFileError(
+                "a registry change after the events: the registry's history comes first",
+                line=number,
+            )
+        expected = len(self.registry_changes) + 1
+        if change.change_id != expected:
+            raise IncompleteExportError(
+                f"registry change {change.change_id} where change {expected} belongs: lines "
+                "were removed, added or reordered",
+                line=number,
+            )
+        self.registry_changes.append(change)
+
+    def _decode(
+        self, line: bytes, number: int
+    ) -> RawEvent | ExportHeader | ExportEnd | RegistryChange:
         try:
             return _event_decoder.decode(line)
         except msgspec.ValidationError as exc:
@@ -414,7 +465,7 @@ class ExportReader:
                 found=header.format_version,
                 supported=FORMAT_VERSION,
             )
-        if header.format_version != FORMAT_VERSION:
+        if header.format_version < FIRST_HEADED_FORMAT:
             raise ExportFormatError(
                 f"the header gives format version {header.format_version}, which has no "
                 "header (format 1 files are event lines only)",
@@ -442,6 +493,12 @@ class ExportReader:
                 f"the closing record says the events run from global position "
                 f"{end.first_position} to {end.last_position}, the file's run from {first} to "
                 f"{last}: lines were removed, added or reordered",
+                line=number,
+            )
+        if end.registry_changes != len(self.registry_changes):
+            raise IncompleteExportError(
+                f"the closing record counts {end.registry_changes} registry changes, the file "
+                f"holds {len(self.registry_changes)}: lines were removed or added",
                 line=number,
             )
         if end.sha256 != digest:
@@ -565,12 +622,15 @@ def load_export(
     expect_count: int | None = None,
     on_progress: Progress | None = None,
 ) -> int:
-    """Import an export file into an empty store, all or nothing.
+    """Import an export file into an empty store: its events, all or nothing, then its
+    schema registry.
 
     The file is read with `read_export` and its events given to `store.import_events`, which
     recomputes every hash and checks every position, in one transaction: a file that is
     malformed, changed, or not proven whole leaves the store as empty as it was. Errors about an
-    event name the line it was read from.
+    event name the line it was read from. The registry's history is replayed once the events
+    are committed, in a transaction of its own (`SchemaRegistry.import_history`); the target's
+    registry is checked to be empty before anything is written.
 
     Args:
         store: the empty store to load into.
@@ -584,7 +644,7 @@ def load_export(
         The number of events imported.
 
     Raises:
-        NotEmptyError: the store holds events.
+        NotEmptyError: the store holds events, or its schema registry holds changes.
         ImportFileError: the file is malformed, its events fail a position check, or it cannot
             be proven whole (the subclasses `IncompleteExportError`, `UnverifiableExportError`,
             `ExportFormatError` of `read_export`); the error names the line where it can.
@@ -592,15 +652,21 @@ def load_export(
         InvalidArgumentError: `expect_head` or `expect_count` is not an int >= 0.
     """
     reader = read_export(lines, expect_head=expect_head, expect_count=expect_count)
+    check_registry_empty(store)
 
     def reported() -> Iterator[RawEvent]:
+        # The registry's lines come before the events: a history that could not have been
+        # made is refused here, inside the import's transaction, so nothing is stored.
         for event in reader:
             if reader.event_count == 1:
                 _refuse_a_tail(reader.header)
+                check_history(reader.registry_changes)
             yield event
             if on_progress is not None and reader.event_count % PROGRESS_EVERY == 0:
                 on_progress(reader.event_count, reader.offset)
         _refuse_a_tail(reader.header)
+        if reader.event_count == 0:
+            check_history(reader.registry_changes)
 
     try:
         count = store.import_events(reported())
@@ -611,6 +677,7 @@ def load_export(
         if type(exc) is not ImportFileError or exc.line is not None:
             raise
         raise ImportFileError(exc.reason, line=reader.line) from exc
+    import_registry(store, reader.registry_changes)
     if on_progress is not None:
         on_progress(count, reader.offset)
     return count
@@ -631,7 +698,8 @@ def _refuse_a_tail(header: ExportHeader | None) -> None:
 def copy_events(
     source: EventStore, target: EventStore, *, on_progress: Callable[[int], None] | None = None
 ) -> int:
-    """Copy every event of one store into another, empty one, of any engine, all or nothing.
+    """Copy every event of one store into another, empty one, of any engine, all or nothing,
+    and then its schema registry with its history.
 
     The copy is bounded by the source's head when it begins (events appended to the source
     while it runs are not copied), and proves that it is whole: if the events read do not end
@@ -648,11 +716,15 @@ def copy_events(
         The number of events copied.
 
     Raises:
-        NotEmptyError: the target holds events.
+        NotEmptyError: the target holds events, or its schema registry holds changes.
         HashChainError: an event of the source fails its hash check.
         ImportFileError: the source's positions are out of order.
         IncompleteExportError: the source's events did not reach the head it had when the copy
             began; the target is left empty.
     """
+    check_registry_empty(target)
+    changes = registry_history(source)
     _, events = _log_until_head(source, 0, "copy")
-    return target.import_events(events, on_progress=on_progress)
+    count = target.import_events(events, on_progress=on_progress)
+    import_registry(target, changes)
+    return count

@@ -15,6 +15,8 @@ import pytest
 import eventvault
 from eventvault.aggregates import StoreSnapshotStore
 from eventvault.aggregates.snapshots import SNAPSHOTS
+from eventvault.schema import SCHEMAS
+from eventvault.server.tokens import TOKENS
 from eventvault.store.sqlite import SCHEMA_VERSION
 
 from .cli_harness import Cli
@@ -28,7 +30,7 @@ def _rows(output: str) -> dict[str, tuple[str, str]]:
     rows: dict[str, tuple[str, str]] = {}
     for line in output.splitlines():
         cells = line.split()
-        if len(cells) >= 3 and cells[0] in ("eventvault", "snapshots"):
+        if len(cells) >= 3 and cells[0] in ("eventvault", "schemas", "server_tokens", "snapshots"):
             rows[cells[0]] = (cells[1], " ".join(cells[2:]))
     return rows
 
@@ -39,6 +41,8 @@ def test_migrate_creates_a_new_sqlite_store_with_every_component(cli: Cli, db: s
     versions = ", ".join(str(v) for v in range(1, SCHEMA_VERSION + 1))
     assert _rows(result.stdout) == {
         "eventvault": (str(SCHEMA_VERSION), versions),
+        "schemas": (str(SCHEMAS.version), "1"),
+        "server_tokens": (str(TOKENS.version), "1"),
         "snapshots": (str(SNAPSHOTS.version), "1"),
     }
     again = cli("migrate", db)
@@ -73,7 +77,12 @@ def test_migrate_takes_the_url_from_eventvault_url(cli: Cli, db: str) -> None:
             "SELECT component, version FROM component_migrations ORDER BY 1, 2"
         ).fetchall()
     conn.close()
-    expected = [("eventvault", v) for v in range(1, SCHEMA_VERSION + 1)] + [("snapshots", 1)]
+    expected = [("eventvault", v) for v in range(1, SCHEMA_VERSION + 1)] + [
+        ("projections", 1),
+        ("schemas", 1),
+        ("server_tokens", 1),
+        ("snapshots", 1),
+    ]
     assert recorded == expected
 
 
@@ -136,5 +145,11 @@ def test_migrate_creates_a_postgres_schema_with_every_component(
     # Opened without auto_migrate, the store and its snapshot table are ready.
     separator = "&" if "?" in POSTGRES_URL else "?"
     with eventvault.connect(f"{POSTGRES_URL}{separator}schema={postgres_schema}") as store:
-        assert store.component_versions() == {"eventvault": 3, "snapshots": 1}
+        assert store.component_versions() == {
+            "eventvault": 3,
+            "projections": 1,
+            "schemas": 1,
+            "server_tokens": 1,
+            "snapshots": 1,
+        }
         assert StoreSnapshotStore(store).latest("x-1", schema_version=1) is None

@@ -101,7 +101,7 @@ def test_export_begins_with_a_header_and_ends_with_a_closing_record(exported: Pa
     assert header == {
         "record": "header",
         "format": "eventvault-export",
-        "format_version": 2,
+        "format_version": 3,
         "eventvault_version": eventvault.__version__,
         "after": 0,
         "head": len(SAMPLE),
@@ -115,6 +115,7 @@ def test_export_begins_with_a_header_and_ends_with_a_closing_record(exported: Pa
         "first_position": 1,
         "last_position": len(SAMPLE),
         "sha256": hashlib.sha256(b"".join(lines[:-1])).hexdigest(),
+        "registry_changes": 0,
     }
 
 
@@ -596,9 +597,9 @@ def test_import_of_an_interrupted_export_joined_with_another_is_refused(
 def test_import_of_an_export_of_a_newer_format_asks_for_an_upgrade(
     cli: Cli, exported: Path, tmp_path: Path
 ) -> None:
-    rewrite_line(exported, 1, '"format_version":2', '"format_version":3')
+    rewrite_line(exported, 1, '"format_version":3', '"format_version":4')
     result = import_refused(cli, exported, tmp_path)
-    assert "error: line 1: export format version 3" in result.stderr
+    assert "error: line 1: export format version 4" in result.stderr
     assert "hint: upgrade eventvault" in result.stderr
 
 

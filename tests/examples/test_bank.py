@@ -207,6 +207,9 @@ def test_main_prints_current_state_history_and_past_state(
     assert "past state" in out
     assert "refused: account" in out
     assert "TransferSent" in out
+    assert "balances (read model)" in out
+    assert "statement of" in out
+    assert "daily totals (read model)" in out
 
 
 def test_the_script_writes_eventvault_db_in_the_working_directory(tmp_path: Path) -> None:

@@ -41,3 +41,17 @@ def test_the_testing_how_to_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     for test in tests:
         assert callable(test)
         test()
+
+
+def test_the_projections_guide_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {"__name__": "projections_guide"}
+    blocks = _python_blocks(DOCS / "projections.md")
+    assert len(blocks) >= 2
+    for block in blocks:
+        exec(compile(block, "docs/projections.md", "exec"), namespace)
+    tests = [value for name, value in namespace.items() if name.startswith("test_")]
+    assert tests
+    for test in tests:
+        assert callable(test)
+        test()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -147,3 +148,117 @@ def test_has_queued_tells_the_committing_thread_that_another_batch_follows() -> 
     committer = GroupCommitter(commit)
     _first_then_queued(committer.submit, 0, range(1, 3), release)
     assert seen == [([0], True), ([1, 2], False)]
+
+
+# -- coroutines -----------------------------------------------------------------------------
+
+
+def test_coroutines_share_batches_without_a_thread_each() -> None:
+    batches: list[list[int]] = []
+    threads: set[str] = set()
+
+    def commit(requests: list[int]) -> list[int | BaseException]:
+        batches.append(list(requests))
+        threads.add(threading.current_thread().name)
+        time.sleep(0.01)
+        return [r * 2 for r in requests]
+
+    committer: GroupCommitter[int, int] = GroupCommitter(commit)
+
+    async def scenario() -> list[int]:
+        return list(await asyncio.gather(*(committer.submit_async(n) for n in range(256))))
+
+    assert asyncio.run(scenario()) == [n * 2 for n in range(256)]
+    # The first request starts a commit; the other 255 queue behind it and go in one batch.
+    assert [len(batch) for batch in batches] == [1, 255]
+    assert sorted(n for batch in batches for n in batch) == list(range(256))
+    assert threads == {"eventvault-commit"}
+    assert threading.current_thread().name not in threads
+
+
+def test_a_failing_request_of_a_coroutine_batch_fails_alone() -> None:
+    def commit(requests: list[int]) -> list[int | BaseException]:
+        return [ValueError(f"bad {r}") if r % 5 == 0 else r for r in requests]
+
+    committer: GroupCommitter[int, int] = GroupCommitter(commit)
+
+    async def scenario() -> list[int | BaseException]:
+        return list(
+            await asyncio.gather(
+                *(committer.submit_async(n) for n in range(20)), return_exceptions=True
+            )
+        )
+
+    outcomes = asyncio.run(scenario())
+    assert [str(o) for o in outcomes if isinstance(o, ValueError)] == [
+        f"bad {n}" for n in range(0, 20, 5)
+    ]
+    assert [o for o in outcomes if not isinstance(o, BaseException)] == [
+        n for n in range(20) if n % 5
+    ]
+
+
+def test_a_commit_that_raises_fails_every_coroutine_of_its_batch() -> None:
+    def commit(requests: list[int]) -> list[int | BaseException]:
+        raise OSError("disk gone")
+
+    committer: GroupCommitter[int, int] = GroupCommitter(commit)
+
+    async def scenario() -> None:
+        with pytest.raises(OSError, match="disk gone"):
+            await committer.submit_async(1)
+
+    asyncio.run(scenario())
+    # Leadership lapsed: the next request is committed again.
+    with pytest.raises(OSError, match="disk gone"):
+        committer.submit(2)
+
+
+def test_threads_and_coroutines_mixed_all_get_their_own_result() -> None:
+    def commit(requests: list[int]) -> list[int | BaseException]:
+        time.sleep(0.002)
+        return [r + 1000 for r in requests]
+
+    committer: GroupCommitter[int, int] = GroupCommitter(commit)
+    from_threads: dict[int, int] = {}
+
+    def thread_work(worker: int) -> None:
+        for n in range(30):
+            key = worker * 100 + n
+            from_threads[key] = committer.submit(key)
+
+    async def coroutine_work() -> list[int]:
+        return list(await asyncio.gather(*(committer.submit_async(-n) for n in range(1, 301))))
+
+    workers = [threading.Thread(target=thread_work, args=(w,)) for w in range(4)]
+    for worker in workers:
+        worker.start()
+    from_coroutines = asyncio.run(coroutine_work())
+    for worker in workers:
+        worker.join(10)
+    assert from_coroutines == [1000 - n for n in range(1, 301)]
+    assert from_threads == {w * 100 + n: w * 100 + n + 1000 for w in range(4) for n in range(30)}
+
+
+def test_a_cancelled_coroutine_stops_waiting_but_its_request_is_committed() -> None:
+    committed: list[int] = []
+    release = threading.Event()
+
+    def commit(requests: list[int]) -> list[int | BaseException]:
+        release.wait(5)
+        committed.extend(requests)
+        return list(requests)
+
+    committer: GroupCommitter[int, int] = GroupCommitter(commit)
+
+    async def scenario() -> int:
+        task = asyncio.ensure_future(committer.submit_async(7))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        release.set()
+        return await committer.submit_async(8)
+
+    assert asyncio.run(scenario()) == 8
+    assert committed == [7, 8]

@@ -30,6 +30,7 @@
 """
 
 from eventvault.aggregates.aggregate import Aggregate, Handler, applies
+from eventvault.aggregates.aio import AsyncRepository
 from eventvault.aggregates.errors import (
     AggregateDefinitionError,
     AggregateNotFoundError,
@@ -55,6 +56,7 @@ __all__ = [
     "AggregateDefinitionError",
     "AggregateNotFoundError",
     "AggregateQueryError",
+    "AsyncRepository",
     "EventDecodeError",
     "EventRegistrationError",
     "EventRegistry",

@@ -89,6 +89,36 @@ def applies(event_class: type[E]) -> Callable[[Callable[[A, E], None]], Callable
     return mark
 
 
+def _check_snapshot_upcasters(cls: type, snapshot_version: int) -> None:
+    """Each snapshot upcaster reads an older version and the chain from it reaches the
+    current `snapshot_version` without a gap: checked when the class is defined, never when a
+    snapshot is loaded."""
+    upcasters = getattr(cls, "snapshot_upcasters", {})
+    if not isinstance(upcasters, Mapping):
+        raise AggregateDefinitionError(
+            cls, f"snapshot_upcasters must be a dict of version to function, not {upcasters!r}"
+        )
+    for version, function in upcasters.items():
+        if type(version) is not int or not 1 <= version < snapshot_version:
+            raise AggregateDefinitionError(
+                cls,
+                f"snapshot_upcasters: {version!r} is not an older snapshot_version (1 to "
+                f"{snapshot_version - 1})",
+            )
+        if not callable(function):
+            raise AggregateDefinitionError(
+                cls, f"snapshot_upcasters: the upcaster of version {version} is not callable"
+            )
+        for following in range(version + 1, snapshot_version):
+            if following not in upcasters:
+                raise AggregateDefinitionError(
+                    cls,
+                    f"snapshot_upcasters: a gap in the chain: nothing upcasts version "
+                    f"{following}, so snapshots of version {version} cannot reach version "
+                    f"{snapshot_version}",
+                )
+
+
 class Aggregate(Generic[StateT]):
     """The base class of event-sourced domain objects.
 
@@ -100,7 +130,11 @@ class Aggregate(Generic[StateT]):
       `initial_state` is overridden); `state` starts as `state_type()` and is what snapshots
       store.
     - `snapshot_version`: bump it when `state_type` changes shape; older snapshots are then
-      ignored and the state is rebuilt from the events.
+      ignored and the state is rebuilt from the events, unless
+    - `snapshot_upcasters` maps an older `snapshot_version` to a function that turns a state of
+      that version (as a dict) into the next version's: snapshots of that version are then
+      upcast on load instead of ignored. Each chain must reach `snapshot_version` without a
+      gap.
     - one method per event class, decorated with `@applies(EventClass)`.
 
     Example::
@@ -138,6 +172,7 @@ class Aggregate(Generic[StateT]):
     category: ClassVar[str]
     state_type: type[StateT]
     snapshot_version: ClassVar[int] = 1
+    snapshot_upcasters: ClassVar[Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {}
     handlers: ClassVar[Mapping[type[msgspec.Struct], Handler]] = {}
 
     id: str
@@ -169,6 +204,7 @@ class Aggregate(Generic[StateT]):
             raise AggregateDefinitionError(
                 cls, f"snapshot_version must be an int >= 1, not {snapshot_version!r}"
             )
+        _check_snapshot_upcasters(cls, cls.__dict__.get("snapshot_version", cls.snapshot_version))
         if "state_type" in cls.__dict__ or "initial_state" in cls.__dict__:
             _check_state_type(cls)
         handlers: dict[type[msgspec.Struct], Handler] = dict(cls.handlers)

@@ -20,6 +20,7 @@ from eventvault.aggregates.errors import (
     UnknownEventTypeError,
     UnregisteredEventError,
 )
+from eventvault.schema.upcasting import UpcastChain
 from eventvault.serialization import FORBIDDEN_NAME_CHARACTERS
 from eventvault.types import JSONObject, NewEvent, RecordedEvent
 
@@ -29,6 +30,8 @@ E = TypeVar("E", bound=msgspec.Struct)
 
 _MAX_NAME_LENGTH: Final = 200
 _convert = msgspec.convert
+_encode = msgspec.json.encode
+_decode_object = msgspec.json.Decoder(dict[str, object]).decode
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,12 +82,16 @@ class EventRegistry:
         class MoneyDeposited(msgspec.Struct, frozen=True):
             amount: int
 
-    A class has one name and version; a name and version has one class.
+    A class has one name and version; a name and version has one class. Older versions of a
+    type need no class of their own once upcasters turn them into the newest: the schema
+    registry checks them and hands them over (`SchemaRegistry.sync`, `use_upcasts`).
     """
 
     def __init__(self) -> None:
         self._by_key: dict[tuple[str, int], EventType] = {}
         self._by_class: dict[type[msgspec.Struct], EventType] = {}
+        self._upcasts: UpcastChain | None = None
+        self._generation = 0
 
     def register(self, cls: type[E], *, name: str, version: int = 1) -> type[E]:
         """Register an event class under a name and a schema version.
@@ -141,7 +148,42 @@ class EventRegistry:
         entry = EventType(name, version, cls, str_keys)
         self._by_key[(name, version)] = entry
         self._by_class[cls] = entry
+        self._generation += 1
         return cls
+
+    def use_upcasts(self, chain: UpcastChain) -> None:
+        """Decode events of older versions through upcasters, into the class of the version
+        each chain ends at.
+
+        `SchemaRegistry.sync` calls this with the upcasters it checked against the store's
+        registry; a chain given here is trusted to be checked.
+
+        Args:
+            chain: the checked upcasters.
+
+        Raises:
+            EventRegistrationError: a chain ends at a type and version with no class here.
+        """
+        for event_type, target in chain.targets.items():
+            if (event_type, target) not in self._by_key:
+                raise EventRegistrationError(
+                    chain,
+                    f"the upcasters of {event_type!r} lead to version {target}, which has no "
+                    "class in this registry",
+                )
+        self._upcasts = chain
+        self._generation += 1
+
+    @property
+    def upcasts(self) -> UpcastChain | None:
+        """The upcasters this registry decodes with, or None."""
+        return self._upcasts
+
+    @property
+    def generation(self) -> int:
+        """A number that changes whenever a class or the upcasters change (a repository
+        rebuilds its decoding table when it sees a new one)."""
+        return self._generation
 
     def event(self, name: str, *, version: int = 1) -> Callable[[type[E]], type[E]]:
         """A class decorator that registers the class (see `register`).
@@ -246,6 +288,9 @@ class EventRegistry:
     ) -> msgspec.Struct | RecordedEvent:
         """The event object of a recorded event, as an instance of its registered class.
 
+        An event of an older version that upcasters cover (`use_upcasts`) is upcast first and
+        decoded as the class of the newest version; the stored event is not changed.
+
         Args:
             recorded: an event read from a store.
             unknown: what to do when its type and version are not registered: `"error"` raises,
@@ -258,7 +303,15 @@ class EventRegistry:
             UnknownEventTypeError: the type and version are not registered (`unknown="error"`).
             EventDecodeError: the payload does not fit the registered class.
         """
-        entry = self._by_key.get((recorded.event_type, recorded.schema_version))
+        data: object = recorded.data
+        key = (recorded.event_type, recorded.schema_version)
+        chain = self._upcasts
+        if chain is not None and chain.covers(*key):
+            # The functions may change what they get: give them a copy of the event's data.
+            own = _decode_object(_encode(recorded.data))
+            version, data = chain.upcast(recorded.event_type, recorded.schema_version, own)
+            key = (recorded.event_type, version)
+        entry = self._by_key.get(key)
         if entry is None:
             if unknown == "raw":
                 return recorded
@@ -270,8 +323,8 @@ class EventRegistry:
             )
         try:
             if entry.str_keys:
-                return _convert(recorded.data, type=entry.cls, str_keys=True)
-            return _convert(recorded.data, type=entry.cls)
+                return _convert(data, type=entry.cls, str_keys=True)
+            return _convert(data, type=entry.cls)
         except msgspec.ValidationError as exc:
             raise EventDecodeError(
                 recorded.stream_name,
@@ -279,7 +332,9 @@ class EventRegistry:
                 entry.name,
                 entry.version,
                 entry.cls,
-                str(exc),
+                str(exc)
+                if key[1] == recorded.schema_version
+                else f"after upcasting from version {recorded.schema_version}: {exc}",
             ) from exc
 
     def decode_all(self, events: Iterable[RecordedEvent]) -> Iterator[msgspec.Struct]:

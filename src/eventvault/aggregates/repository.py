@@ -28,9 +28,10 @@ from eventvault.aggregates.errors import (
     UnknownEventTypeError,
     UnregisteredEventError,
 )
-from eventvault.aggregates.registry import EventRegistry
+from eventvault.aggregates.registry import EventRegistry, EventType
 from eventvault.aggregates.snapshots import Snapshot, SnapshotStore, snapshot_store_for
 from eventvault.errors import EventVaultError, StorageError, WrongExpectedVersionError
+from eventvault.schema.upcasting import UpcastChain
 from eventvault.serialization import from_micros, to_micros
 from eventvault.store.base import EventStore
 from eventvault.types import (
@@ -143,16 +144,41 @@ class Repository(Generic[A]):
         self.snapshot_store = snapshot_store
         self.snapshot_failures = 0
         self._failures_lock = threading.Lock()
-        # Each stored (name, version) the aggregate handles, mapped to its class and handler.
-        handlers = aggregate_type.handlers
-        self._table: dict[tuple[str, int], tuple[Callable[[bytes], Any], Handler]] = {
+        self._table = self._decoding_table()
+        self._generation = registry.generation
+
+    def _decoding_table(self) -> dict[tuple[str, int], tuple[Callable[[bytes], Any], Handler]]:
+        """Each stored (name, version) the aggregate handles, mapped to a decoder of its payload
+        and the handler: the registered classes, and the older versions that the registry's
+        upcasters turn into one of them."""
+        handlers = self.aggregate_type.handlers
+        table: dict[tuple[str, int], tuple[Callable[[bytes], Any], Handler]] = {
             (entry.name, entry.version): (
                 msgspec.json.Decoder(entry.cls).decode,
                 handlers[entry.cls],
             )
-            for entry in registry
+            for entry in self.registry
             if entry.cls in handlers
         }
+        chain = self.registry.upcasts
+        if chain is not None:
+            for event_type, target in chain.targets.items():
+                cls = self.registry.class_for(event_type, target)
+                if cls is None or cls not in handlers:
+                    continue
+                for version in range(1, target):
+                    if (event_type, version) in table or not chain.covers(event_type, version):
+                        continue
+                    # Versions the newest reads unchanged decode straight into its class.
+                    decode = (
+                        msgspec.json.Decoder(cls).decode
+                        if chain.unchanged(event_type, version)
+                        else _upcasting_decoder(
+                            chain, event_type, version, self.registry.type_of(cls)
+                        )
+                    )
+                    table[(event_type, version)] = (decode, handlers[cls])
+        return table
 
     def _undecodable(
         self, recorded: PayloadEvent, stream_name: str, exc: msgspec.DecodeError
@@ -252,13 +278,20 @@ class Repository(Generic[A]):
     ) -> Snapshot | None:
         """The newest usable snapshot, or None; a snapshot store that fails is logged and
         counted, and the load replays the whole stream instead: snapshots are derived data."""
+        cls = self.aggregate_type
         try:
-            return snapshots.latest(
-                stream_name,
-                schema_version=self.aggregate_type.snapshot_version,
-                max_version=version,
-                as_of=as_of,
+            best = snapshots.latest(
+                stream_name, schema_version=cls.snapshot_version, max_version=version, as_of=as_of
             )
+            # Snapshots of older state versions that upcasters can bring up to date count too
+            # (only then is there anything to ask for): the one nearest the stream's end wins.
+            for older in sorted(cls.snapshot_upcasters, reverse=True):
+                found = snapshots.latest(
+                    stream_name, schema_version=older, max_version=version, as_of=as_of
+                )
+                if found is not None and (best is None or found.version > best.version):
+                    best = found
+            return best
         except Exception as exc:  # a snapshot store's own error must not fail a load
             self._snapshot_failed(
                 exc, f"snapshots of {stream_name!r} could not be read, replaying the whole stream"
@@ -266,10 +299,26 @@ class Repository(Generic[A]):
             return None
 
     def _restore(self, aggregate: A, snapshot: Snapshot) -> None:
-        """Set an aggregate's state and version from a snapshot; a snapshot that no longer
-        decodes (the state changed shape without a new `snapshot_version`) is skipped."""
+        """Set an aggregate's state and version from a snapshot, upcasting a state of an older
+        `snapshot_version`; a snapshot that no longer decodes (the state changed shape without
+        a new `snapshot_version`) or whose upcaster fails is skipped: the load replays."""
+        raw = snapshot.state
+        if snapshot.schema_version != type(aggregate).snapshot_version:
+            try:
+                raw = _upcast_state(type(aggregate), snapshot.schema_version, raw)
+            except Exception as exc:  # snapshots are derived data: a failed upcast replays
+                _log.warning(
+                    "snapshot of %r at version %d (snapshot_version %d) could not be upcast, "
+                    "replaying instead: %s: %s",
+                    snapshot.stream_name,
+                    snapshot.version,
+                    snapshot.schema_version,
+                    type(exc).__name__,
+                    exc,
+                )
+                return
         try:
-            aggregate.state = msgspec.msgpack.decode(snapshot.state, type=aggregate.state_type)
+            aggregate.state = msgspec.msgpack.decode(raw, type=aggregate.state_type)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             _log.warning(
                 "snapshot of %r at version %d does not decode as %s, replaying instead: %s",
@@ -304,6 +353,9 @@ class Repository(Generic[A]):
         stream_name: str,
     ) -> None:
         """Apply stored events to an aggregate: the hot loop of every load."""
+        if self._generation != self.registry.generation:
+            self._table = self._decoding_table()
+            self._generation = self.registry.generation
         table = self._table
         as_of_us = None if as_of is None else to_micros(as_of)
         position = aggregate.version
@@ -356,8 +408,24 @@ class Repository(Generic[A]):
         dirty = [aggregate for aggregate in aggregates if aggregate.pending_events]
         if not dirty:
             return []
+        appends = self._appends(dirty, metadata)
+        if len(appends) == 1:
+            one = appends[0]
+            results = [
+                self.store.append_to_stream(
+                    one.stream_name, one.events, expected_version=one.expected_version
+                )
+            ]
+        else:
+            results = self.store.append_to_streams(appends)
+        self._saved(dirty)
+        return results
+
+    def _appends(self, dirty: list[A], metadata: JSONObject | None) -> list[StreamAppend]:
+        """What saving aggregates with pending events appends: one stream each, expecting the
+        version each was loaded at, the events keeping the ids they were given when recorded."""
         to_new_event = self.registry.to_new_event
-        appends = [
+        return [
             StreamAppend(
                 aggregate.stream_name,
                 [
@@ -370,21 +438,15 @@ class Repository(Generic[A]):
             )
             for aggregate in dirty
         ]
-        if len(appends) == 1:
-            one = appends[0]
-            results = [
-                self.store.append_to_stream(
-                    one.stream_name, one.events, expected_version=one.expected_version
-                )
-            ]
-        else:
-            results = self.store.append_to_streams(appends)
+
+    def _saved(self, dirty: list[A]) -> None:
+        """After the appends of `_appends` committed: clear the pending events, advance the
+        versions, take the snapshots the policy asks for."""
         for aggregate in dirty:
             before = aggregate.version
             aggregate.mark_saved()
             if self._due_for_snapshot(before, aggregate.version):
                 self._snapshot_quietly(aggregate)
-        return results
 
     def _due_for_snapshot(self, before: int, after: int) -> bool:
         every = self.snapshot_every
@@ -535,6 +597,37 @@ class Repository(Generic[A]):
 
     def __repr__(self) -> str:
         return f"<Repository of {self.aggregate_type.__qualname__} in {self.store.url!r}>"
+
+
+_decode_object = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+def _upcast_state(aggregate_type: type[Aggregate[Any]], version: int, raw: bytes) -> bytes:
+    """The bytes of a snapshot's state of an older `snapshot_version`, upcast to the current
+    one through the class's `snapshot_upcasters` (checked without gaps when it was defined)."""
+    state = msgspec.msgpack.decode(raw)
+    upcasters = aggregate_type.snapshot_upcasters
+    while version < aggregate_type.snapshot_version:
+        state = upcasters[version](state)
+        version += 1
+    return _encode_msgpack(state)
+
+
+def _upcasting_decoder(
+    chain: UpcastChain, event_type: str, version: int, target: EventType
+) -> Callable[[bytes], Any]:
+    """A decoder of a stored payload of an older version into the newest class: decode it,
+    upcast it, convert it. A payload that does not fit raises `msgspec.ValidationError`, a
+    `DecodeError`, as a plain decoder does."""
+    upcast = chain.upcast
+    convert = msgspec.convert
+    cls, str_keys = target.cls, target.str_keys
+
+    def decode(raw: bytes) -> Any:
+        _, data = upcast(event_type, version, _decode_object(raw))
+        return convert(data, type=cls, str_keys=str_keys)
+
+    return decode
 
 
 def _expected(aggregate: Aggregate[Any]) -> ExpectedVersion:

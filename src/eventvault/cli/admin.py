@@ -10,7 +10,10 @@ from rich import box
 from rich.table import Table
 
 # The features whose components `migrate` knows: importing them registers their tables.
-import eventvault.aggregates  # noqa: F401
+import eventvault.aggregates
+import eventvault.projections
+import eventvault.schema
+import eventvault.server.tokens  # noqa: F401
 from eventvault.cli.errors import CommandLineError
 from eventvault.cli.render import stdout_console
 from eventvault.cli.stores import URL_ENV

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 import eventvault
-from eventvault.cli import admin, reading, transfer, writing
+from eventvault.cli import admin, projections, reading, schema, server, transfer, writing
 from eventvault.cli.errors import reporting_errors
 
 __all__ = ["app", "main"]
@@ -61,6 +61,10 @@ app.command("export", rich_help_panel="Move")(reporting_errors(transfer.export))
 app.command("import", rich_help_panel="Move")(reporting_errors(transfer.import_))
 app.command("copy", rich_help_panel="Move")(reporting_errors(transfer.copy))
 app.command("migrate", rich_help_panel="Administer")(reporting_errors(admin.migrate))
+app.add_typer(schema.app, name="schema", rich_help_panel="Administer")
+app.add_typer(projections.app, name="projections", rich_help_panel="Projections")
+app.command("serve", rich_help_panel="Serve")(reporting_errors(server.serve))
+app.add_typer(server.token_app, rich_help_panel="Serve")
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ from eventvault.errors import (
     ExportFormatError,
     HashChainError,
     ImportFileError,
+    IncompatibleSchemaError,
     IncompleteExportError,
     IntegrityError,
     InvalidURLError,
@@ -38,14 +39,21 @@ from eventvault.errors import (
     NotFoundError,
     PayloadTooDeepError,
     PayloadTooLargeError,
+    ProjectionStateError,
     ReadOnlyStoreError,
+    RegistryChangeConflictError,
+    SchemaSupportMissingError,
+    SchemaValidationError,
     SchemaVersionError,
     StorageError,
     StorageFullError,
     StoreClosedError,
     StoreUnavailableError,
     StreamNotFoundError,
+    UnknownProjectionError,
+    UnregisteredSchemaError,
     UnverifiableExportError,
+    UpcasterError,
     WrongExpectedVersionError,
 )
 
@@ -117,6 +125,7 @@ class ExitCode(enum.IntEnum):
 
 EXIT_CODES: Final[tuple[tuple[type[BaseException], ExitCode], ...]] = (
     # Errors whose code differs from their tier's.
+    (IncompatibleSchemaError, ExitCode.INCOMPATIBLE),
     (NotEmptyError, ExitCode.NOT_EMPTY),
     (NotAnEventVaultDatabaseError, ExitCode.INCOMPATIBLE),
     (SchemaVersionError, ExitCode.INCOMPATIBLE),
@@ -181,6 +190,27 @@ _HINTS: Final[
     (PayloadTooLargeError, "`eventvault append --max-event-bytes N` raises the limit"),
     (PayloadTooDeepError, "flatten the payload, or store its deepest part as a JSON string"),
     (
+        SchemaValidationError,
+        "`eventvault schema show TYPE VERSION` prints the schema the data must match",
+    ),
+    (
+        UnregisteredSchemaError,
+        "`eventvault schema list` shows what is registered; `eventvault schema register TYPE "
+        "FILE` adds a schema",
+    ),
+    (
+        IncompatibleSchemaError,
+        "register it under a new event type, make the change compatible, or set the type's "
+        "mode with `eventvault schema mode TYPE MODE` (an upcaster then bridges the versions)",
+    ),
+    (
+        RegistryChangeConflictError,
+        "another process changed the registry at the same moment: `eventvault schema list`, "
+        "then retry",
+    ),
+    (UpcasterError, "fix the upcaster or its examples; nothing was registered"),
+    (SchemaSupportMissingError, "pip install 'eventvault[schema]'"),
+    (
         WrongExpectedVersionError,
         "see the stream's version with `eventvault read STREAM --backwards --limit 1`, "
         "or pass --expected-version any",
@@ -212,6 +242,15 @@ _HINTS: Final[
         "without --after",
     ),
     (NotEmptyError, "choose a new file or URL for the target"),
+    (
+        UnknownProjectionError,
+        "`eventvault projections list --module MODULE` lists the projections by name",
+    ),
+    (
+        ProjectionStateError,
+        "`eventvault projections status --module MODULE` shows its state and the event it "
+        "stopped at",
+    ),
     (NotAnEventVaultDatabaseError, _foreign_store_hint),
     (
         ReadOnlyStoreError,

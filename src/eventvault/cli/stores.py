@@ -58,6 +58,7 @@ def open_store(
     url: str,
     *,
     read_only: bool,
+    must_exist: bool = False,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     argument: str = "--url",
 ) -> Iterator[EventStore]:
@@ -67,6 +68,8 @@ def open_store(
         url: the store's URL, as `eventvault.connect` takes it.
         read_only: open it for reading only (commands that only read): a SQLite file that
             does not exist is reported instead of created, and nothing is written.
+        must_exist: for a command that writes beside an existing log (projections): a SQLite
+            file that does not exist is reported instead of created.
         max_event_bytes: the limit on one appended event's size, as `eventvault.connect` takes it.
         argument: the argument that named the store (`--url`, `SOURCE_URL`), for errors.
 
@@ -74,9 +77,12 @@ def open_store(
         A context manager giving the open store, closed on exit.
 
     Raises:
-        StoreNotFoundError: `read_only` and the SQLite file does not exist.
+        StoreNotFoundError: `read_only` or `must_exist`, and the SQLite file does not exist.
         InvalidURLError, NotAnEventVaultDatabaseError, StorageError: as `eventvault.connect`.
     """
+    path = _sqlite_file(parse_url(url)) if must_exist and not read_only else None
+    if path is not None and not os.path.lexists(path):
+        raise StoreNotFoundError(mask_url(url), path, argument=argument)
     try:
         store = eventvault.connect(url, max_event_bytes=max_event_bytes, read_only=read_only)
     except NoStoreError as exc:

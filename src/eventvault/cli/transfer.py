@@ -95,7 +95,9 @@ def export(
                 on_progress=lambda count, position: bar.update(completed=position, events=count),
             )
     where = "stdout" if file == STDIO else repr(file)
-    _summary(f"exported {summary.end.event_count} events to {where}")
+    changes = summary.end.registry_changes
+    registry = f" and {changes} schema registry changes" if changes else ""
+    _summary(f"exported {summary.end.event_count} events{registry} to {where}")
 
 
 def import_(

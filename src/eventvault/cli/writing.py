@@ -13,6 +13,7 @@ from rich.markup import escape
 from eventvault.cli.io import STDIO, parse_json_object
 from eventvault.cli.options import StoreURL, parse_expected_version
 from eventvault.cli.render import stdout_console
+from eventvault.cli.schema import enforce_registry
 from eventvault.cli.stores import DEFAULT_URL, open_store
 from eventvault.serialization import DEFAULT_MAX_EVENT_BYTES
 from eventvault.types import NewEvent
@@ -107,6 +108,8 @@ def append(
         CommandLineError: DATA_JSON, --metadata or --expected-version is malformed.
         WrongExpectedVersionError: the stream is not in the expected state.
         InvalidStreamNameError, InvalidEventError: the store refused the event.
+        SchemaValidationError, UnregisteredSchemaError: the store has a schema registry and
+            the event does not match it.
     """
     text = sys.stdin.read() if data == STDIO else data
     payload = parse_json_object(text, "DATA_JSON" if data != STDIO else "DATA_JSON (stdin)")
@@ -116,6 +119,8 @@ def append(
         event_type, payload, metadata=meta, event_id=event_id, schema_version=schema_version
     )
     with open_store(url, read_only=False, max_event_bytes=max_event_bytes) as store:
+        # A store with a schema registry holds every producer to it, this one too.
+        enforce_registry(store)
         result = store.append_to_stream(stream, [event], expected_version=expected)
     if json_output:
         sys.stdout.write(

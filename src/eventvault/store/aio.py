@@ -1,8 +1,9 @@
 """The async face of a store: the same operations as coroutines and async iterators.
 
 It is a thin layer over the sync store: each call runs the one sync implementation in a worker
-thread (reads a page at a time), and live subscriptions wait for wake-ups on the event loop, not
-in a thread. There is no second copy of any SQL statement or paging rule, and
+thread (reads a page at a time), appends queue for the store's group commit from the event loop
+itself (`EventStore._append_async`), and live subscriptions wait for wake-ups on the event loop,
+not in a thread. There is no second copy of any SQL statement or paging rule, and
 tests/store/test_async_face.py holds its members to the sync ones.
 
 Async iterators are safe to cancel at any `await`: a worker thread cannot be stopped, so what it
@@ -25,7 +26,7 @@ from typing import Generic, Self, TypeVar
 from eventvault.errors import StoreUnavailableError
 from eventvault.store.base import DEFAULT_PAGE_SIZE, EventStore, StoreStats
 from eventvault.store.notify import Notifier, wake_future
-from eventvault.store.seam import Component, Dialect, SQLRow, Transaction
+from eventvault.store.seam import AppendValidator, Component, Dialect, SQLRow, Transaction
 from eventvault.store.subscription import Subscription
 from eventvault.types import (
     AppendResult,
@@ -326,14 +327,21 @@ class AsyncEventStore:
         *,
         expected_version: ExpectedVersion,
     ) -> AppendResult:
-        """See `EventStore.append_to_stream`."""
-        return await asyncio.to_thread(
-            self.store.append_to_stream, stream_name, events, expected_version=expected_version
-        )
+        """See `EventStore.append_to_stream`.
+
+        The events are validated and encoded on the event loop, then queued for the store's
+        group commit from the loop itself: concurrent coroutines share commits without a
+        thread each. Cancelling the await stops the waiting, not the append: once queued, it
+        is committed (or refused) all the same.
+        """
+        store = self.store
+        pending = store._prepare_append(stream_name, events, expected_version)
+        return (await store._append_async(pending))[0]
 
     async def append_to_streams(self, appends: Sequence[StreamAppend]) -> list[AppendResult]:
-        """See `EventStore.append_to_streams`."""
-        return await asyncio.to_thread(self.store.append_to_streams, appends)
+        """See `EventStore.append_to_streams`; queued like `append_to_stream`."""
+        store = self.store
+        return await store._append_async(store._prepare_appends(appends))
 
     def read_stream(
         self,
@@ -399,6 +407,16 @@ class AsyncEventStore:
         """See `EventStore.import_events`; `events` is consumed, and `on_progress` called, in a
         worker thread."""
         return await asyncio.to_thread(self.store.import_events, events, on_progress=on_progress)
+
+    @property
+    def append_validator(self) -> AppendValidator | None:
+        """See `EventStore.append_validator`."""
+        return self.store.append_validator
+
+    async def set_append_validator(self, validator: AppendValidator | None) -> None:
+        """See `EventStore.set_append_validator`: the async face appends through the store,
+        so the check holds here too."""
+        self.store.set_append_validator(validator)
 
     async def use(self, component: Component) -> None:
         """See `EventStore.use`."""

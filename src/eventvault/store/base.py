@@ -8,6 +8,7 @@ export and import are written once here, so every engine behaves the same way.
 from __future__ import annotations
 
 import abc
+import asyncio
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -37,7 +38,15 @@ from eventvault.serialization import (
 from eventvault.store._append import PendingAppend, StoredRow, prepare, prepare_many
 from eventvault.store._fork import ForkGuard
 from eventvault.store.notify import Notifier
-from eventvault.store.seam import Component, Dialect, SQLRow, Transaction, guard_reentry
+from eventvault.store.seam import (
+    AppendValidator,
+    Component,
+    Dialect,
+    SQLRow,
+    Transaction,
+    guard_reentry,
+    validate_appends,
+)
 from eventvault.store.subscription import Subscription
 from eventvault.types import (
     AppendResult,
@@ -196,6 +205,7 @@ class EventStore(abc.ABC):
         """The versions of the store's own tables that opening it applied (a new or upgraded
         SQLite file, a PostgreSQL schema opened with `auto_migrate`)."""
         self._components_lock = threading.Lock()
+        self._append_validator: AppendValidator | None = None
         self._opened_in = os.getpid()
         self._refused: str | None = None
         # Until the engine installs a guard of its own, a forked child refuses the store.
@@ -381,11 +391,39 @@ class EventStore(abc.ABC):
             ReadOnlyStoreError: the store was opened read-only; nothing was written.
             StorageError: the engine failed; the append was not stored.
         """
+        return self._append(self._prepare_append(stream_name, events, expected_version))[0]
+
+    def _prepare_append(
+        self, stream_name: str, events: Sequence[NewEvent], expected_version: ExpectedVersion
+    ) -> list[PendingAppend]:
+        """Check that the store takes appends, and validate and encode one: what both faces of
+        `append_to_stream` do before they hand it to the engine."""
         self._check_open()
         self._check_writable()
         guard_reentry(id(self), self.url)
         pending = prepare(stream_name, events, expected_version, self.max_event_bytes)
-        return self._append([pending])[0]
+        if self._append_validator is not None:
+            self._append_validator(pending.stream_name, pending.events)
+        return [pending]
+
+    def _prepare_appends(self, appends: Sequence[StreamAppend]) -> list[PendingAppend]:
+        """`_prepare_append` for `append_to_streams`."""
+        self._check_open()
+        self._check_writable()
+        guard_reentry(id(self), self.url)
+        pending = prepare_many(appends, self.max_event_bytes)
+        if self._append_validator is not None:
+            validate_appends(self._append_validator, pending)
+        return pending
+
+    async def _append_async(self, appends: list[PendingAppend]) -> list[AppendResult]:
+        """`_append` for the async face, awaited on the event loop.
+
+        By default it runs `_append` in a worker thread; an engine with a group commit
+        overrides it to queue the appends from the loop itself (`GroupCommitter.submit_async`),
+        so that concurrent coroutines share commits without a thread each.
+        """
+        return await asyncio.to_thread(self._append, appends)
 
     def append_to_streams(self, appends: Sequence[StreamAppend]) -> list[AppendResult]:
         """Append to several streams in one atomic transaction.
@@ -402,11 +440,35 @@ class EventStore(abc.ABC):
             WrongExpectedVersionError: naming the first stream whose version did not match.
             The other errors of `append_to_stream`.
         """
+        return self._append(self._prepare_appends(appends))
+
+    @property
+    def append_validator(self) -> AppendValidator | None:
+        """The check every append of this store object passes before it is written, or None."""
+        return self._append_validator
+
+    def set_append_validator(self, validator: AppendValidator | None) -> None:
+        """Check every append of this store object (`append_to_stream`, `append_to_streams`,
+        and appends inside `run_transaction`) before anything is written.
+
+        The validator is called once per stream of an append, after the events are validated
+        and encoded and before the engine sees them; when it raises, the whole append is
+        refused and nothing is written. It holds for this store object, in this process: the
+        schema registry installs one (`SchemaRegistry.enforce`). A store without one pays
+        nothing for the hook.
+
+        Args:
+            validator: the check, or None to remove it.
+
+        Raises:
+            InvalidArgumentError: `validator` is neither callable nor None.
+        """
         self._check_open()
-        self._check_writable()
-        guard_reentry(id(self), self.url)
-        pending = prepare_many(appends, self.max_event_bytes)
-        return self._append(pending)
+        if validator is not None and not callable(validator):
+            raise InvalidArgumentError(
+                "validator", validator, f"must be callable or None, not {validator!r}"
+            )
+        self._append_validator = validator
 
     # -- storage beside the events (the seam) ------------------------------------------------
 
@@ -494,7 +556,15 @@ class EventStore(abc.ABC):
         self._check_open()
         self._check_writable()
         guard_reentry(id(self), self.url)
-        return cast(_Result, self._run_transaction(work))
+        validator = self._append_validator
+        if validator is None:
+            return cast(_Result, self._run_transaction(work))
+
+        def validated(tx: Transaction) -> _Result:
+            tx.append_validator = validator
+            return work(tx)
+
+        return cast(_Result, self._run_transaction(validated))
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -116,11 +116,21 @@ def _open_postgres(url: StoreURL, options: ConnectOptions) -> EventStore:
     return store
 
 
+def _open_http(url: StoreURL, options: ConnectOptions) -> EventStore:
+    module = _import_engine(url, "eventvault.store.http.client", "an HTTP store", "client")
+    store: EventStore = module.HTTPEventStore(
+        url.text, max_event_bytes=options.max_event_bytes, read_only=options.read_only
+    )
+    return store
+
+
 _BUILTIN: Final[dict[str, Opener]] = {
     "sqlite": _open_sqlite,
     "memory": _open_memory,
     "postgresql": _open_postgres,
     "postgres": _open_postgres,
+    "http": _open_http,
+    "https": _open_http,
 }
 
 _lock = threading.Lock()

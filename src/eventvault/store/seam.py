@@ -29,12 +29,13 @@ from eventvault.errors import (
     TransactionUsageError,
     WrongExpectedVersionError,
 )
-from eventvault.serialization import validate_stream_name
+from eventvault.serialization import EncodedEvent, validate_stream_name
 from eventvault.store._append import PendingAppend, prepare, prepare_many
 from eventvault.types import AppendResult, ExpectedVersion, NewEvent, StreamAppend
 
 __all__ = [
     "CORE_COMPONENT",
+    "AppendValidator",
     "Component",
     "Dialect",
     "Migration",
@@ -54,6 +55,11 @@ keeps component tables in a private in-memory SQLite database."""
 DIALECTS: Final[tuple[Dialect, ...]] = ("sqlite", "postgresql")
 SQLRow: TypeAlias = tuple[Any, ...]
 """A row of a component table, its values as the database driver gives them."""
+AppendValidator: TypeAlias = Callable[[str, Sequence[EncodedEvent]], None]
+"""A check of one stream's events before they are written: called with the stream name and
+the events as validated and encoded (`EncodedEvent.data` holds the payload's JSON bytes); it
+raises an `InvalidEventError` naming the event's index to refuse the whole append. A feature
+installs one with `EventStore.set_append_validator` (the schema registry does)."""
 CORE_COMPONENT: Final = "eventvault"
 """The name under which the store's own tables (the log) are versioned."""
 _T = TypeVar("_T")
@@ -234,6 +240,8 @@ class Transaction(abc.ABC):
     """
 
     dialect: Dialect
+    append_validator: AppendValidator | None = None
+    """The store's append validator, set by `EventStore.run_transaction` (None: none)."""
 
     def __init__(self, max_event_bytes: int) -> None:
         self._max_event_bytes = max_event_bytes
@@ -307,11 +315,16 @@ class Transaction(abc.ABC):
         raises here and writes nothing; the work may catch the error and go on.
         """
         pending = prepare(stream_name, events, expected_version, self._max_event_bytes)
+        if self.append_validator is not None:
+            self.append_validator(pending.stream_name, pending.events)
         return self._checked_append([pending])[0]
 
     def append_to_streams(self, appends: Sequence[StreamAppend]) -> list[AppendResult]:
         """Append to several streams in this transaction, as `EventStore.append_to_streams`."""
-        return self._checked_append(prepare_many(appends, self._max_event_bytes))
+        pending = prepare_many(appends, self._max_event_bytes)
+        if self.append_validator is not None:
+            validate_appends(self.append_validator, pending)
+        return self._checked_append(pending)
 
     def _checked_append(self, appends: list[PendingAppend]) -> list[AppendResult]:
         self._usable()
@@ -345,6 +358,16 @@ class Transaction(abc.ABC):
     def _append(self, appends: list[PendingAppend]) -> list[AppendResult]:
         """Store validated appends in this transaction, all or none; one result per append.
         Raises `WrongExpectedVersionError` / `DuplicateEventIdError` before writing anything."""
+
+
+def validate_appends(validator: AppendValidator, appends: Sequence[PendingAppend]) -> None:
+    """Run an append validator over every stream of an append, before anything is written.
+
+    Raises:
+        InvalidEventError: whatever the validator raises for the first event it refuses.
+    """
+    for append in appends:
+        validator(append.stream_name, append.events)
 
 
 def check_finished(tx: Transaction) -> None:

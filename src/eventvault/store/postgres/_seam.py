@@ -31,7 +31,7 @@ from eventvault.store.postgres._sql import Statements
 from eventvault.store.seam import Dialect, Transaction, check_finished, run_work, with_schema
 from eventvault.types import AppendResult
 
-__all__ = ["run_transaction"]
+__all__ = ["PostgresTransaction", "run_transaction"]
 
 logger = logging.getLogger("eventvault.postgres")
 
@@ -146,12 +146,16 @@ def run_transaction(
     sql: Statements,
     schema: str,
     max_event_bytes: int,
-    notifications: Notifications,
+    notifications: Notifications | None,
     forget_heads: Callable[[list[str]], None],
+    transaction_class: type[PostgresTransaction] = PostgresTransaction,
 ) -> object:
     """Run a transaction's work on a pooled connection and commit it; run it again when it
     collided with another writer (a deadlock, a serialization failure, an event id stored
     concurrently), up to `MAX_TRANSACTION_ATTEMPTS` times.
+
+    A database beside the store (`store/postgres/database.py`) runs its transactions here too,
+    with no `notifications` and a `transaction_class` that refuses appends.
 
     Returns:
         What the work returned.
@@ -165,13 +169,13 @@ def run_transaction(
     last: BaseException | None = None
     for _ in range(MAX_TRANSACTION_ATTEMPTS):
         with connections.connection() as conn:
-            tx = PostgresTransaction(conn, sql, schema, max_event_bytes, location)
+            tx = transaction_class(conn, sql, schema, max_event_bytes, location)
             committing = False
             try:
                 conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
                 result = run_work(store_id, work, tx)
                 check_finished(tx)
-                if tx.last_position is not None:
+                if tx.last_position is not None and notifications is not None:
                     # Commits with the events: subscribers elsewhere wake when they can read.
                     conn.execute(sql.notify, (notifications.channel, str(tx.last_position)))
                 committing = True
@@ -199,7 +203,7 @@ def run_transaction(
                 if isinstance(exc, psycopg.Error):
                     raise translate(exc, location) from exc
                 raise
-        if tx.heads:
+        if tx.heads and notifications is not None:
             # The writer's remembered heads of these streams are stale now.
             forget_heads(list(tx.heads))
             notifications.notifier.notify()

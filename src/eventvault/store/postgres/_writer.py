@@ -135,6 +135,11 @@ class Writer:
         """Commit one request (the appends of one call) in the next group commit."""
         return self._committer.submit(appends)
 
+    async def append_async(self, appends: list[PendingAppend]) -> list[AppendResult]:
+        """`append` from a coroutine: queued from the event loop, committed by a thread of the
+        group commit (`GroupCommitter.submit_async`)."""
+        return await self._committer.submit_async(appends)
+
     def forget(self, names: list[str]) -> None:
         """Forget the remembered heads of streams another path (a transaction beside the
         events) wrote to: the fast path would only collide with them."""

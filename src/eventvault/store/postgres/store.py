@@ -233,6 +233,9 @@ class PostgresEventStore(EventStore):
     def _append(self, appends: list[PendingAppend]) -> list[AppendResult]:
         return self._writer.append(appends)
 
+    async def _append_async(self, appends: list[PendingAppend]) -> list[AppendResult]:
+        return await self._writer.append_async(appends)
+
     def _import(self, batches: Iterator[list[StoredRow]]) -> None:
         self._writer.import_rows(batches)
 

@@ -625,6 +625,9 @@ class SQLiteEventStore(EventStore):
     def _append(self, appends: list[PendingAppend]) -> list[AppendResult]:
         return cast(list[AppendResult], self._committer.submit(appends))
 
+    async def _append_async(self, appends: list[PendingAppend]) -> list[AppendResult]:
+        return cast(list[AppendResult], await self._committer.submit_async(appends))
+
     def _commit_batch(self, requests: list[_Request]) -> list[object]:
         """Commit a batch of appends and transactions atomically; a failing one fails alone.
 

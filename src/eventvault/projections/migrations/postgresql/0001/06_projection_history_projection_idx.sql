@@ -1,0 +1,1 @@
+CREATE INDEX projection_history_projection_idx ON {schema}.projection_history (projection, id)
