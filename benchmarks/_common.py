@@ -11,6 +11,7 @@ first, and compare a statistic of their samples (`summarize`) as a ratio.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import platform
@@ -28,6 +29,7 @@ from typing import Literal
 __all__ = [
     "MEMORY_FILESYSTEMS",
     "BenchmarkSetupError",
+    "Figure",
     "Stat",
     "Table",
     "bench_dir",
@@ -35,6 +37,7 @@ __all__ = [
     "format_bytes",
     "format_rate",
     "format_ratio",
+    "imported_from",
     "interleave",
     "machine_info",
     "print_table",
@@ -220,6 +223,43 @@ def machine_info(path: str | os.PathLike[str] | None = None) -> dict[str, object
     if path is not None:
         info["filesystem"] = filesystem_type(path)
     return info
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    """One figure of a run, as every script's JSON lists it under `figures`.
+
+    `compare_versions.py` matches the figures of two runs by `key`, so a key names the same
+    work in every version of a script.
+
+    Attributes:
+        key: a stable identifier, such as `append_one` or `append_one/ratio`.
+        label: what was measured and whose figure it is, for people.
+        value: the figure.
+        unit: its unit (`ev/s`, `bytes`, `x` for a ratio).
+        higher_is_better: false for costs such as memory or time.
+        samples: the rounds the figure was reduced from; empty for a figure computed from
+            others, such as a ratio.
+    """
+
+    key: str
+    label: str
+    value: float
+    unit: str
+    higher_is_better: bool = True
+    samples: tuple[float, ...] = ()
+
+
+def imported_from(module: str) -> str:
+    """The file a module was imported from, so that a run's JSON shows which copy it measured.
+
+    Args:
+        module: an importable module name.
+
+    Returns:
+        Its `__file__`, or an empty string for a module without one.
+    """
+    return str(getattr(importlib.import_module(module), "__file__", None) or "")
 
 
 def write_json(path: str | os.PathLike[str], payload: Mapping[str, object]) -> None:

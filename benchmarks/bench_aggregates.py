@@ -1,6 +1,7 @@
 """Aggregates: load and save speed of eventvault beside the `eventsourcing` library and raw SQL.
 
-Run: `python benchmarks/bench_aggregates.py [--events 10000] [--repeat 7] [--saves 200]`.
+Run: `python benchmarks/bench_aggregates.py [--events 10000] [--repeat 7] [--saves 200]
+[--json PATH]`.
 
 Both libraries do the same work in every measure (see benchmarks/README.md for the method):
 
@@ -36,12 +37,21 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import msgspec
-from _common import BenchmarkSetupError, bench_dir, interleave
+from _common import (
+    BenchmarkSetupError,
+    Figure,
+    bench_dir,
+    imported_from,
+    interleave,
+    machine_info,
+    write_json,
+)
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate as EsAggregate
 from eventsourcing.domain import event
@@ -197,12 +207,11 @@ def concurrent_saves_per_second(save_ones: list[Callable[[], object]], saves: in
     return sample
 
 
-def taking_turns(contenders: dict[str, Sample], rounds: int) -> dict[str, float]:
-    """Each contender's median rate over `rounds` interleaved rounds, after one untimed run."""
+def taking_turns(contenders: dict[str, Sample], rounds: int) -> dict[str, list[float]]:
+    """Each contender's rates in `rounds` interleaved rounds, after one untimed run."""
     for sample in contenders.values():
         sample()
-    samples = interleave(contenders, rounds)
-    return {name: statistics.median(rates) for name, rates in samples.items()}
+    return interleave(contenders, rounds)
 
 
 def _saver(account: Account, accounts: Repository[Account]) -> Callable[[], object]:
@@ -265,6 +274,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="allow a memory file system (smoke tests only: its syncs cost nothing)",
     )
+    parser.add_argument("--json", metavar="PATH", help="also write every figure and round as JSON")
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be >= 1")
@@ -278,17 +288,89 @@ def main(argv: list[str] | None = None) -> int:
         0 when every target is met, 1 otherwise.
     """
     args = _parse(argv)
+    started = time.perf_counter()
     try:
         with bench_dir("bench-aggregates-", args.dir, allow_memory_fs=args.allow_tmpfs) as tmp:
-            figures = measure(args, tmp)
+            info = machine_info(tmp)
+            samples = measure(args, tmp)
     except BenchmarkSetupError as exc:
         print(f"benchmark setup: {exc}", file=sys.stderr)
         return 2
+    figures = {key: statistics.median(rates) for key, rates in samples.items()}
+    if args.json:
+        info["load_average_after"] = machine_info().get("load_average")
+        write_json(
+            args.json,
+            {
+                "benchmark": "bench_aggregates",
+                "sizes": {
+                    "events": args.events,
+                    "repeat": args.repeat,
+                    "saves": args.saves,
+                    "threads": args.threads,
+                },
+                "stat": "median",
+                "machine": info,
+                "imported": {"eventvault": imported_from("eventvault")},
+                "seconds": round(time.perf_counter() - started, 1),
+                "figures": [asdict(figure) for figure in figures_of(samples, args.threads)],
+            },
+        )
     return report(args, figures)
 
 
-def measure(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
-    """Build both sides' files in `tmp` and take every figure: rates, higher is better."""
+_MEASURES = {
+    "a": ("(a) load, no snapshot", "loads/s"),
+    "b": ("(b) load from snapshot", "loads/s"),
+    "c": ("(c) get + 1 event + save", "ops/s"),
+    "c1": ("(c') save only", "saves/s"),
+    "d": ("(d) (c') in {threads} threads", "saves/s"),
+}
+_CONTENDERS = {
+    "ev": "eventvault",
+    "es": "eventsourcing 9.5.6",
+    "raw": "raw sqlite3 + json.loads + fold",
+}
+
+
+def figures_of(samples: dict[str, list[float]], threads: int) -> list[Figure]:
+    """Every contender's median rate, and eventvault's over each other contender's.
+
+    Args:
+        samples: `<measure>_<contender>` to its rates, as `measure` returns them.
+        threads: the threads of (d), for its label.
+
+    Returns:
+        The figures, keyed `a_ev`, `a_es`, ..., and `a_ev/es` for a ratio.
+    """
+    figures: list[Figure] = []
+    for key, rates in samples.items():
+        measure, contender = key.rsplit("_", 1)
+        label, unit = _MEASURES[measure]
+        label = label.format(threads=threads)
+        median = statistics.median(rates)
+        figures.append(
+            Figure(key, f"{label}: {_CONTENDERS[contender]}", median, unit, samples=tuple(rates))
+        )
+        if contender != "ev":
+            ours = statistics.median(samples[f"{measure}_ev"])
+            figures.append(
+                Figure(
+                    f"{measure}_ev/{contender}",
+                    f"{label}: eventvault / {_CONTENDERS[contender]}",
+                    ours / median,
+                    "x",
+                )
+            )
+    return figures
+
+
+def measure(args: argparse.Namespace, tmp: Path) -> dict[str, list[float]]:
+    """Build both sides' files in `tmp` and take every round of every measure.
+
+    Returns:
+        `<measure>_<contender>` (such as `a_ev`) to its rates, higher is better, one per round.
+    """
     n = args.events
     expected_balance = n - 1
     ev_path = tmp / "eventvault.db"
@@ -321,9 +403,9 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
     check(raw_fold(raw, "account-bench") == ("Ada", expected_balance), "raw fold")
 
     rounds = args.repeat
-    figures: dict[str, float] = {}
+    samples: dict[str, list[float]] = {}
     # (a) full replay, no snapshot on either side
-    figures |= prefixed(
+    samples |= prefixed(
         "a",
         taking_turns(
             {
@@ -343,7 +425,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
         snapshotting_app.repository.get(es_id).balance == expected_balance,
         "eventsourcing snapshot",
     )
-    figures |= prefixed(
+    samples |= prefixed(
         "b",
         taking_turns(
             {
@@ -357,7 +439,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
     # (c') save one event to a loaded aggregate, one commit per save
     loaded = accounts.get("bench")
     es_loaded: Any = app.repository.get(es_id)
-    figures |= prefixed(
+    samples |= prefixed(
         "c1",
         taking_turns(
             {
@@ -399,7 +481,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
         account.deposit(1)
         app.save(account)
 
-    figures |= prefixed(
+    samples |= prefixed(
         "c",
         taking_turns(
             {
@@ -429,7 +511,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
         app.save(theirs)
         es_savers.append(_es_saver(theirs, app))
     per_thread = max(1, args.saves // args.threads)
-    figures |= prefixed(
+    samples |= prefixed(
         "d",
         taking_turns(
             {
@@ -445,12 +527,12 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
     store.close()
     app.close()
     snapshotting_app.close()
-    return figures
+    return samples
 
 
-def prefixed(measure: str, medians: dict[str, float]) -> dict[str, float]:
+def prefixed(measure: str, samples: dict[str, list[float]]) -> dict[str, list[float]]:
     """`{"ev": x}` as `{"<measure>_ev": x}`."""
-    return {f"{measure}_{name}": rate for name, rate in medians.items()}
+    return {f"{measure}_{name}": rates for name, rates in samples.items()}
 
 
 def report(args: argparse.Namespace, figures: dict[str, float]) -> int:

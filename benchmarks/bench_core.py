@@ -41,12 +41,14 @@ from typing import Final, TypedDict
 
 from _common import (
     BenchmarkSetupError,
+    Figure,
     Stat,
     Table,
     bench_dir,
     format_bytes,
     format_rate,
     format_ratio,
+    imported_from,
     interleave,
     machine_info,
     print_table,
@@ -80,8 +82,14 @@ _RAW_INSERT: Final = (
     "data, metadata, recorded_at, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _RAW_SELECT: Final = f"SELECT {_COLUMNS} FROM events ORDER BY global_position"
-_EVENTS_SCHEMA: Final = ("01_events.sql", "02_events_stream_uq.sql", "03_events_event_id_uq.sql")
-"""eventvault's `events` table and its two indexes: the files of storage schema version 1."""
+_EVENTS_SCHEMA: Final = (
+    ("migrations/0001", ("01_events.sql", "02_events_stream_uq.sql", "03_events_event_id_uq.sql")),
+    ("schema", ("events.sql", "events_stream_uq.sql", "events_event_id_uq.sql")),
+)
+"""Where eventvault keeps its `events` table and that table's two indexes: the files of storage
+schema version 1 since SQLite stores have migrations, and before that (the same SQL) a `schema`
+folder. Both are tried, so that `compare_versions.py` can run this script against an older
+eventvault."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +230,22 @@ def _open_store(path: Path) -> SQLiteEventStore:
     return store
 
 
+def _events_schema() -> list[str]:
+    """The SQL that creates eventvault's `events` table and its two unique indexes.
+
+    Raises:
+        BenchmarkSetupError: the installed eventvault has neither layout of `_EVENTS_SCHEMA`.
+    """
+    package = resources.files("eventvault.store.sqlite")
+    for folder, names in _EVENTS_SCHEMA:
+        files = [package.joinpath(*folder.split("/"), name) for name in names]
+        if all(file.is_file() for file in files):
+            return [file.read_text(encoding="utf-8") for file in files]
+    raise BenchmarkSetupError(
+        f"no events table SQL in {package}: looked in {', '.join(f for f, _ in _EVENTS_SCHEMA)}"
+    )
+
+
 class RawWriter:
     """Hand-written sqlite3: eventvault's own `events` table, one row per event, no more.
 
@@ -239,9 +263,8 @@ class RawWriter:
         if mode != "wal":
             raise BenchmarkSetupError(f"{path}: SQLite refused WAL mode ({mode!r})")
         self.conn.execute("PRAGMA synchronous = FULL")
-        schema = resources.files("eventvault.store.sqlite") / "migrations" / "0001"
-        for name in _EVENTS_SCHEMA:
-            self.conn.execute((schema / name).read_text(encoding="utf-8"))
+        for statement in _events_schema():
+            self.conn.execute(statement)
         self.positions: dict[str, int] = {}
 
     def _rows(self, stream_name: str, payloads: Sequence[Payload]) -> list[tuple[object, ...]]:
@@ -805,6 +828,56 @@ def measure_memory(sizes: Sizes, workdir: Path) -> list[Result]:
     ]
 
 
+def figures_of(results: Sequence[Result]) -> list[Figure]:
+    """Every figure of the rows, for the JSON: each subject's figure and its ratio, and each
+    measure's baseline once.
+
+    Args:
+        results: the rows, eventvault's first within each measure.
+
+    Returns:
+        The figures, keyed by the row's key (`append_one`, `append_one/ratio`,
+        `append_one/baseline`).
+    """
+    figures: list[Figure] = []
+    baselines: set[str] = set()
+    for result in results:
+        rate = result.unit != "bytes"
+        subject = "eventvault" if result.subject == "eventvault" else "eventsourcing"
+        figures.append(
+            Figure(
+                result.key,
+                f"{result.measure}: {result.subject}",
+                result.value,
+                result.unit,
+                higher_is_better=rate,
+                samples=tuple(result.samples.get(subject, ())),
+            )
+        )
+        if result.ratio is not None:
+            figures.append(
+                Figure(
+                    f"{result.key}/ratio",
+                    f"{result.measure}: {result.subject} / {result.baseline_name}",
+                    result.ratio,
+                    "x",
+                )
+            )
+        if result.measure not in baselines:
+            baselines.add(result.measure)
+            figures.append(
+                Figure(
+                    f"{result.key}/baseline",
+                    f"{result.measure}: {result.baseline_name}",
+                    result.baseline,
+                    result.unit,
+                    higher_is_better=rate,
+                    samples=tuple(result.samples.get("raw", ())),
+                )
+            )
+    return figures
+
+
 # -- command line ----------------------------------------------------------------------------
 
 
@@ -910,8 +983,10 @@ def run(args: argparse.Namespace) -> int:
                 "durability": {"journal_mode": "wal", "synchronous": "FULL"},
                 "eventsourcing": ES_VERSION,
                 "machine": info,
+                "imported": {"eventvault": imported_from("eventvault")},
                 "seconds": round(elapsed, 1),
                 "results": [asdict(result) for result in results],
+                "figures": [asdict(figure) for figure in figures_of(results)],
             },
         )
     missed = [result.key for result in results if result.passed is False]

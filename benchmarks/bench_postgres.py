@@ -12,11 +12,16 @@ server, in fresh schemas that are dropped afterwards:
 4. read_all of 100,000 events, decoded, vs raw SELECT + json.loads and vs eventsourcing
    reading its notification log.
 
+Measure 1's contenders and measure 4's take turns within each round; a write figure is the
+median of its rounds, a read figure the best (the round least disturbed by other load).
+
 Targets: 1 >= 0.7x raw; 2 >= 4x raw single; 3 >= 2x raw single; 4 >= 1.0x raw and >= 2x
 eventsourcing. Run it against a server with fsync on (the figures are about commits):
 
     EVENTVAULT_PG_PORT=25430 scripts/postgres-test-cluster start --durable
     python benchmarks/bench_postgres.py --url postgresql://postgres@127.0.0.1:25430/eventvault_test
+
+`--json PATH` also writes every figure with its rounds.
 """
 
 from __future__ import annotations
@@ -34,13 +39,26 @@ import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from importlib import metadata
 
 import psycopg
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import Table, format_rate, format_ratio, interleave, print_table, summarize
+from _common import (
+    Figure,
+    Stat,
+    Table,
+    format_rate,
+    format_ratio,
+    imported_from,
+    interleave,
+    machine_info,
+    print_table,
+    summarize,
+    write_json,
+)
 
 from eventvault import NewEvent, StreamAppend, StreamState
 from eventvault.store.postgres import PostgresEventStore
@@ -50,8 +68,10 @@ try:
     import eventsourcing.domain as es_domain
 
     HAVE_EVENTSOURCING = True
+    ES_VERSION = metadata.version("eventsourcing")
 except ImportError:  # pragma: no cover - the bench extra installs it
     HAVE_EVENTSOURCING = False
+    ES_VERSION = "not installed"
 
 DATA = {"amount": 100, "currency": "EUR", "note": "deposit"}
 READ_EVENTS = 100_000
@@ -249,8 +269,13 @@ def _raw_concurrent(url: str, schema: str, seconds: float, connections: int) -> 
             close()
 
 
-def measure_writes(url: str, sizes: Sizes, schema: Callable[[str], str]) -> list[tuple[str, ...]]:
-    """Measures 1 to 3."""
+def measure_writes(url: str, sizes: Sizes, schema: Callable[[str], str]) -> dict[str, list[float]]:
+    """Measures 1 to 3: every round of every contender, in events per second.
+
+    Returns:
+        `eventvault`, `raw` and `eventsourcing` (measure 1, interleaved rounds), `raw_16`,
+        `threads` (measure 2) and `processes` (measure 3) to their rounds.
+    """
     ours = PostgresEventStore(_store_url(url, schema("single")))
     raw_schema = schema("raw")
     _raw_table(url, raw_schema)
@@ -269,76 +294,25 @@ def measure_writes(url: str, sizes: Sizes, schema: Callable[[str], str]) -> list
             app.save(account)
 
         contenders["eventsourcing"] = lambda: _for(sizes.seconds, es_one)
-    single = {
-        name: summarize(s, "median") for name, s in interleave(contenders, sizes.rounds).items()
-    }
+    samples = interleave(contenders, sizes.rounds)
     raw_close()
 
-    raw_16 = summarize(
-        [_raw_concurrent(url, raw_schema, sizes.seconds, 16) for _ in range(sizes.rounds)],
-        "median",
-    )
+    samples["raw_16"] = [
+        _raw_concurrent(url, raw_schema, sizes.seconds, 16) for _ in range(sizes.rounds)
+    ]
     threaded_store = PostgresEventStore(_store_url(url, schema("threads")))
-    threaded = summarize(
-        [
-            _threads(sizes.seconds, 16, lambda i: _append_one(threaded_store, f"t-{i}"))
-            for _ in range(sizes.rounds)
-        ],
-        "median",
-    )
+    samples["threads"] = [
+        _threads(sizes.seconds, 16, lambda i: _append_one(threaded_store, f"t-{i}"))
+        for _ in range(sizes.rounds)
+    ]
     threaded_store.close()
     ours.close()
     processes_url = _store_url(url, schema("procs"))
     PostgresEventStore(processes_url).close()
-    multi = summarize(
-        [_processes(processes_url, sizes.seconds, 4, 4) for _ in range(sizes.rounds)], "median"
-    )
-
-    raw = single["raw"]
-    rows: list[tuple[str, ...]] = [
-        (
-            "1. append 1 event/commit, 1 connection",
-            "eventvault",
-            format_rate(single["eventvault"]),
-            format_ratio(single["eventvault"] / raw),
-            ">= 0.7x raw",
-        ),
-        ("", "raw psycopg INSERT+COMMIT", format_rate(raw), "1.00x", ""),
+    samples["processes"] = [
+        _processes(processes_url, sizes.seconds, 4, 4) for _ in range(sizes.rounds)
     ]
-    if "eventsourcing" in single:
-        rows.append(
-            (
-                "",
-                "eventsourcing 9.5.6",
-                format_rate(single["eventsourcing"]),
-                format_ratio(single["eventsourcing"] / raw),
-                "",
-            )
-        )
-    rows += [
-        (
-            "2. append 1 event/call, 16 threads",
-            "eventvault",
-            format_rate(threaded),
-            format_ratio(threaded / raw),
-            ">= 4x raw single",
-        ),
-        (
-            "",
-            "raw psycopg, 16 connections at once",
-            format_rate(raw_16),
-            format_ratio(raw_16 / raw),
-            "reference",
-        ),
-        (
-            "3. append 1 event/call, 4 procs x 4 threads",
-            "eventvault",
-            format_rate(multi),
-            format_ratio(multi / raw),
-            ">= 2x raw single",
-        ),
-    ]
-    return rows
+    return samples
 
 
 def _fill(store: PostgresEventStore, count: int) -> None:
@@ -355,8 +329,12 @@ def _fill(store: PostgresEventStore, count: int) -> None:
         )
 
 
-def measure_reads(url: str, sizes: Sizes, schema: Callable[[str], str]) -> list[tuple[str, ...]]:
-    """Measure 4."""
+def measure_reads(url: str, sizes: Sizes, schema: Callable[[str], str]) -> dict[str, list[float]]:
+    """Measure 4: every round of every reader, in events per second.
+
+    Returns:
+        `eventvault`, `raw` and `eventsourcing` to their rounds.
+    """
     count = sizes.read_events
     ours_schema = schema("read")
     store = PostgresEventStore(_store_url(url, ours_schema))
@@ -415,32 +393,142 @@ def measure_reads(url: str, sizes: Sizes, schema: Callable[[str], str]) -> list[
         contenders["eventsourcing"] = lambda: count / _timed(theirs)
     for contender in contenders.values():
         contender()
-    figures = {
-        name: summarize(s, "best") for name, s in interleave(contenders, sizes.rounds).items()
-    }
+    samples = interleave(contenders, sizes.rounds)
     raw.close()
     store.close()
-    rows: list[tuple[str, ...]] = [
-        (
-            f"4. read_all {count:,} events, decoded",
-            "eventvault",
-            format_rate(figures["eventvault"]),
-            format_ratio(figures["eventvault"] / figures["raw"]),
-            ">= 1.0x raw",
-        ),
-        ("", "raw SELECT + json.loads", format_rate(figures["raw"]), "1.00x", ""),
-    ]
-    if "eventsourcing" in figures:
-        rows.append(
-            (
-                "",
-                "eventsourcing notification log",
-                format_rate(figures["eventsourcing"]),
-                format_ratio(figures["eventsourcing"] / figures["raw"]),
-                f"eventvault {format_ratio(figures['eventvault'] / figures['eventsourcing'])} "
-                "of it (>= 2x)",
-            )
+    return samples
+
+
+def _figure(key: str, label: str, rounds: list[float], stat: Stat) -> Figure:
+    return Figure(key, label, summarize(rounds, stat), "ev/s", samples=tuple(rounds))
+
+
+def _ratio(key: str, label: str, ours: Figure, theirs: Figure) -> Figure:
+    return Figure(key, label, ours.value / theirs.value, "x")
+
+
+def figures_of(
+    writes: dict[str, list[float]], reads: dict[str, list[float]], read_events: int
+) -> dict[str, Figure]:
+    """The figures of measures 1 to 4: each contender's median (writes) or best round (reads,
+    the round least disturbed by other load), and the ratios the targets are about.
+
+    Args:
+        writes: what `measure_writes` returned.
+        reads: what `measure_reads` returned.
+        read_events: the events measure 4 read, for its label.
+
+    Returns:
+        Key to figure, in the order of the table.
+    """
+    one, threads, procs = (
+        "1. append 1 event/commit, 1 connection",
+        "2. append 1 event/call, 16 threads",
+        "3. append 1 event/call, 4 procs x 4 threads",
+    )
+    read = f"4. read_all {read_events:,} events, decoded"
+    raw = _figure(
+        "append_one/baseline", f"{one}: raw psycopg INSERT+COMMIT", writes["raw"], "median"
+    )
+    ours = _figure("append_one", f"{one}: eventvault", writes["eventvault"], "median")
+    figures = [ours, _ratio("append_one/ratio", f"{one}: eventvault / raw", ours, raw), raw]
+    if "eventsourcing" in writes:
+        theirs = _figure(
+            "append_one_eventsourcing", f"{one}: eventsourcing", writes["eventsourcing"], "median"
         )
+        figures += [
+            theirs,
+            _ratio("append_one_eventsourcing/ratio", f"{one}: eventsourcing / raw", theirs, raw),
+        ]
+    threaded = _figure("append_threads", f"{threads}: eventvault", writes["threads"], "median")
+    raw_16 = _figure(
+        "append_threads_raw16",
+        f"{threads}: raw psycopg, 16 connections",
+        writes["raw_16"],
+        "median",
+    )
+    multi = _figure("append_processes", f"{procs}: eventvault", writes["processes"], "median")
+    figures += [
+        threaded,
+        _ratio("append_threads/ratio", f"{threads}: eventvault / raw, 1 connection", threaded, raw),
+        raw_16,
+        _ratio("append_threads_raw16/ratio", f"{threads}: raw 16 / raw 1", raw_16, raw),
+        multi,
+        _ratio("append_processes/ratio", f"{procs}: eventvault / raw, 1 connection", multi, raw),
+    ]
+    read_ours = _figure("read_all", f"{read}: eventvault", reads["eventvault"], "best")
+    read_raw = _figure(
+        "read_all/baseline", f"{read}: raw SELECT + json.loads", reads["raw"], "best"
+    )
+    figures += [
+        read_ours,
+        _ratio("read_all/ratio", f"{read}: eventvault / raw", read_ours, read_raw),
+        read_raw,
+    ]
+    if "eventsourcing" in reads:
+        read_theirs = _figure(
+            "read_all_eventsourcing",
+            f"{read}: eventsourcing notification log",
+            reads["eventsourcing"],
+            "best",
+        )
+        figures += [
+            read_theirs,
+            _ratio(
+                "read_all_eventsourcing/ratio",
+                f"{read}: eventsourcing / raw",
+                read_theirs,
+                read_raw,
+            ),
+            _ratio(
+                "read_all/eventsourcing",
+                f"{read}: eventvault / eventsourcing",
+                read_ours,
+                read_theirs,
+            ),
+        ]
+    return {figure.key: figure for figure in figures}
+
+
+def rows_of(figures: dict[str, Figure]) -> list[tuple[str, ...]]:
+    """The table: measure, subject, rate, ratio to the raw baseline, target."""
+
+    def rate(key: str) -> str:
+        return format_rate(figures[key].value)
+
+    def ratio(key: str) -> str:
+        return format_ratio(figures[key].value)
+
+    def measure(key: str) -> str:
+        return figures[key].label.split(": ", 1)[0]
+
+    rows: list[tuple[str, ...]] = [
+        (measure("append_one"), "eventvault", rate("append_one"), ratio("append_one/ratio"),
+         ">= 0.7x raw"),
+        ("", "raw psycopg INSERT+COMMIT", rate("append_one/baseline"), "1.00x", ""),
+    ]  # fmt: skip
+    if "append_one_eventsourcing" in figures:
+        rows.append(
+            ("", f"eventsourcing {ES_VERSION}", rate("append_one_eventsourcing"),
+             ratio("append_one_eventsourcing/ratio"), "")
+        )  # fmt: skip
+    rows += [
+        (measure("append_threads"), "eventvault", rate("append_threads"),
+         ratio("append_threads/ratio"), ">= 4x raw single"),
+        ("", "raw psycopg, 16 connections at once", rate("append_threads_raw16"),
+         ratio("append_threads_raw16/ratio"), "reference"),
+        (measure("append_processes"), "eventvault", rate("append_processes"),
+         ratio("append_processes/ratio"), ">= 2x raw single"),
+        (measure("read_all"), "eventvault", rate("read_all"), ratio("read_all/ratio"),
+         ">= 1.0x raw"),
+        ("", "raw SELECT + json.loads", rate("read_all/baseline"), "1.00x", ""),
+    ]  # fmt: skip
+    if "read_all_eventsourcing" in figures:
+        rows.append(
+            ("", "eventsourcing notification log", rate("read_all_eventsourcing"),
+             ratio("read_all_eventsourcing/ratio"),
+             f"eventvault {ratio('read_all/eventsourcing')} of it (>= 2x)")
+        )  # fmt: skip
     return rows
 
 
@@ -460,6 +548,7 @@ def main(argv: list[str] | None = None) -> int:
         help="the server (default: $EVENTVAULT_BENCH_POSTGRES_URL or $EVENTVAULT_TEST_POSTGRES_URL)",
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the script only")
+    parser.add_argument("--json", metavar="PATH", help="also write every figure and round as JSON")
     args = parser.parse_args(argv)
     if not args.url:
         parser.error("give --url or set EVENTVAULT_BENCH_POSTGRES_URL")
@@ -470,16 +559,36 @@ def main(argv: list[str] | None = None) -> int:
             for name in ("server_version", "fsync", "synchronous_commit")
         }
     print(f"server: {settings}", flush=True)
+    info = machine_info()
+    started = time.perf_counter()
     with _schemas(args.url) as schema:
-        rows = measure_writes(args.url, sizes, schema) + measure_reads(args.url, sizes, schema)
+        writes = measure_writes(args.url, sizes, schema)
+        reads = measure_reads(args.url, sizes, schema)
+    figures = figures_of(writes, reads, sizes.read_events)
     print_table(
         Table(
             title="eventvault on PostgreSQL",
             columns=("measure", "subject", "rate", "ratio", "target"),
-            rows=tuple(rows),
+            rows=tuple(rows_of(figures)),
             right_aligned=frozenset({2, 3}),
         )
     )
+    if args.json:
+        info["load_average_after"] = machine_info().get("load_average")
+        write_json(
+            args.json,
+            {
+                "benchmark": "bench_postgres",
+                "mode": "quick" if args.quick else "full",
+                "sizes": asdict(sizes),
+                "server": settings,
+                "eventsourcing": ES_VERSION,
+                "machine": info,
+                "imported": {"eventvault": imported_from("eventvault")},
+                "seconds": round(time.perf_counter() - started, 1),
+                "figures": [asdict(figure) for figure in figures.values()],
+            },
+        )
     return 0
 
 

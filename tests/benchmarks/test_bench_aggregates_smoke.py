@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_aggregates.py"
 
@@ -25,6 +28,8 @@ def test_aggregates_benchmark_runs_on_tiny_sizes(tmp_path: Path) -> None:
             "--dir",
             str(tmp_path),
             "--allow-tmpfs",
+            "--json",
+            str(tmp_path / "figures.json"),
         ],
         capture_output=True,
         text=True,
@@ -38,6 +43,18 @@ def test_aggregates_benchmark_runs_on_tiny_sizes(tmp_path: Path) -> None:
     assert "raw sqlite3 + json.loads + fold" in done.stdout
     assert "WAL + synchronous=FULL on both sides; snapshots only in (b), on both sides" in (
         done.stdout
+    )
+    payload = json.loads((tmp_path / "figures.json").read_text(encoding="utf-8"))
+    assert Path(payload["imported"]["eventvault"]).name == "__init__.py"
+    figures = {figure["key"]: figure for figure in payload["figures"]}
+    contenders = {f"{m}_{c}" for m in ("a", "b", "c", "c1", "d") for c in ("ev", "es")} | {"a_raw"}
+    ratios = {f"{m}_ev/es" for m in ("a", "b", "c", "c1", "d")} | {"a_ev/raw"}
+    assert set(figures) == contenders | ratios
+    for key in contenders:
+        assert len(figures[key]["samples"]) == 1
+        assert figures[key]["value"] == figures[key]["samples"][0] > 0
+    assert figures["c_ev/es"]["value"] == pytest.approx(
+        figures["c_ev"]["value"] / figures["c_es"]["value"]
     )
 
 

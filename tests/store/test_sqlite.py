@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sqlite3
 import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 
 import pytest
 
@@ -17,6 +20,7 @@ from eventvault import NewEvent, StreamMetadata, StreamState
 from eventvault.aggregates.snapshots import StoreSnapshotStore
 from eventvault.errors import (
     CorruptEventError,
+    EventVaultError,
     InvalidURLError,
     NotAnEventVaultDatabaseError,
     SchemaVersionError,
@@ -318,3 +322,48 @@ def test_a_store_of_storage_schema_2_opened_read_only_is_read_as_it_is(tmp_path:
         assert store.get_stream_metadata("account-0") == StreamMetadata()
         assert len(list(store.read_hashes())) == 7
     assert _pragma(path, "user_version") == 2
+
+
+def _contextlib_calls(work: Callable[[], object]) -> list[str]:
+    """The functions of `contextlib` that `work` calls (in this thread)."""
+    called: list[str] = []
+
+    def profile(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code.co_filename == contextlib.__file__:
+            called.append(frame.f_code.co_qualname)
+
+    sys.setprofile(profile)
+    try:
+        work()
+    finally:
+        sys.setprofile(None)
+    return called
+
+
+def test_small_reads_of_a_file_take_a_pooled_reader_without_a_context_manager(
+    tmp_path: Path,
+) -> None:
+    # A generator context manager costs about as much as the rest of a small read; a load
+    # from a snapshot makes two of them (the snapshot, then the events after it).
+    with eventvault.connect(str(tmp_path / "reads.db")) as store:
+        store.append_to_stream("a-1", [NewEvent("A", {})], expected_version=StreamState.ANY)
+        store.get_stream_version("a-1")  # the reader pool holds a connection from here on
+        assert _contextlib_calls(lambda: store.get_stream_version("a-1")) == []
+        assert _contextlib_calls(lambda: store.query("SELECT 1")) == []
+        assert _contextlib_calls(lambda: list(store.read_stream("a-1"))) == []
+
+
+def test_a_failed_read_gives_its_reader_back_and_later_reads_and_forks_go_on(
+    tmp_path: Path,
+) -> None:
+    with eventvault.connect(str(tmp_path / "reads.db")) as store:
+        assert isinstance(store, SQLiteEventStore)
+        store.append_to_stream("a-1", [NewEvent("A", {})], expected_version=StreamState.ANY)
+        assert store.get_stream_version("a-1") == 0
+        pooled = list(store._readers)
+        with pytest.raises(EventVaultError, match="no such table"):
+            store.query("SELECT * FROM no_such_table")
+        assert (store._reads_in_flight, store._readers) == (0, pooled)
+        store._pause()  # waits for reads in flight: it would hang on a reader never given back
+        store._resume()
+        assert store.get_stream_version("a-1") == 0

@@ -289,7 +289,9 @@ def plan_batch(
     known = dict(found)
     position = first_position
     for request in requests:
-        staged: list[StoredRow] = []
+        # The rows of each append that writes, beside it: the work per row stays in `chain`,
+        # the bookkeeping below is per append (and per event only for ids the writer chose).
+        staged: list[tuple[PendingAppend, list[StoredRow]]] = []
         staged_heads: dict[str, tuple[int | None, bytes]] = {}
         results: list[AppendResult] = []
         next_position = position
@@ -298,7 +300,8 @@ def plan_batch(
                 name = append.stream_name
                 head = staged_heads.get(name) or current.get(name) or heads.get(name)
                 version, previous = head if head is not None else (None, GENESIS_HASH)
-                mine = {i: known[i] for i in append.given_ids if i in known}
+                # Only ids the writer chose can be stored already, and only when any is known.
+                mine = {i: known[i] for i in append.given_ids if i in known} if known else {}
                 if not version_matches(append.expected_version, version):
                     retry = resolve_existing_ids(append, mine)
                     if retry is None:
@@ -312,7 +315,7 @@ def plan_batch(
                         continue
                 new_rows = chain(append, version, previous, next_position, recorded_at_us)
                 next_position += len(new_rows)
-                staged.extend(new_rows)
+                staged.append((append, new_rows))
                 last = new_rows[-1]
                 staged_heads[name] = (last.stream_position, last.hash)
                 results.append(AppendResult(last.stream_position, last.global_position))
@@ -321,18 +324,19 @@ def plan_batch(
             continue
         position = next_position
         current.update(staged_heads)
-        rows.extend(staged)
-        by_id: dict[bytes, tuple[str, int, int]] = {}
-        for row in staged:
-            written[row.stream_name] = StreamHead(
-                row.stream_position, row.global_position, row.hash
+        for append, new_rows in staged:
+            rows.extend(new_rows)
+            last = new_rows[-1]
+            written[append.stream_name] = StreamHead(
+                last.stream_position, last.global_position, last.hash
             )
-            by_id[row.event_id] = (row.stream_name, row.stream_position, row.global_position)
-        for append in request:
-            for event in append.events:
-                where = by_id.get(event.event_id.bytes) if event.id_given else None
-                if where is not None:
-                    known[event.event_id] = where
+            for event, row in zip(append.events, new_rows, strict=True):
+                if event.id_given:
+                    known[event.event_id] = (
+                        row.stream_name,
+                        row.stream_position,
+                        row.global_position,
+                    )
         outcomes.append(results)
     return BatchPlan(outcomes, rows, written)
 

@@ -535,36 +535,65 @@ class SQLiteEventStore(EventStore):
     def _reading(self) -> Iterator[sqlite3.Connection]:
         """A connection to read with: the writer's under its lock for ":memory:", else a pooled
         reader, so a read never waits for a commit."""
-        self._check_open()
         if self._in_memory:
+            self._check_open()
             with self._conn_lock:
                 yield self._writer
             return
+        conn = self._take_reader()
+        try:
+            yield conn
+        finally:
+            self._return_reader(conn)
+
+    def _take_reader(self) -> sqlite3.Connection:
+        """A pooled reader, or a new one, counted as a read in flight until it is returned
+        (a fork waits for none to be in flight: see `_pause`)."""
+        self._check_open()
         with self._readers_lock:
             while self._paused:
                 self._readers_idle.wait()
             self._reads_in_flight += 1
             conn = self._readers.pop() if self._readers else None
+        if conn is not None:
+            return conn
         try:
-            if conn is None:
-                conn = self._connect()
-                conn.execute("PRAGMA query_only = 1")
-            yield conn
-        finally:
-            with self._readers_lock:
-                self._reads_in_flight -= 1
-                if self._paused and not self._reads_in_flight:
-                    self._readers_idle.notify_all()
-                if conn is not None and len(self._readers) < MAX_READERS and not self._closed:
-                    self._readers.append(conn)
-                    conn = None
-            if conn is not None:
-                conn.close()
+            conn = self._connect()
+        except BaseException:
+            self._return_reader(None)
+            raise
+        try:
+            conn.execute("PRAGMA query_only = 1")
+        except BaseException:
+            conn.close()
+            self._return_reader(None)
+            raise
+        return conn
+
+    def _return_reader(self, conn: sqlite3.Connection | None) -> None:
+        """End a read in flight and put its reader back in the pool (or close it)."""
+        with self._readers_lock:
+            self._reads_in_flight -= 1
+            if self._paused and not self._reads_in_flight:
+                self._readers_idle.notify_all()
+            if conn is not None and len(self._readers) < MAX_READERS and not self._closed:
+                self._readers.append(conn)
+                conn = None
+        if conn is not None:
+            conn.close()
 
     def _query(self, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
+        # The hot path of every read: a pooled reader taken and returned without a context
+        # manager, whose machinery costs as much as the rest of a small read.
         try:
-            with self._reading() as conn:
+            if self._in_memory:
+                with self._reading() as conn:
+                    return conn.execute(sql, params).fetchall()
+            conn = self._take_reader()
+            try:
                 return conn.execute(sql, params).fetchall()
+            finally:
+                self._return_reader(conn)
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
 
