@@ -249,6 +249,23 @@ def test_a_proof_reads_the_tree_in_a_handful_of_statements_whatever_its_size(
         monkeypatch.undo()
 
 
+def test_a_proof_made_as_another_process_signs_a_larger_tree_uses_that_tree(
+    store: EventStore, key: SigningKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The size a proof's own catch-up read spares it a read only for trees up to that size: a
+    # checkpoint of a larger tree, signed by another process in between, is checked afresh.
+    fill(store, 300)
+    ledger = AuditLedger(store)
+    [first] = list(store.read_all(limit=1))
+    stale = ledger.catch_up()
+    fill(store, 300)
+    signed = AuditLedger(store).checkpoint(key)
+    monkeypatch.setattr(ledger, "catch_up", lambda: stale)
+    proof = ledger.prove(first.event_id)
+    assert (proof.tree_size, proof.checkpoint) == (600, signed)
+    proof.verify([key.public])
+
+
 def test_a_proof_names_the_latest_checkpoint_that_holds_the_event(
     store: EventStore, key: SigningKey
 ) -> None:
