@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from eventvault.errors import (
     LeafIndexError,
     ReadOnlyStoreError,
 )
+from eventvault.store.seam import SQLRow
 from eventvault.testing.contract import EngineSpec
 
 from .conftest import fill
@@ -218,6 +220,50 @@ def test_an_inclusion_proof_of_any_event_verifies_against_its_checkpoint(
         assert parse_proof(proof.to_json()) == proof
     by_position = ledger.prove(stream_name="account-3", stream_position=50)
     assert by_position.event.stream_name == "account-3"
+
+
+def test_a_proof_reads_the_tree_in_a_handful_of_statements_whatever_its_size(
+    store: EventStore, key: SigningKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The tree's reads of a proof: its last chunk (catching up), the leaf's chunk, the covering
+    # checkpoint, the path's node hashes and the tree's partial last chunk; as many for a tree
+    # sixteen times larger, never one per node, and no row read twice.
+    ledger = AuditLedger(store)
+    reads: list[tuple[str, tuple[object, ...]]] = []
+    query = store.query
+
+    def counted(statement: str, params: Sequence[object] = ()) -> list[SQLRow]:
+        reads.append((statement, tuple(params)))
+        return query(statement, params)
+
+    for size in (300, 4800):
+        fill(store, size - store.head_position())
+        ledger.checkpoint(key)
+        events = list(store.read_all())
+        monkeypatch.setattr(store, "query", counted)
+        for event in (events[0], events[size // 2], events[-1]):
+            reads.clear()
+            ledger.prove(event.event_id).verify([key.public])
+            assert len(reads) <= 5, reads
+            assert len(set(reads)) == len(reads), reads
+        monkeypatch.undo()
+
+
+def test_a_proof_made_as_another_process_signs_a_larger_tree_uses_that_tree(
+    store: EventStore, key: SigningKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The size a proof's own catch-up read spares it a read only for trees up to that size: a
+    # checkpoint of a larger tree, signed by another process in between, is checked afresh.
+    fill(store, 300)
+    ledger = AuditLedger(store)
+    [first] = list(store.read_all(limit=1))
+    stale = ledger.catch_up()
+    fill(store, 300)
+    signed = AuditLedger(store).checkpoint(key)
+    monkeypatch.setattr(ledger, "catch_up", lambda: stale)
+    proof = ledger.prove(first.event_id)
+    assert (proof.tree_size, proof.checkpoint) == (600, signed)
+    proof.verify([key.public])
 
 
 def test_a_proof_names_the_latest_checkpoint_that_holds_the_event(

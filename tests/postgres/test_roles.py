@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import Iterator
@@ -12,12 +13,19 @@ import msgspec
 import psycopg
 import pytest
 
+import eventvault.audit  # noqa: F401  (its tables are granted: migrate them, as `eventvault migrate` does)
 from eventvault import NewEvent, StreamState
 from eventvault.aggregates import StoreSnapshotStore
 from eventvault.aggregates.snapshots import Snapshot
+from eventvault.errors import StorageError
+from eventvault.projections import ProjectionRunner, reset
+from eventvault.projections.state import read_history
+from eventvault.schema import SchemaRegistry
+from eventvault.server.tokens import Authorizer, create_token
 from eventvault.store.migrate import migrate
 from eventvault.store.postgres import PostgresEventStore
 from tests.postgres.conftest import with_options
+from tests.projections.model import Totals, deposit
 
 DOC = Path(__file__).parents[2] / "docs" / "postgres.md"
 
@@ -61,9 +69,7 @@ def _as(url: str, user: str, schema: str) -> str:
     return with_options(url.replace("postgres@", f"{user}@", 1), schema=schema)
 
 
-def test_the_documented_roles_migrate_and_then_read_and_write(
-    server_url: str, roles: dict[str, str]
-) -> None:
+def _set_up(server_url: str, roles: dict[str, str]) -> None:
     before, after = _roles_sql()
     with psycopg.connect(server_url, autocommit=True) as admin:
         for statement in before:
@@ -73,6 +79,11 @@ def test_the_documented_roles_migrate_and_then_read_and_write(
         for statement in after:
             admin.execute(_named(statement, roles))
 
+
+def test_the_documented_roles_migrate_and_then_read_and_write(
+    server_url: str, roles: dict[str, str]
+) -> None:
+    _set_up(server_url, roles)
     with PostgresEventStore(_as(server_url, roles["app"], roles["schema"])) as store:
         first = store.append_to_stream(
             "account-1",
@@ -93,3 +104,37 @@ def test_the_documented_roles_migrate_and_then_read_and_write(
         snapshots.save(Snapshot("account-1", 1, 1, msgspec.msgpack.encode({"b": 1}), now, now))
         latest = snapshots.latest("account-1", schema_version=1)
         assert latest is not None and latest.version == 1
+
+
+def test_the_documented_roles_run_projections_keep_the_registry_and_look_tokens_up(
+    server_url: str, roles: dict[str, str]
+) -> None:
+    _set_up(server_url, roles)
+    with PostgresEventStore(_as(server_url, roles["owner"], roles["schema"])) as owner:
+        _, secret = create_token(owner, "ada", ["read"])
+
+    with PostgresEventStore(_as(server_url, roles["app"], roles["schema"])) as store:
+        store.append_to_stream(
+            "account-1", [deposit(5), deposit(7)], expected_version=StreamState.NO_STREAM
+        )
+        # A runner takes its lease, creates its version's table and view, applies and records.
+        totals = Totals()
+        assert ProjectionRunner(store, [totals]).catch_up(timeout=60)
+        view = "SELECT balance, events FROM {schema}.totals WHERE stream = %s"
+        assert store.query(view, ("account-1",)) == [(12, 2)]
+        # A reset empties the tables and records itself after the first switch; the runner rebuilds.
+        reset(store, totals, actor="ops")
+        assert [entry.action for entry in read_history(store, "totals")] == ["switch", "reset"]
+        assert ProjectionRunner(store, [totals]).catch_up(timeout=60)
+        assert store.query(view, ("account-1",)) == [(12, 2)]
+
+        registry = SchemaRegistry(store, actor="ops")
+        schema = {"type": "object", "properties": {"amount": {"type": "integer"}}}
+        assert registry.register("Deposited", schema).version == 1
+        assert [v.version for v in registry.versions("Deposited")] == [1]
+
+        principal = asyncio.run(Authorizer(store).authenticate(f"Bearer {secret}"))
+        assert principal.actor == "ada" and principal.scopes == ("read",)
+        # Only the owner makes tokens: the application role cannot grant itself one.
+        with pytest.raises(StorageError, match="permission denied for table server_tokens"):
+            create_token(store, "mallory", ["admin"])

@@ -23,7 +23,7 @@ from typing import Final
 from eventvault.audit.checkpoints import Checkpoint, format_time, sign_checkpoint
 from eventvault.audit.keys import SigningKey, refuse_beside_store
 from eventvault.audit.proofs import ConsistencyProof, InclusionProof, ProvenEvent
-from eventvault.audit.tree import AuditTree
+from eventvault.audit.tree import CHUNK_LEAVES, AuditTree
 from eventvault.errors import (
     AuditMismatchError,
     DatabaseLockedError,
@@ -224,8 +224,9 @@ class AuditLedger:
                 str(event_id) if event_id is not None else f"{stream_name}@{stream_position}"
             )
             raise EventNotFoundError(reference)
-        self.catch_up()
-        index, leaf = self.tree.leaf_index(event.global_position)
+        held = self.catch_up()
+        index, chunk = self.tree.locate(event.global_position)
+        leaf = chunk.leaf(index - chunk.index * CHUNK_LEAVES)
         recorded = ProvenEvent(
             global_position=event.global_position,
             stream_name=event.stream_name,
@@ -247,7 +248,7 @@ class AuditLedger:
         checkpoint: Checkpoint | None
         if tree_size is None:
             checkpoint = self._one(self._sql.covering, index)
-            size = checkpoint.tree_size if checkpoint is not None else self.tree.size()
+            size = checkpoint.tree_size if checkpoint is not None else held
         else:
             size = tree_size
             checkpoint = self.checkpoint_of_size(size)
@@ -258,7 +259,11 @@ class AuditLedger:
                 f"{size}: the event at global position {event.global_position} is leaf {index}, "
                 f"not in a tree of {size} leaves",
             )
-        *path, root = self.tree.inclusion_path(index, size, with_root=True)
+        # The tree's size and the leaf's chunk were just read: the path's reads are its nodes
+        # and, when the tree ends in a partial chunk, that chunk.
+        *path, root = self.tree.inclusion_path(
+            index, size, with_root=True, held=held, read=(chunk,)
+        )
         return InclusionProof(
             event=recorded,
             leaf_index=index,

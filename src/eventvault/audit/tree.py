@@ -154,6 +154,19 @@ def _chunk_of_row(row: SQLRow) -> Chunk:
     return Chunk(int(row[0]), int(row[1]), int(row[2]), bytes(row[3]))
 
 
+def _first_offset_from(chunk: Chunk, global_position: int) -> int:
+    """The offset in a chunk of its first leaf whose event is at or after a global position
+    (the chunk's count when there is none): a binary search, leaves being in global order."""
+    low, high = 0, chunk.count
+    while low < high:
+        middle = (low + high) // 2
+        if _position.unpack_from(chunk.leaves, middle * LEAF_BYTES)[0] < global_position:
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
 class _Moved(Exception):
     """The tree grew under a catch-up (another process caught it up): plan again."""
 
@@ -227,14 +240,7 @@ class AuditTree:
         if not rows:
             return self.size()
         chunk = _chunk_of_row(rows[0])
-        low, high = 0, chunk.count
-        while low < high:
-            middle = (low + high) // 2
-            if _position.unpack_from(chunk.leaves, middle * LEAF_BYTES)[0] < global_position:
-                low = middle + 1
-            else:
-                high = middle
-        return chunk.index * CHUNK_LEAVES + low
+        return chunk.index * CHUNK_LEAVES + _first_offset_from(chunk, global_position)
 
     def leaf_index(self, global_position: int) -> tuple[int, bytes]:
         """The index of an event's leaf, and the leaf, from the stored tree.
@@ -249,12 +255,28 @@ class AuditTree:
             LeafIndexError: the tree holds no leaf of that position (no such event, or one the
                 tree has not caught up with).
         """
+        index, chunk = self.locate(global_position)
+        return index, chunk.leaf(index - chunk.index * CHUNK_LEAVES)
+
+    def locate(self, global_position: int) -> tuple[int, Chunk]:
+        """The index of an event's leaf and the chunk that holds it, in one read.
+
+        Args:
+            global_position: the event's global position.
+
+        Returns:
+            (leaf index, its chunk).
+
+        Raises:
+            LeafIndexError: the tree holds no leaf of that position (no such event, or one the
+                tree has not caught up with).
+        """
         rows = self.store.query(self._sql.chunk_of, (global_position,))
         if rows:
             chunk = _chunk_of_row(rows[0])
-            low = self.first_leaf_from(global_position) - chunk.index * CHUNK_LEAVES
-            if 0 <= low < chunk.count and chunk.leaf(low)[:8] == _position.pack(global_position):
-                return chunk.index * CHUNK_LEAVES + low, chunk.leaf(low)
+            offset = _first_offset_from(chunk, global_position)
+            if offset < chunk.count and chunk.leaf(offset)[:8] == _position.pack(global_position):
+                return chunk.index * CHUNK_LEAVES + offset, chunk
         raise LeafIndexError(
             "global_position",
             global_position,
@@ -264,7 +286,9 @@ class AuditTree:
 
     # -- subtree hashes ------------------------------------------------------------------------
 
-    def hashes(self, ranges: Sequence[Range], size: int) -> list[bytes]:
+    def hashes(
+        self, ranges: Sequence[Range], size: int, *, read: Iterable[Chunk] = ()
+    ) -> list[bytes]:
         """The hashes of subtrees of the tree of `size` leaves, from the fewest reads: the
         stored hash of each complete subtree of 256 leaves or more, the chunks for the rest.
 
@@ -272,6 +296,7 @@ class AuditTree:
             ranges: leaf ranges `[start, end)`, each a subtree of RFC 9162's recursion (its
                 start a multiple of the power of two at or above its size).
             size: the tree size they belong to, at most `self.size()`.
+            read: chunks the caller has just read (a proof's own leaf chunk), not read again.
 
         Returns:
             One hash per range.
@@ -294,7 +319,8 @@ class AuditTree:
         for start, end in ranges:
             plan(start, end)
         nodes = self.nodes(node_numbers)
-        chunks = self.chunks(chunk_indexes)
+        chunks = {chunk.index: chunk for chunk in read if chunk.index in chunk_indexes}
+        chunks.update(self.chunks(chunk_indexes - chunks.keys()))
         leaf_cache: dict[int, list[bytes]] = {}
 
         def leaves_of(index: int) -> list[bytes]:
@@ -337,24 +363,35 @@ class AuditTree:
             return root_of([])
         return self.hashes([(0, size)], size)[0]
 
-    def inclusion_path(self, index: int, size: int, *, with_root: bool = False) -> list[bytes]:
+    def inclusion_path(
+        self,
+        index: int,
+        size: int,
+        *,
+        with_root: bool = False,
+        held: int | None = None,
+        read: Iterable[Chunk] = (),
+    ) -> list[bytes]:
         """The inclusion proof of leaf `index` in the tree of `size` leaves.
 
         Args:
             index: the leaf.
             size: the tree size.
             with_root: also the tree's root, after the path (read in the same reads).
+            held: a size the tree is known to have reached (`catch_up`'s answer), which spares
+                a read when `size` is at most that; None to read it.
+            read: chunks the caller has just read (the leaf's, from `locate`), not read again.
 
         Raises:
             LeafIndexError: the tree holds fewer than `size` leaves, or `index` >= `size`.
         """
-        self._check_size(size)
+        self._check_size(size, held)
         if not 0 <= index < size:
             raise LeafIndexError(
                 "leaf_index", index, f"{index}: leaf {index} is not in a tree of {size} leaves"
             )
         ranges = inclusion_ranges(index, size)
-        return self.hashes([*ranges, (0, size)] if with_root else ranges, size)
+        return self.hashes([*ranges, (0, size)] if with_root else ranges, size, read=read)
 
     def consistency_path(self, old_size: int, new_size: int) -> list[bytes]:
         """The consistency proof between the trees of `old_size` and `new_size` leaves.
@@ -372,8 +409,11 @@ class AuditTree:
             )
         return self.hashes(consistency_ranges(old_size, new_size), new_size)
 
-    def _check_size(self, size: int) -> None:
-        held = self.size()
+    def _check_size(self, size: int, held: int | None = None) -> None:
+        # The tree only grows: a size the caller read is proof enough for any size up to it;
+        # a larger one (a checkpoint made since by another process) is checked afresh.
+        if held is None or type(size) is not int or size > held:
+            held = self.size()
         if type(size) is not int or not 0 <= size <= held:
             raise LeafIndexError(
                 "tree_size", size, f"{size}: the audit tree holds {held} leaves, not {size}"
@@ -406,7 +446,8 @@ class AuditTree:
             want = CATCH_UP_BATCH if limit is None else min(CATCH_UP_BATCH, limit - added)
             new = list(self.store.read_hashes(after=after, limit=want))
             if not new:
-                break
+                # Nothing after the last chunk: the tree's size is the one just read.
+                return 0 if last is None else last.index * CHUNK_LEAVES + last.count
             plan = self._plan(last, new)
             try:
                 self.store.run_transaction(functools.partial(self._write, plan=plan))
