@@ -237,7 +237,9 @@ def test_a_revoked_token_is_refused_within_the_cache_time(served: tuple[Served, 
 def test_tokens_are_stored_hashed(served: tuple[Served, Path]) -> None:
     _, db = served
     token = _token(db, "hashed", "read")
-    secret = token.rsplit("_", 1)[1]
+    # ev_<id>_<secret>: the secret is URL-safe base64 and may itself hold "_".
+    prefix, token_id, secret = token.split("_", 2)
+    assert (prefix, len(token_id), len(secret)) == ("ev", 16, 43)
     assert secret.encode() not in db.read_bytes()
     assert secret.encode() not in Path(f"{db}-wal").read_bytes()
 
