@@ -397,3 +397,12 @@ def test_decoding_runs_on_the_calling_thread_when_the_stack_allows(
     data = nested(MAX_NESTING_DEPTH)
     (event,) = decode_rows([_row(msgspec.json.encode(data))])
     assert event.data == data
+
+
+def test_microseconds_before_the_epoch_and_at_the_bounds_of_datetime_round_trip() -> None:
+    for moment in (
+        datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime.min.replace(tzinfo=UTC),
+        datetime.max.replace(tzinfo=UTC),
+    ):
+        assert from_micros(to_micros(moment)) == moment
