@@ -434,3 +434,12 @@ def test_a_forked_child_does_not_make_the_random_bits_its_parent_makes_next() ->
     child_bits = {event_id[16:] for event_id in child}
     assert len(child_bits) == 16
     assert not child_bits & {event_id[16:] for event_id in parent}
+
+
+def test_microseconds_before_the_epoch_and_at_the_bounds_of_datetime_round_trip() -> None:
+    for moment in (
+        datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime.min.replace(tzinfo=UTC),
+        datetime.max.replace(tzinfo=UTC),
+    ):
+        assert from_micros(to_micros(moment)) == moment

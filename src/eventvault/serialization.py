@@ -332,7 +332,8 @@ def to_micros(moment: datetime) -> int:
 
 def from_micros(micros: int) -> datetime:
     """The aware UTC datetime of microseconds since the Unix epoch."""
-    return _EPOCH + timedelta(microseconds=micros)
+    # Positional: parsing the keyword costs a quarter of the call, twice per snapshot load.
+    return _EPOCH + timedelta(0, 0, micros)
 
 
 def now_micros() -> int:

@@ -125,3 +125,25 @@ def test_a_state_with_offset_datetimes_comes_back_from_a_snapshot_as_replayed(
         timedelta(hours=5, minutes=30),
         None,
     ]
+
+
+def test_a_snapshot_taken_after_a_load_from_a_snapshot_spans_the_one_it_started_from(
+    store: EventStore,
+) -> None:
+    # The first snapshot's last event was recorded in the future; the events appended after a
+    # load from it get the real clock, which is earlier. The next snapshot must keep the later.
+    future = datetime.now(UTC) + timedelta(days=1)
+    import_history(
+        store, registry, "counter-1", [(Created(name="c"), _at(0)), (Incremented(by=1), future)]
+    )
+    snapshots = MemorySnapshotStore()
+    first = Repository(Counter, store, registry, snapshot_store=snapshots)
+    first.take_snapshot(first.get("1"))
+    counters = Repository(Counter, store, registry, snapshot_store=snapshots)
+    counter = counters.get("1")
+    assert counter.version == 1
+    counter.increment(2)
+    counters.save(counter)
+    taken = counters.take_snapshot(counter)
+    assert (taken.version, taken.recorded_at) == (2, future)
+    assert as_of(counters, future) == (2, CounterState(name="c", value=3))

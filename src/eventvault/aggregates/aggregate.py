@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any, ClassVar, Final, Generic, TypeVar
 
 import msgspec
@@ -180,9 +181,10 @@ class Aggregate(Generic[StateT]):
     state: StateT
     pending_events: list[msgspec.Struct]
     pending_event_ids: list[uuid.UUID]
-    # The repository's note of (a stream position, the latest `recorded_at` in microseconds
-    # among the stored events up to it), so that a snapshot reads only the events since.
-    _recorded_through: tuple[int, int]
+    # The repository's note of (a stream position, the latest `recorded_at` among the stored
+    # events up to it), so that a snapshot reads only the events since: in microseconds, or the
+    # datetime of the snapshot a load started from (converted only if a snapshot is taken).
+    _recorded_through: tuple[int, int | datetime]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

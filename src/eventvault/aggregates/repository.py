@@ -301,6 +301,8 @@ class Repository(Generic[A]):
             best = snapshots.latest(
                 stream_name, schema_version=cls.snapshot_version, max_version=version, as_of=as_of
             )
+            if not cls.snapshot_upcasters:
+                return best
             # Snapshots of older state versions that upcasters can bring up to date count too
             # (only then is there anything to ask for): the one nearest the stream's end wins.
             for older in sorted(cls.snapshot_upcasters, reverse=True):
@@ -347,7 +349,7 @@ class Repository(Generic[A]):
             )
             return
         aggregate.version = snapshot.version
-        aggregate._recorded_through = (snapshot.version, to_micros(snapshot.recorded_at))
+        aggregate._recorded_through = (snapshot.version, snapshot.recorded_at)
 
     def _snapshot_failed(self, exc: Exception, what: str) -> None:
         """Log and count a snapshot failure that the load or save it belongs to rides out."""
@@ -581,7 +583,8 @@ class Repository(Generic[A]):
         Raises:
             AggregateNotFoundError: the store has no event at the aggregate's version.
         """
-        known, latest = aggregate._recorded_through
+        known, through = aggregate._recorded_through
+        latest = through if isinstance(through, int) else to_micros(through)
         if known > aggregate.version:
             known, latest = -1, NEVER_RECORDED
         last = known

@@ -549,7 +549,8 @@ class SQLiteEventStore(EventStore):
     def _take_reader(self) -> sqlite3.Connection:
         """A pooled reader, or a new one, counted as a read in flight until it is returned
         (a fork waits for none to be in flight: see `_pause`)."""
-        self._check_open()
+        if self._closed:
+            self._check_open()
         with self._readers_lock:
             while self._paused:
                 self._readers_idle.wait()
