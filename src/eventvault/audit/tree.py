@@ -460,6 +460,11 @@ class AuditTree:
                     ) from None
                 continue
             added += len(new)
+            if len(new) < want:
+                # Fewer than asked: every event settled when they were read is in the tree now,
+                # whose size is that of the last chunk just written.
+                end = plan.chunks[-1]
+                return end.index * CHUNK_LEAVES + end.count
         return self.size()
 
     def _frontier(self, complete_chunks: int) -> list[tuple[int, int, bytes]]:
