@@ -6,7 +6,9 @@ python -m tests.projections._processes writer STORE_URL COUNT START PAUSE
 
 from __future__ import annotations
 
+import faulthandler
 import logging
+import signal
 import sys
 import time
 
@@ -24,7 +26,9 @@ def projections_at(read_model: str) -> list[Totals | Counter]:
 
 def run(store_url: str, read_model: str, owner: str, lease: float) -> None:
     """Run Totals and Counter until SIGTERM (then exit 0 after the current batch)."""
-    logging.basicConfig(level=logging.INFO, format=f"{owner} %(message)s")
+    logging.basicConfig(level=logging.INFO, format=f"{owner} %(asctime)s %(message)s")
+    # A test that finds the runner stuck asks for the stacks of its threads.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     with eventvault.connect(store_url) as store:
         runner = ProjectionRunner(
             store, projections_at(read_model), owner=owner, lease_seconds=lease

@@ -10,6 +10,7 @@ rebuilt from scratch.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import signal
 import subprocess
@@ -34,14 +35,28 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def start(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.projections._processes", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+def start(*args: str, log: Path | None = None) -> subprocess.Popen[str]:
+    """Start a process of `_processes`; its log (stderr) goes to `log`, or nowhere."""
+    with contextlib.ExitStack() as files:
+        stderr = subprocess.DEVNULL if log is None else files.enter_context(log.open("a"))
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.projections._processes", *args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+
+
+def stopped(process: subprocess.Popen[str], log: Path, timeout: float = 30.0) -> int:
+    """The exit status of a runner asked to stop; if it does not end in time, the failure
+    shows its log and the stacks of its threads (written on SIGUSR1)."""
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGUSR1)
+        time.sleep(1.0)
+        pytest.fail(f"runner (pid {process.pid}) did not stop in {timeout} s:\n{log.read_text()}")
 
 
 def kill(process: subprocess.Popen[str]) -> None:
@@ -130,7 +145,9 @@ def test_three_runners_one_active_takeover_within_five_seconds_and_no_commit_aft
             nonlocal serial
             owner = f"runner-{serial}"
             serial += 1
-            process = start("runner", store_url, read_model or "-", owner, "3.0")
+            process = start(
+                "runner", store_url, read_model or "-", owner, "3.0", log=tmp_path / f"{owner}.log"
+            )
             processes.append(process)
             assert process.stdout is not None and process.stdout.readline() == "started\n"
             runners[owner] = process
@@ -165,8 +182,8 @@ def test_three_runners_one_active_takeover_within_five_seconds_and_no_commit_aft
         # SIGTERM: every runner ends cleanly after its current batch.
         for process in runners.values():
             process.send_signal(signal.SIGTERM)
-        for process in runners.values():
-            assert process.wait(30) == 0
+        for owner, process in runners.items():
+            assert stopped(process, tmp_path / f"{owner}.log") == 0
         # One more runner brings the read model to the head (another may have held it last).
         final = ProjectionRunner(
             store, [located(Totals, read_model)(), located(Counter, read_model)()]
