@@ -314,6 +314,14 @@ def test_the_schema_registry_is_served_and_enforced_on_appends(
     assert version["registered_by"] == "root"
     assert version["schema"]["properties"] == schema["properties"]
     _problem(admin.get("/v1/schemas/Nothing"), 400)
+    # A registration is held to the same body rules as every other request: malformed or
+    # nested past what can be read is a 400 naming it, and nothing is registered.
+    for broken in (b'{"schema": ', b'{"schema": ' + b'{"a": ' * 100_000 + b"1" + b"}" * 100_001):
+        problem = _problem(admin.post("/v1/schemas/Broken", content=broken), 400)
+        assert "registration" in str(problem["detail"])
+    assert all(
+        entry["event_type"] != "Broken" for entry in admin.get("/v1/schemas").json()["types"]
+    )
     good = {"event_type": "Deposited", "data": {"amount": 5}}
     bad = {"event_type": "Deposited", "data": {"amount": "five"}}
     body = {"expected_version": "any", "events": [good]}

@@ -188,11 +188,6 @@ def _content_length(request: Request) -> int | None:
     return int(length) if length is not None and length.isdigit() else None
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    """The request's body, refused once it grows past `limit` bytes."""
-    return await read_body(request.receive, _content_length(request), limit)
-
-
 def _actor(principal: Principal, sent: str | None) -> str:
     """Who a removal is recorded as: the token's name (a request may name no other), or for an
     anonymous request the actor it names.
@@ -283,6 +278,12 @@ def create_app(
 
     async def principal_of(request: Request) -> Principal:
         return await authorizer.authenticate(_authorization(request.scope))
+
+    async def decoded(request: Request, decoder: msgspec.json.Decoder[Any], what: str) -> Any:
+        """A request's body, refused past the size limit, decoded into its wire type."""
+        limit = settings.max_request_bytes
+        body = await read_body(request.receive, _content_length(request), limit)
+        return decode_body(decoder, body, what)
 
     def stream_response(
         first: list[Any],
@@ -402,9 +403,7 @@ def create_app(
     )
     async def append_many(request: Request) -> Response:
         principal = await principal_of(request)
-        body = decode_body(
-            _appends_decoder, await _body(request, settings.max_request_bytes), "appends body"
-        )
+        body = await decoded(request, _appends_decoder, "appends body")
         appends = []
         for item in body.appends:
             principal.require_stream("write", item.stream_name)
@@ -498,9 +497,7 @@ def create_app(
     @app.post("/v1/log", tags=["log"], summary="Read the global log, filters in the body")
     async def log_query(request: Request) -> Response:
         principal = await principal_of(request)
-        query = decode_body(
-            _query_decoder, await _body(request, settings.max_request_bytes), "query"
-        )
+        query = await decoded(request, _query_decoder, "query")
         return await read_log(principal, query)
 
     @app.get("/v1/log/raw", tags=["log"], summary="The log with its stored bytes (admin, NDJSON)")
@@ -621,9 +618,7 @@ def create_app(
     )
     async def remove(request: Request) -> Response:
         principal = await principal_of(request)
-        body = decode_body(
-            _removal_decoder, await _body(request, settings.max_request_bytes), "removal"
-        )
+        body = await decoded(request, _removal_decoder, "removal")
         principal.require_stream("admin", body.stream_name)
         actor = _actor(principal, body.actor)
         removal: Removal
@@ -670,9 +665,7 @@ def create_app(
     async def set_stream_metadata(stream_name: str, request: Request) -> Response:
         principal = await principal_of(request)
         principal.require_stream("admin", stream_name)
-        body = decode_body(
-            _metadata_decoder, await _body(request, settings.max_request_bytes), "metadata"
-        )
+        body = await decoded(request, _metadata_decoder, "metadata")
         metadata = metadata_from_wire(body.max_age_us, body.max_count)
         await face.set_stream_metadata(
             stream_name, metadata, actor=_actor(principal, body.actor), reason=body.reason
@@ -699,9 +692,7 @@ def create_app(
     async def enforce_retention(request: Request) -> Response:
         principal = await principal_of(request)
         principal.require_unlimited("admin")
-        body = decode_body(
-            _retention_decoder, await _body(request, settings.max_request_bytes), "retention"
-        )
+        body = await decoded(request, _retention_decoder, "retention")
         removals = await face.enforce_retention(
             actor=_actor(principal, body.actor), reason=body.reason
         )
@@ -749,9 +740,7 @@ def create_app(
         request: Request, last_event_id: Annotated[str | None, Header()] = None
     ) -> Response:
         principal = await principal_of(request)
-        query = decode_body(
-            _query_decoder, await _body(request, settings.max_request_bytes), "query"
-        )
+        query = await decoded(request, _query_decoder, "query")
         return subscribe_log(principal, query, last_event_id)
 
     @app.get(
@@ -779,7 +768,7 @@ def create_app(
 
     schemas = SchemaRoutes(store)
     schemas.enforce_if_present()
-    schemas.install(app, principal_of)
+    schemas.install(app, principal_of, decoded)
     if projections:
         watched = ProjectionRoutes(store, projections)
         watched.install(app, principal_of)

@@ -16,7 +16,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from eventvault.errors import InvalidArgumentError
 from eventvault.schema import SchemaRegistry
 from eventvault.schema.registry import SCHEMAS
 from eventvault.server.tokens import Principal
@@ -62,9 +61,18 @@ class SchemaRoutes:
             return self._registry
 
     def install(
-        self, app: FastAPI, principal_of: Callable[[Request], Awaitable[Principal]]
+        self,
+        app: FastAPI,
+        principal_of: Callable[[Request], Awaitable[Principal]],
+        decoded: Callable[[Request, msgspec.json.Decoder[Any], str], Awaitable[Any]],
     ) -> None:
-        """Add the routes to the app."""
+        """Add the routes to the app.
+
+        Args:
+            app: the app.
+            principal_of: who sent a request.
+            decoded: a request's body, held to the server's size limit and decoded.
+        """
 
         def listing() -> bytes:
             registry = self.registry()
@@ -126,10 +134,7 @@ class SchemaRoutes:
         async def register(event_type: str, request: Request) -> Response:
             principal = await principal_of(request)
             principal.require_unlimited("admin")
-            try:
-                body = _register_decoder.decode(await request.body())
-            except msgspec.DecodeError as exc:
-                raise InvalidArgumentError("body", None, f"is not a registration: {exc}") from None
+            body: _RegisterIn = await decoded(request, _register_decoder, "registration")
             registry = await run_in_threadpool(self.registry)
             done = await run_in_threadpool(
                 lambda: registry.register(
